@@ -1,0 +1,179 @@
+//! Point files in and out, and the atomic write every saved file goes through.
+//!
+//! Reading validates everything a user can get wrong (non-numeric cells, ragged
+//! rows, NaN or infinity, empty files, `.npy` of the wrong dtype or rank) and
+//! names the file, line and column. Writing never leaves a half-written file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+
+use crate::{DataError, Result};
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_owned(), source }
+}
+
+/// Writes through `write` into a temporary file beside `path`, then renames it
+/// over `path`: readers see the old file or the whole new one, never a part.
+pub fn write_atomically<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
+    if path.is_dir() {
+        return Err(DataError::IsDirectory { path: path.to_owned() });
+    }
+    let temp = temp_path_for(path);
+    let outcome = (|| {
+        let file = File::create(&temp)?;
+        let mut writer = BufWriter::new(file);
+        write(&mut writer)?;
+        writer.flush()?;
+        writer.get_ref().sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    outcome.map_err(io_error(path))
+}
+
+fn temp_path_for(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Npy,
+}
+
+fn format_of(path: &Path) -> Result<Format> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => Ok(Format::Csv),
+        Some("npy") => Ok(Format::Npy),
+        _ => Err(DataError::Extension { path: path.to_owned() }),
+    }
+}
+
+/// Checks that `path` can be written as a point file, before any work is done.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    format_of(path)?;
+    if path.is_dir() {
+        return Err(DataError::IsDirectory { path: path.to_owned() });
+    }
+    Ok(())
+}
+
+/// Reads an `n × d` point set from `.csv` (optional header line) or `.npy` (2-D, f32 or f64).
+pub fn read_points(path: &Path) -> Result<Array2<f32>> {
+    let format = format_of(path)?;
+    if path.is_dir() {
+        return Err(DataError::IsDirectory { path: path.to_owned() });
+    }
+    let points = match format {
+        Format::Csv => parse_csv(path, &std::fs::read_to_string(path).map_err(io_error(path))?)?,
+        Format::Npy => read_npy(path)?,
+    };
+    if points.nrows() == 0 || points.ncols() == 0 {
+        return Err(DataError::Empty { path: path.to_owned() });
+    }
+    Ok(points)
+}
+
+/// Writes points as CSV (header `x0,x1,…`) or `.npy` (f32), chosen by extension.
+pub fn write_points(path: &Path, points: &Array2<f32>) -> Result<()> {
+    match format_of(path)? {
+        Format::Csv => write_atomically(path, |out| {
+            let header: Vec<String> = (0..points.ncols()).map(|j| format!("x{j}")).collect();
+            writeln!(out, "{}", header.join(","))?;
+            for row in points.rows() {
+                let cells: Vec<String> = row.iter().map(f32::to_string).collect();
+                writeln!(out, "{}", cells.join(","))?;
+            }
+            Ok(())
+        }),
+        Format::Npy => write_atomically(path, |out| {
+            points.write_npy(out).map_err(|e| std::io::Error::other(e.to_string()))
+        }),
+    }
+}
+
+/// Parses CSV text. A first line whose cells are all non-numeric is a header.
+pub fn parse_csv(path: &Path, text: &str) -> Result<Array2<f32>> {
+    let mut values = Vec::new();
+    let mut width = None;
+    let mut rows = 0;
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if rows == 0 && width.is_none() && cells.iter().all(|c| c.parse::<f64>().is_err()) {
+            width = Some(cells.len());
+            continue;
+        }
+        let expected = *width.get_or_insert(cells.len());
+        if cells.len() != expected {
+            return Err(DataError::Ragged {
+                path: path.to_owned(),
+                line: line_number,
+                expected,
+                found: cells.len(),
+            });
+        }
+        for (column, cell) in cells.iter().enumerate() {
+            let value: f64 = cell.parse().map_err(|_| DataError::NotANumber {
+                path: path.to_owned(),
+                line: line_number,
+                column: column + 1,
+                cell: (*cell).to_owned(),
+            })?;
+            check_finite(path, value, line_number, column + 1)?;
+            values.push(value as f32);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(DataError::Empty { path: path.to_owned() });
+    }
+    let width = width.unwrap_or(0);
+    Array2::from_shape_vec((rows, width), values)
+        .map_err(|e| DataError::Npy { path: path.to_owned(), message: e.to_string() })
+}
+
+fn check_finite(path: &Path, value: f64, line: usize, column: usize) -> Result<()> {
+    // Checked after rounding, so 1e300 (infinite as f32) is caught too.
+    if (value as f32).is_finite() {
+        Ok(())
+    } else {
+        Err(DataError::NotFinite { path: path.to_owned(), line, column, value })
+    }
+}
+
+fn read_npy(path: &Path) -> Result<Array2<f32>> {
+    let open = || File::open(path).map_err(io_error(path));
+    let points = match Array2::<f32>::read_npy(open()?) {
+        Ok(points) => points,
+        Err(f32_error) => match Array2::<f64>::read_npy(open()?) {
+            Ok(points) => points.mapv(|x| x as f32),
+            Err(_) => {
+                return Err(DataError::Npy {
+                    path: path.to_owned(),
+                    message: format!("expected a 2-D array of float32 or float64 ({f32_error})"),
+                });
+            }
+        },
+    };
+    for ((row, column), value) in points.indexed_iter() {
+        // A .npy has no lines; report the row (1-based) as the line.
+        check_finite(path, f64::from(*value), row + 1, column + 1)?;
+    }
+    Ok(points)
+}

@@ -1,0 +1,209 @@
+//! Seeded samplers. Each returns an `n × d` array of `f32` points.
+//!
+//! Arithmetic is done in `f64` and rounded once, so the numbers do not depend
+//! on the order of float32 operations.
+
+use std::f64::consts::PI;
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::{DataError, Result, SeededRng};
+
+pub fn seeded_rng(seed: u64) -> SeededRng {
+    SeededRng::seed_from_u64(seed)
+}
+
+fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    StandardNormal.sample(rng)
+}
+
+fn from_rows(rows: Vec<[f64; 2]>) -> Array2<f32> {
+    Array2::from_shape_fn((rows.len(), 2), |(i, j)| rows[i][j] as f32)
+}
+
+/// Independent N(0, 1) coordinates times `scale`, in `dim` dimensions (the post's source).
+pub fn gaussian<R: Rng + ?Sized>(n: usize, dim: usize, scale: f64, rng: &mut R) -> Array2<f32> {
+    Array2::from_shape_simple_fn((n, dim), || (normal(rng) * scale) as f32)
+}
+
+/// The post's spiral: θ ~ U[0, 6π], point (scale/2π)(θ cos θ, θ sin θ) plus
+/// 0.1·scale·N(0, 1) noise on each coordinate.
+pub fn spiral<R: Rng + ?Sized>(n: usize, scale: f64, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n)
+        .map(|_| {
+            let theta = rng.random_range(0.0..6.0 * PI);
+            let radius = scale / (2.0 * PI) * theta;
+            [
+                radius * theta.cos() + 0.1 * scale * normal(rng),
+                radius * theta.sin() + 0.1 * scale * normal(rng),
+            ]
+        })
+        .collect();
+    from_rows(rows)
+}
+
+/// scikit-learn's `make_moons` (evenly spaced half circles, shuffled, noise 0.2),
+/// scaled by 3 and shifted by −1 as in torchcfm's toy data.
+pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let outer = n / 2;
+    let inner = n - outer;
+    let spaced = |count: usize, i: usize| {
+        if count > 1 { PI * i as f64 / (count - 1) as f64 } else { 0.0 }
+    };
+    let mut rows: Vec<[f64; 2]> = (0..outer)
+        .map(|i| {
+            let a = spaced(outer, i);
+            [a.cos(), a.sin()]
+        })
+        .chain((0..inner).map(|i| {
+            let a = spaced(inner, i);
+            [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
+        }))
+        .collect();
+    shuffle(&mut rows, rng);
+    for row in &mut rows {
+        for x in row.iter_mut() {
+            *x = (*x + 0.2 * normal(rng)) * 3.0 - 1.0;
+        }
+    }
+    from_rows(rows)
+}
+
+/// Eight Gaussians with centres at radius 5 on multiples of 45° and covariance
+/// √0.1·I (torchcfm's `sample_8gaussians`).
+pub fn eight_gaussians<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let std_dev = 0.1f64.sqrt().sqrt();
+    let rows = (0..n)
+        .map(|_| {
+            let angle = rng.random_range(0..8) as f64 * PI / 4.0;
+            [5.0 * angle.cos() + std_dev * normal(rng), 5.0 * angle.sin() + std_dev * normal(rng)]
+        })
+        .collect();
+    from_rows(rows)
+}
+
+/// The FFJORD checkerboard: eight unit squares of a 4 × 4 board, scaled by 2 (range [−4, 4]).
+pub fn checkerboard<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n)
+        .map(|_| {
+            let x = rng.random::<f64>() * 4.0 - 2.0;
+            let y = rng.random::<f64>() - 2.0 * f64::from(rng.random_range(0..2u8));
+            let y = y + x.floor().rem_euclid(2.0);
+            [2.0 * x, 2.0 * y]
+        })
+        .collect();
+    from_rows(rows)
+}
+
+/// scikit-learn's `make_circles(factor = 0.5, noise = 0.08)` scaled by 3 (FFJORD's "circles").
+pub fn circles<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let outer = n / 2;
+    let inner = n - outer;
+    let ring = |count: usize, radius: f64| {
+        (0..count).map(move |i| {
+            let a = 2.0 * PI * i as f64 / count as f64;
+            [radius * a.cos(), radius * a.sin()]
+        })
+    };
+    let mut rows: Vec<[f64; 2]> = ring(outer, 1.0).chain(ring(inner, 0.5)).collect();
+    shuffle(&mut rows, rng);
+    for row in &mut rows {
+        for x in row.iter_mut() {
+            *x = (*x + 0.08 * normal(rng)) * 3.0;
+        }
+    }
+    from_rows(rows)
+}
+
+/// Uniform on the square [−scale, scale]².
+pub fn uniform_square<R: Rng + ?Sized>(n: usize, scale: f64, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n).map(|_| [rng.random_range(-scale..scale), rng.random_range(-scale..scale)]).collect();
+    from_rows(rows)
+}
+
+fn shuffle<T, R: Rng + ?Sized>(items: &mut [T], rng: &mut R) {
+    // Fisher–Yates written out so the draw sequence is part of this crate's contract.
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
+/// A built-in distribution, looked up by name for the CLI and training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataset {
+    Gaussian,
+    Spiral,
+    Moons,
+    EightGaussians,
+    Checkerboard,
+    Circles,
+    Uniform,
+}
+
+impl Dataset {
+    pub const ALL: [Dataset; 7] = [
+        Dataset::Gaussian,
+        Dataset::Spiral,
+        Dataset::Moons,
+        Dataset::EightGaussians,
+        Dataset::Checkerboard,
+        Dataset::Circles,
+        Dataset::Uniform,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Gaussian => "gaussian",
+            Dataset::Spiral => "spiral",
+            Dataset::Moons => "moons",
+            Dataset::EightGaussians => "8gaussians",
+            Dataset::Checkerboard => "checkerboard",
+            Dataset::Circles => "circles",
+            Dataset::Uniform => "uniform",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Dataset> {
+        Dataset::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| DataError::UnknownDataset {
+            name: name.to_owned(),
+            valid: Dataset::ALL.map(Dataset::name).join(", "),
+        })
+    }
+
+    /// Whether the set exists in any dimension (only the Gaussian does).
+    pub fn any_dimension(self) -> bool {
+        self == Dataset::Gaussian
+    }
+
+    /// `n` points in `dim` dimensions; all sets but the Gaussian are 2-D only.
+    pub fn sample<R: Rng + ?Sized>(self, n: usize, dim: usize, rng: &mut R) -> Result<Array2<f32>> {
+        if !self.any_dimension() && dim != 2 {
+            return Err(DataError::Dimension { name: self.name(), supported: 2, requested: dim });
+        }
+        Ok(match self {
+            Dataset::Gaussian => gaussian(n, dim, 1.0, rng),
+            Dataset::Spiral => spiral(n, 1.0, rng),
+            Dataset::Moons => moons(n, rng),
+            Dataset::EightGaussians => eight_gaussians(n, rng),
+            Dataset::Checkerboard => checkerboard(n, rng),
+            Dataset::Circles => circles(n, rng),
+            Dataset::Uniform => uniform_square(n, 1.0, rng),
+        })
+    }
+}
+
+impl std::str::FromStr for Dataset {
+    type Err = DataError;
+    fn from_str(name: &str) -> Result<Dataset> {
+        Dataset::from_name(name)
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,188 @@
+//! flow-data's one test binary: samplers pinned by snapshot and checked by their statistics,
+//! and point files checked on good and bad input.
+
+use std::f64::consts::PI;
+use std::path::Path;
+
+use flow_data::files::{parse_csv, read_points, write_points};
+use flow_data::samplers::{self, seeded_rng};
+use flow_data::{DataError, Dataset};
+use ndarray::{Array2, Axis};
+
+fn first_rows(points: &Array2<f32>, count: usize) -> String {
+    points
+        .rows()
+        .into_iter()
+        .take(count)
+        .map(|row| row.iter().map(|x| format!("{x:+.4}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_dataset_is_pinned_for_seed_zero() {
+    let snapshot: String = Dataset::ALL
+        .iter()
+        .map(|d| {
+            let points = d.sample(4, 2, &mut seeded_rng(0)).expect("2-D sample");
+            format!("{}:\n{}\n", d.name(), first_rows(&points, 4))
+        })
+        .collect();
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn same_seed_same_points_other_seed_other_points() {
+    let a = samplers::spiral(100, 1.0, &mut seeded_rng(7));
+    let b = samplers::spiral(100, 1.0, &mut seeded_rng(7));
+    let c = samplers::spiral(100, 1.0, &mut seeded_rng(8));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+fn mean_and_std(points: &Array2<f32>) -> (Vec<f64>, Vec<f64>) {
+    let p = points.mapv(f64::from);
+    let mean = p.mean_axis(Axis(0)).expect("non-empty").to_vec();
+    let std = p.std_axis(Axis(0), 0.0).to_vec();
+    (mean, std)
+}
+
+#[test]
+fn gaussian_has_unit_spread_in_any_dimension() {
+    let points = samplers::gaussian(20_000, 5, 2.0, &mut seeded_rng(1));
+    assert_eq!(points.dim(), (20_000, 5));
+    let (mean, std) = mean_and_std(&points);
+    for j in 0..5 {
+        assert!(mean[j].abs() < 0.05, "mean {mean:?}");
+        assert!((std[j] - 2.0).abs() < 0.05, "std {std:?}");
+    }
+}
+
+#[test]
+fn spiral_radius_follows_the_angle() {
+    // Without noise the radius is θ/2π ∈ [0, 3]; noise of 0.1 per coordinate blurs it slightly.
+    let points = samplers::spiral(20_000, 1.0, &mut seeded_rng(2));
+    let radii: Vec<f64> = points.rows().into_iter().map(|r| f64::from(r[0]).hypot(f64::from(r[1]))).collect();
+    let max = radii.iter().cloned().fold(0.0, f64::max);
+    let mean = radii.iter().sum::<f64>() / radii.len() as f64;
+    assert!(max > 2.9 && max < 3.5, "max radius {max}");
+    // E[θ/2π] = 1.5 for θ ~ U[0, 6π].
+    assert!((mean - 1.5).abs() < 0.05, "mean radius {mean}");
+    // Points on the outer arm sit where the angle says: at θ = 6π the spiral is at (3, 0).
+    let outer_x: Vec<f64> = points
+        .rows()
+        .into_iter()
+        .filter(|r| f64::from(r[0]).hypot(f64::from(r[1])) > 2.9)
+        .map(|r| f64::from(r[0]))
+        .collect();
+    let mean_outer_x = outer_x.iter().sum::<f64>() / outer_x.len() as f64;
+    assert!(mean_outer_x > 2.0, "outer arm centred at x = {mean_outer_x}, not near 3");
+}
+
+#[test]
+fn eight_gaussians_form_eight_clusters_at_radius_five() {
+    let points = samplers::eight_gaussians(8_000, &mut seeded_rng(3));
+    let mut counts = [0usize; 8];
+    for row in points.rows() {
+        let (x, y) = (f64::from(row[0]), f64::from(row[1]));
+        let sector = ((y.atan2(x) / (PI / 4.0)).round() as i64).rem_euclid(8) as usize;
+        let (sin, cos) = (sector as f64 * PI / 4.0).sin_cos();
+        let distance = (x - 5.0 * cos).hypot(y - 5.0 * sin);
+        assert!(distance < 3.0, "point ({x}, {y}) far from its centre");
+        counts[sector] += 1;
+    }
+    for count in counts {
+        assert!((800..1200).contains(&count), "cluster sizes {counts:?}");
+    }
+    let (_, std) = mean_and_std(&points);
+    // Spread² = 25/2 from the ring plus √0.1 from each cluster's covariance.
+    assert!((std[0] - (12.5f64 + 0.1f64.sqrt()).sqrt()).abs() < 0.15, "{std:?}");
+}
+
+#[test]
+fn moons_checkerboard_circles_and_uniform_have_their_shapes() {
+    let moons = samplers::moons(10_000, &mut seeded_rng(4));
+    let (mean, _) = mean_and_std(&moons);
+    // make_moons has mean (0.5, 0.25); ×3 − 1 gives (0.5, −0.25).
+    assert!((mean[0] - 0.5).abs() < 0.05 && (mean[1] + 0.25).abs() < 0.05, "{mean:?}");
+
+    let board = samplers::checkerboard(10_000, &mut seeded_rng(5));
+    for row in board.rows() {
+        let (cx, cy) = ((row[0] / 2.0).floor() as i64, (row[1] / 2.0).floor() as i64);
+        assert!((-2..2).contains(&cx) && (-2..2).contains(&cy));
+        assert_eq!((cx + cy).rem_euclid(2), 0, "point in an empty square: {row}");
+    }
+
+    let circles = samplers::circles(10_000, &mut seeded_rng(6));
+    let near = |r: f64| {
+        circles
+            .rows()
+            .into_iter()
+            .filter(|p| (f64::from(p[0]).hypot(f64::from(p[1])) - r).abs() < 0.6)
+            .count()
+    };
+    assert!(near(3.0) > 4_500 && near(1.5) > 4_500);
+
+    let square = samplers::uniform_square(10_000, 1.0, &mut seeded_rng(7));
+    assert!(square.iter().all(|x| x.abs() <= 1.0));
+    let (_, std) = mean_and_std(&square);
+    assert!((std[0] - 1.0 / 3f64.sqrt()).abs() < 0.02);
+}
+
+#[test]
+fn dataset_lookup_names_the_valid_choices() {
+    assert_eq!(Dataset::from_name("8gaussians").ok(), Some(Dataset::EightGaussians));
+    let message = Dataset::from_name("spirals").unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "unknown dataset `spirals` (valid: gaussian, spiral, moons, 8gaussians, checkerboard, circles, uniform)"
+    );
+    assert!(matches!(Dataset::Spiral.sample(3, 3, &mut seeded_rng(0)), Err(DataError::Dimension { .. })));
+    assert_eq!(Dataset::Gaussian.sample(3, 7, &mut seeded_rng(0)).map(|p| p.dim()).ok(), Some((3, 7)));
+}
+
+fn csv_error(text: &str) -> String {
+    parse_csv(Path::new("in.csv"), text).unwrap_err().to_string()
+}
+
+#[test]
+fn csv_reports_the_line_and_column_of_bad_cells() {
+    let good = parse_csv(Path::new("in.csv"), "a,b,c\n1,2,3\n4,5,6e-1\n").expect("valid csv");
+    assert_eq!(good, ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 0.6]]);
+    let headless = parse_csv(Path::new("in.csv"), "1,2\n3,4\n").expect("valid csv");
+    assert_eq!(headless.dim(), (2, 2));
+    assert_eq!(csv_error("x,y\n1,2\n3,oops\n"), "in.csv: line 3, column 2: `oops` is not a number");
+    assert_eq!(csv_error("1,2\n3\n"), "in.csv: line 2 has 1 columns, expected 2");
+    assert_eq!(csv_error("1,2\nNaN,4\n"), "in.csv: line 2, column 1: NaN is not finite");
+    assert_eq!(csv_error("1,inf\n"), "in.csv: line 1, column 2: inf is not finite");
+    assert_eq!(csv_error("x,y\n"), "in.csv: no data points");
+    assert_eq!(csv_error(""), "in.csv: no data points");
+}
+
+#[test]
+fn point_files_round_trip_and_reject_bad_npy() {
+    let dir = std::env::temp_dir().join(format!("flow-data-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let points = samplers::spiral(50, 1.0, &mut seeded_rng(9));
+    for name in ["p.csv", "p.npy"] {
+        let path = dir.join(name);
+        write_points(&path, &points).expect("write");
+        assert_eq!(read_points(&path).expect("read"), points, "{name}");
+    }
+    let cube = ndarray::Array3::<f32>::zeros((2, 2, 2));
+    let rank3 = dir.join("rank3.npy");
+    ndarray_npy::write_npy(&rank3, &cube).expect("write rank 3");
+    assert!(read_points(&rank3).unwrap_err().to_string().contains("expected a 2-D array"));
+    let ints = dir.join("ints.npy");
+    ndarray_npy::write_npy(&ints, &Array2::<i32>::zeros((2, 2))).expect("write ints");
+    assert!(read_points(&ints).unwrap_err().to_string().contains("float32 or float64"));
+
+    // Writing onto a directory fails and leaves nothing behind.
+    let as_dir = dir.join("out.csv");
+    std::fs::create_dir_all(&as_dir).expect("dir");
+    let error = write_points(&as_dir, &points).unwrap_err().to_string();
+    assert!(error.ends_with("is a directory, expected a file"), "{error}");
+    let leftovers = std::fs::read_dir(&dir).expect("list").filter_map(|e| e.ok());
+    assert!(leftovers.into_iter().all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

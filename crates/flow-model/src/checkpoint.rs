@@ -1,0 +1,179 @@
+//! safetensors checkpoints that rebuild themselves and load in PyTorch.
+//!
+//! Layout: one tensor per parameter, named as PyTorch's `nn.Sequential` names
+//! them (`0.weight`, `0.bias`, `2.weight`, …: linear maps at even indices,
+//! activations at odd ones), stored in the model's precision. The header
+//! metadata holds `format` = [`FORMAT`], `config` = the [`ModelConfig`] as JSON,
+//! and any extra entries the caller adds (training step, dataset, …).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use tch::{Kind, Tensor};
+
+use crate::{ModelConfig, ModelError, Precision, Result, VelocityNet};
+
+pub const FORMAT: &str = "flowmatch-velocity-mlp/1";
+
+/// Host bytes of a tensor in little-endian order, as safetensors stores them.
+fn tensor_bytes(tensor: &Tensor, precision: Precision) -> Vec<u8> {
+    let host = tensor.to_device(tch::Device::Cpu).contiguous().view([-1]);
+    match precision {
+        Precision::F32 => Vec::<f32>::try_from(&host.to_kind(Kind::Float))
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Precision::F64 => Vec::<f64>::try_from(&host.to_kind(Kind::Double))
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+    }
+}
+
+/// Writes `net` to `path` atomically, with `extra` entries in the header.
+pub fn save(net: &VelocityNet, path: &Path, extra: &BTreeMap<String, String>) -> Result<()> {
+    let config = net.config();
+    let dtype = match config.precision {
+        Precision::F32 => Dtype::F32,
+        Precision::F64 => Dtype::F64,
+    };
+    let names = config.parameter_names();
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = names
+        .iter()
+        .zip(net.parameters())
+        .map(|((name, shape), tensor)| {
+            let shape = shape.iter().map(|&s| s as usize).collect();
+            (name.clone(), shape, tensor_bytes(&tensor, config.precision))
+        })
+        .collect();
+    let views = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(dtype, shape.clone(), bytes).map(|view| (name.clone(), view))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| ModelError::Config(e.to_string()))?;
+    let mut metadata: HashMap<String, String> = extra.clone().into_iter().collect();
+    metadata.insert("format".into(), FORMAT.into());
+    metadata.insert(
+        "config".into(),
+        serde_json::to_string(config).map_err(|e| ModelError::Config(e.to_string()))?,
+    );
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Config(e.to_string()))?;
+    flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
+    Ok(())
+}
+
+/// A loaded checkpoint: the network and the header's extra entries.
+pub struct Checkpoint {
+    pub net: VelocityNet,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn not_a_checkpoint(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::NotACheckpoint { path: path.to_owned(), reason: reason.into() }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(not_a_checkpoint(path, "it is a directory"));
+    }
+    std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })
+}
+
+/// The architecture stored in a checkpoint's header, without loading weights.
+pub fn read_config(path: &Path) -> Result<(ModelConfig, BTreeMap<String, String>)> {
+    config_from_bytes(path, &read_file(path)?)
+}
+
+fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap<String, String>)> {
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let mut metadata: BTreeMap<String, String> =
+        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(not_a_checkpoint(path, format!("its header has no `format: {FORMAT}` entry")));
+    }
+    let config_json =
+        metadata.remove("config").ok_or_else(|| not_a_checkpoint(path, "its header has no architecture"))?;
+    let config: ModelConfig = serde_json::from_str(&config_json)
+        .map_err(|e| not_a_checkpoint(path, format!("bad architecture: {e}")))?;
+    config.validate()?;
+    metadata.remove("format");
+    Ok((config, metadata))
+}
+
+/// Loads a checkpoint onto `device`, rebuilding the network from its header.
+pub fn load(path: &Path, device: tch::Device) -> Result<Checkpoint> {
+    let bytes = read_file(path)?;
+    let (config, metadata) = config_from_bytes(path, &bytes)?;
+    let mut net = VelocityNet::new(config, device)?;
+    copy_tensors(&mut net, path, &bytes)?;
+    Ok(Checkpoint { net, metadata })
+}
+
+/// Loads a checkpoint into an existing network, which must have the same architecture.
+pub fn load_into(net: &mut VelocityNet, path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = read_file(path)?;
+    let (config, metadata) = config_from_bytes(path, &bytes)?;
+    if config.dim != net.config().dim
+        || config.linear_shapes() != net.config().linear_shapes()
+        || config.activation != net.config().activation
+    {
+        return Err(ModelError::Architecture {
+            path: path.to_owned(),
+            expected: net.config().describe(),
+            found: config.describe(),
+        });
+    }
+    copy_tensors(net, path, &bytes)?;
+    Ok(metadata)
+}
+
+fn copy_tensors(net: &mut VelocityNet, path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let expected = net.config().parameter_names();
+    for name in file.names() {
+        if !expected.iter().any(|(n, _)| n == name) {
+            return Err(ModelError::UnexpectedTensor { path: path.to_owned(), name: name.to_string() });
+        }
+    }
+    let kind = net.kind();
+    for ((name, shape), mut parameter) in expected.iter().zip(net.parameters()) {
+        let view = file
+            .tensor(name)
+            .map_err(|_| ModelError::MissingTensor { path: path.to_owned(), name: name.clone() })?;
+        let found: Vec<usize> = view.shape().to_vec();
+        if found.iter().map(|&s| s as i64).ne(shape.iter().copied()) {
+            return Err(ModelError::Shape {
+                path: path.to_owned(),
+                name: name.clone(),
+                expected: shape.clone(),
+                found,
+            });
+        }
+        let host = match view.dtype() {
+            Dtype::F32 => Tensor::from_slice(&decode::<4, f32>(view.data(), f32::from_le_bytes)),
+            Dtype::F64 => Tensor::from_slice(&decode::<8, f64>(view.data(), f64::from_le_bytes)),
+            other => return Err(not_a_checkpoint(path, format!("tensor `{name}` has dtype {other:?}"))),
+        };
+        let values = host.view(shape.as_slice()).to_kind(kind).to_device(parameter.device());
+        tch::no_grad(|| parameter.copy_(&values));
+    }
+    Ok(())
+}
+
+fn decode<const N: usize, T>(bytes: &[u8], from_le: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|chunk| {
+            let mut array = [0u8; N];
+            array.copy_from_slice(chunk);
+            from_le(array)
+        })
+        .collect()
+}

@@ -1,0 +1,64 @@
+use tch::Device;
+
+use crate::{ModelError, Result};
+
+/// Where the network runs, as the user names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The first GPU when libtorch sees one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    pub fn parse(text: &str) -> Result<DeviceChoice> {
+        match text {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|index| index.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| ModelError::UnknownDevice(other.to_owned())),
+        }
+    }
+
+    /// The tch device, checking that a requested GPU exists.
+    pub fn resolve(&self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(index) => {
+                let count = tch::Cuda::device_count() as usize;
+                if *index < count {
+                    Ok(Device::Cuda(*index))
+                } else {
+                    Err(ModelError::CudaUnavailable {
+                        requested: format!("cuda:{index}"),
+                        available: match count {
+                            0 => "libtorch sees no CUDA device".to_owned(),
+                            n => format!("only {n} CUDA device(s) are visible"),
+                        },
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<DeviceChoice> {
+        DeviceChoice::parse(text)
+    }
+}
+
+/// A short human name for a device: `cpu` or `cuda:0`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_owned(),
+    }
+}

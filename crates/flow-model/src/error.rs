@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown device `{0}` (valid: auto, cpu, cuda, cuda:N)")]
+    UnknownDevice(String),
+    #[error("device `{requested}` asked for, but {available}")]
+    CudaUnavailable { requested: String, available: String },
+    #[error("unknown activation `{0}` (valid: gelu, silu, relu, tanh)")]
+    UnknownActivation(String),
+    #[error("invalid model configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a flowmatch checkpoint ({reason})")]
+    NotACheckpoint { path: PathBuf, reason: String },
+    #[error("{path}: tensor `{name}` is missing")]
+    MissingTensor { path: PathBuf, name: String },
+    #[error("{path}: unexpected tensor `{name}`")]
+    UnexpectedTensor { path: PathBuf, name: String },
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<usize> },
+    #[error("{path}: checkpoint is for {found}, expected {expected}")]
+    Architecture { path: PathBuf, expected: String, found: String },
+    #[error(transparent)]
+    Data(#[from] flow_data::DataError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

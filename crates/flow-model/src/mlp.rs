@@ -1,0 +1,288 @@
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::{ModelError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Gelu,
+    Silu,
+    Relu,
+    Tanh,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Result<Activation> {
+        match name {
+            "gelu" => Ok(Activation::Gelu),
+            "silu" => Ok(Activation::Silu),
+            "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            other => Err(ModelError::UnknownActivation(other.to_owned())),
+        }
+    }
+
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            // Exact (erf) GELU, PyTorch's nn.GELU() default.
+            Activation::Gelu => x.gelu("none"),
+            Activation::Silu => x.silu(),
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    /// The matching PyTorch module, for the loading recipe.
+    pub fn torch_module(self) -> &'static str {
+        match self {
+            Activation::Gelu => "nn.GELU()",
+            Activation::Silu => "nn.SiLU()",
+            Activation::Relu => "nn.ReLU()",
+            Activation::Tanh => "nn.Tanh()",
+        }
+    }
+}
+
+/// How time enters the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum TimeEmbedding {
+    /// t appended as one more input coordinate (the post's choice).
+    Raw,
+    /// [sin(2ᵏπt), cos(2ᵏπt)] for k = 0 … frequencies−1 appended instead of t.
+    Sinusoidal { frequencies: usize },
+}
+
+impl TimeEmbedding {
+    fn width(self) -> usize {
+        match self {
+            TimeEmbedding::Raw => 1,
+            TimeEmbedding::Sinusoidal { frequencies } => 2 * frequencies,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn kind(self) -> Kind {
+        match self {
+            Precision::F32 => Kind::Float,
+            Precision::F64 => Kind::Double,
+        }
+    }
+}
+
+/// The network's architecture: all a checkpoint needs to rebuild it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Data dimension (input position and output velocity).
+    pub dim: usize,
+    pub hidden: usize,
+    /// Number of hidden layers; the network has `layers + 1` linear maps.
+    pub layers: usize,
+    pub activation: Activation,
+    pub time_embedding: TimeEmbedding,
+    pub precision: Precision,
+}
+
+impl Default for ModelConfig {
+    /// The post's network for 2-D data: 3 hidden layers of 64 with GELU.
+    fn default() -> ModelConfig {
+        ModelConfig {
+            dim: 2,
+            hidden: 64,
+            layers: 3,
+            activation: Activation::Gelu,
+            time_embedding: TimeEmbedding::Raw,
+            precision: Precision::F32,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<()> {
+        let problem = if self.dim == 0 {
+            "dimension must be at least 1"
+        } else if self.hidden == 0 {
+            "hidden width must be at least 1"
+        } else if self.layers == 0 {
+            "there must be at least one hidden layer"
+        } else if matches!(self.time_embedding, TimeEmbedding::Sinusoidal { frequencies: 0 }) {
+            "a sinusoidal time embedding needs at least one frequency"
+        } else {
+            return Ok(());
+        };
+        Err(ModelError::Config(problem.to_owned()))
+    }
+
+    /// `(in, out)` of each linear map, first to last.
+    pub fn linear_shapes(&self) -> Vec<(usize, usize)> {
+        let input = self.dim + self.time_embedding.width();
+        let mut shapes = vec![(input, self.hidden)];
+        shapes.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
+        shapes.push((self.hidden, self.dim));
+        shapes
+    }
+
+    /// Parameter names as PyTorch's `nn.Sequential` numbers them: linear maps sit
+    /// at even indices, activations (which have no parameters) at odd ones.
+    pub fn parameter_names(&self) -> Vec<(String, Vec<i64>)> {
+        self.linear_shapes()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(inputs, outputs))| {
+                [
+                    (format!("{}.weight", 2 * i), vec![outputs as i64, inputs as i64]),
+                    (format!("{}.bias", 2 * i), vec![outputs as i64]),
+                ]
+            })
+            .collect()
+    }
+
+    /// One line, for error messages and reports.
+    pub fn describe(&self) -> String {
+        let time = match self.time_embedding {
+            TimeEmbedding::Raw => "raw time".to_owned(),
+            TimeEmbedding::Sinusoidal { frequencies } => format!("{frequencies}-frequency time embedding"),
+        };
+        format!(
+            "dim {}, {} hidden layers of {}, {:?}, {time}",
+            self.dim, self.layers, self.hidden, self.activation
+        )
+        .to_lowercase()
+    }
+}
+
+/// One linear map y = x·Wᵀ + b.
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// PyTorch's `nn.Linear` initialisation (kaiming_uniform with a = √5 works out to
+    /// this bound): weight and bias both U(−1/√fan_in, 1/√fan_in).
+    fn new(path: nn::Path, inputs: usize, outputs: usize) -> Linear {
+        let bound = 1.0 / (inputs as f64).sqrt();
+        let (inputs, outputs) = (inputs as i64, outputs as i64);
+        Linear {
+            weight: path.var("weight", &[outputs, inputs], nn::Init::Uniform { lo: -bound, up: bound }),
+            bias: path.var("bias", &[outputs], nn::Init::Uniform { lo: -bound, up: bound }),
+        }
+    }
+}
+
+/// The velocity network and the variables it owns.
+pub struct VelocityNet {
+    config: ModelConfig,
+    vars: nn::VarStore,
+    linears: Vec<Linear>,
+}
+
+impl VelocityNet {
+    /// A freshly initialised network (PyTorch's default Linear initialisation,
+    /// drawn from libtorch's generator: call `tch::manual_seed` first).
+    pub fn new(config: ModelConfig, device: Device) -> Result<VelocityNet> {
+        config.validate()?;
+        let mut vars = nn::VarStore::new(device);
+        let root = vars.root();
+        let linears = config
+            .linear_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &(inputs, outputs))| Linear::new(&root / (2 * i), inputs, outputs))
+            .collect();
+        if config.precision == Precision::F64 {
+            vars.double();
+        }
+        Ok(VelocityNet { config, vars, linears })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> Device {
+        self.vars.device()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.config.precision.kind()
+    }
+
+    pub fn vars(&self) -> &nn::VarStore {
+        &self.vars
+    }
+
+    pub fn vars_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vars
+    }
+
+    /// Trainable tensors in `nn.Sequential` order (weight, bias, weight, …).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.linears.iter().flat_map(|l| [l.weight.shallow_clone(), l.bias.shallow_clone()]).collect()
+    }
+
+    /// Copies every parameter from `other` (same architecture), e.g. a reflow
+    /// student starting from its teacher.
+    pub fn copy_weights_from(&mut self, other: &VelocityNet) -> Result<()> {
+        if other.config != self.config {
+            return Err(ModelError::Config(format!(
+                "cannot copy weights from a network of another architecture ({} vs {})",
+                other.config.describe(),
+                self.config.describe()
+            )));
+        }
+        self.vars.copy(&other.vars)?;
+        Ok(())
+    }
+
+    /// The time features for a column of times `t` (n × 1).
+    fn time_features(&self, t: &Tensor) -> Tensor {
+        match self.config.time_embedding {
+            TimeEmbedding::Raw => t.shallow_clone(),
+            TimeEmbedding::Sinusoidal { frequencies } => {
+                let scales: Vec<f64> =
+                    (0..frequencies).map(|k| std::f64::consts::PI * 2f64.powi(k as i32)).collect();
+                let scales = Tensor::from_slice(&scales).to_kind(t.kind()).to_device(t.device());
+                let angles = t * scales.unsqueeze(0);
+                Tensor::cat(&[angles.sin(), angles.cos()], 1)
+            }
+        }
+    }
+
+    /// v(x, t) for positions `x` (n × d) and times `t` (n × 1), with autograd
+    /// when the caller has it on (training).
+    pub fn forward(&self, x: &Tensor, t: &Tensor) -> Tensor {
+        let input = Tensor::cat(&[x.shallow_clone(), self.time_features(t)], 1);
+        self.forward_input(&input)
+    }
+
+    /// The network on an already assembled input `x ⊕ time features`.
+    pub fn forward_input(&self, input: &Tensor) -> Tensor {
+        let last = self.linears.len() - 1;
+        let mut h = input.shallow_clone();
+        for (i, linear) in self.linears.iter().enumerate() {
+            h = h.linear(&linear.weight, Some(&linear.bias));
+            if i < last {
+                h = self.config.activation.apply(&h);
+            }
+        }
+        h
+    }
+
+    /// v(x, t) at one shared time, without autograd.
+    pub fn velocity_at(&self, x: &Tensor, t: f64) -> Tensor {
+        tch::no_grad(|| {
+            let times = Tensor::full([x.size()[0], 1], t, (x.kind(), x.device()));
+            self.forward(x, &times)
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! flow-model's one test binary (each test binary links libtorch, so there is one).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use flow_model::checkpoint::{self, load, load_into, save};
+use flow_model::{
+    Activation, DeviceChoice, ModelConfig, ModelError, Precision, TensorState, TimeEmbedding, VelocityNet,
+    array_to_tensor, tensor_to_array,
+};
+use flow_ode::{Record, Solver, TimeGrid, VelocityField, integrate};
+use ndarray::{Array2, array};
+use tch::{Device, Kind, Tensor};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flow-model-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn net(config: ModelConfig, seed: i64) -> VelocityNet {
+    tch::manual_seed(seed);
+    VelocityNet::new(config, Device::Cpu).expect("valid config")
+}
+
+#[test]
+fn libtorch_is_linked_and_answers_device_queries() {
+    let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
+    let product = a.matmul(&a);
+    assert_eq!(Vec::<f32>::try_from(product.view([-1])).expect("floats"), vec![7.0, 10.0, 15.0, 22.0]);
+    let gpus = tch::Cuda::device_count();
+    assert!(gpus >= 0);
+    assert_eq!(DeviceChoice::parse("cpu").expect("cpu").resolve().expect("cpu"), Device::Cpu);
+    assert_eq!(DeviceChoice::parse("cuda:1").expect("parses"), DeviceChoice::Cuda(1));
+    assert!(DeviceChoice::parse("tpu").is_err());
+    if gpus == 0 {
+        let message = DeviceChoice::Cuda(0).resolve().unwrap_err().to_string();
+        assert_eq!(message, "device `cuda:0` asked for, but libtorch sees no CUDA device");
+        assert_eq!(DeviceChoice::Auto.resolve().expect("auto"), Device::Cpu);
+    } else {
+        assert!(DeviceChoice::Cuda(0).resolve().is_ok());
+    }
+}
+
+#[test]
+fn default_network_is_the_posts() {
+    let model = net(ModelConfig::default(), 0);
+    let count: i64 = model.parameters().iter().map(Tensor::numel).map(|n| n as i64).sum();
+    // 3→64, 64→64, 64→64, 64→2 with biases.
+    assert_eq!(count, 3 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 2 + 2);
+    let names: Vec<String> = ModelConfig::default().parameter_names().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight", "6.bias"]
+    );
+    let x = Tensor::zeros([5, 2], (Kind::Float, Device::Cpu));
+    let v = model.velocity_at(&x, 0.3);
+    assert_eq!(v.size(), [5, 2]);
+    assert!(!v.requires_grad(), "evaluation must run without autograd");
+    // PyTorch's default initialisation bounds weights by 1/√fan_in.
+    let first = &model.parameters()[0];
+    assert!(first.abs().max().double_value(&[]) <= 1.0 / 3f64.sqrt());
+}
+
+#[test]
+fn any_dimension_width_depth_activation_and_embedding() {
+    for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+        let config = ModelConfig {
+            dim: 5,
+            hidden: 16,
+            layers: 2,
+            activation,
+            time_embedding: TimeEmbedding::Sinusoidal { frequencies: 4 },
+            precision: Precision::F64,
+        };
+        let model = net(config, 1);
+        let x = Tensor::ones([3, 5], (Kind::Double, Device::Cpu));
+        assert_eq!(model.velocity_at(&x, 0.5).size(), [3, 5]);
+        assert_eq!(model.config().linear_shapes(), [(13, 16), (16, 16), (16, 5)]);
+    }
+    let bad = ModelConfig { layers: 0, ..ModelConfig::default() };
+    assert!(VelocityNet::new(bad, Device::Cpu).is_err());
+}
+
+#[test]
+fn checkpoints_round_trip_exactly_and_keep_metadata() {
+    let dir = scratch("roundtrip");
+    for config in [
+        ModelConfig::default(),
+        ModelConfig {
+            dim: 3,
+            precision: Precision::F64,
+            time_embedding: TimeEmbedding::Sinusoidal { frequencies: 3 },
+            ..ModelConfig::default()
+        },
+    ] {
+        let model = net(config, 2);
+        let path = dir.join("model.safetensors");
+        let extra = BTreeMap::from([("step".to_owned(), "42".to_owned())]);
+        save(&model, &path, &extra).expect("save");
+        let loaded = load(&path, Device::Cpu).expect("load");
+        assert_eq!(loaded.net.config(), &config);
+        assert_eq!(loaded.metadata.get("step").map(String::as_str), Some("42"));
+        let x = Tensor::randn([64, config.dim as i64], (config.precision.kind(), Device::Cpu));
+        let before = model.velocity_at(&x, 0.7);
+        let after = loaded.net.velocity_at(&x, 0.7);
+        assert!(before.equal(&after), "outputs differ after a round trip");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn bad_checkpoints_are_errors_that_name_the_problem() {
+    let dir = scratch("bad");
+    let good = dir.join("good.safetensors");
+    save(&net(ModelConfig::default(), 3), &good, &BTreeMap::new()).expect("save");
+    let bytes = std::fs::read(&good).expect("read");
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let message = load(&truncated, Device::Cpu).err().expect("truncated fails").to_string();
+    assert!(message.contains("truncated.safetensors: not a flowmatch checkpoint"), "{message}");
+
+    let text = dir.join("notes.safetensors");
+    std::fs::write(&text, "these are not tensors").expect("write");
+    assert!(matches!(load(&text, Device::Cpu), Err(ModelError::NotACheckpoint { .. })));
+
+    let missing = dir.join("missing.safetensors");
+    assert!(matches!(load(&missing, Device::Cpu), Err(ModelError::Io { .. })));
+
+    let mut wider = net(ModelConfig { hidden: 32, ..ModelConfig::default() }, 4);
+    let message = load_into(&mut wider, &good).expect_err("other architecture fails").to_string();
+    assert!(message.contains("checkpoint is for dim 2, 3 hidden layers of 64"), "{message}");
+
+    // A file whose header claims one architecture but holds tensors of another.
+    let lying = dir.join("lying.safetensors");
+    let mut header_only = bytes.clone();
+    let header_len = u64::from_le_bytes(header_only[..8].try_into().expect("8 bytes")) as usize;
+    let header = String::from_utf8(header_only[8..8 + header_len].to_vec()).expect("utf8");
+    let patched = header.replace(r#"\"hidden\":64"#, r#"\"hidden\":65"#);
+    assert_ne!(patched, header);
+    header_only.splice(8..8 + header_len, patched.bytes());
+    std::fs::write(&lying, &header_only).expect("write");
+    let message = load(&lying, Device::Cpu).err().expect("shape mismatch fails").to_string();
+    assert!(message.contains("tensor `0.weight` has shape [64, 3], expected [65, 3]"), "{message}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// dx/dt = (1 + t)·A·x on both state types.
+fn rotation() -> Array2<f64> {
+    array![[-0.2, 1.0], [-1.0, -0.2]]
+}
+
+struct LinearTensorField(Tensor);
+
+impl VelocityField<TensorState> for LinearTensorField {
+    fn velocity(&self, x: &TensorState, t: f64) -> TensorState {
+        TensorState(x.0.matmul(&self.0) * (1.0 + t))
+    }
+}
+
+#[test]
+fn tensor_and_ndarray_paths_give_the_same_numbers() {
+    let x0 = array![[1.0, 0.5], [-0.3, 2.0], [0.0, -1.0]];
+    let matrix = Tensor::from_slice(rotation().as_slice().expect("contiguous")).view([2, 2]);
+    let tensor_field = LinearTensorField(matrix);
+    let array_field = |x: &Array2<f64>, t: f64| x.dot(&rotation()) * (1.0 + t);
+    for solver in [Solver::Euler, Solver::Heun, Solver::Rk4, Solver::Dopri5 { rtol: 1e-7, atol: 1e-9 }] {
+        let grid = TimeGrid::warped(12, 0.5).expect("grid");
+        let on_host = integrate(&array_field, x0.clone(), &grid, solver, Record::Nothing).expect("ndarray");
+        let start = TensorState(Tensor::from_slice(x0.as_slice().expect("contiguous")).view([3, 2]));
+        let on_tensor = integrate(&tensor_field, start, &grid, solver, Record::Nothing).expect("tensor");
+        let tensor_values = Vec::<f64>::try_from(on_tensor.state.0.view([-1])).expect("doubles");
+        for (a, b) in tensor_values.iter().zip(on_host.state.iter()) {
+            assert!((a - b).abs() < 1e-12, "{}: tensor {a} vs ndarray {b}", solver.name());
+        }
+        assert_eq!(on_host.nfe, on_tensor.nfe);
+    }
+}
+
+#[test]
+fn host_tensor_conversions_round_trip() {
+    let points = array![[1.5f32, -2.0], [0.25, 4.0], [3.0, 0.0]];
+    let tensor = array_to_tensor(&points, Kind::Float, Device::Cpu);
+    assert_eq!(tensor.size(), [3, 2]);
+    assert_eq!(tensor_to_array(&tensor), points);
+}
+
+#[test]
+fn network_integrates_forward_and_back() {
+    let model = net(ModelConfig { precision: Precision::F64, ..ModelConfig::default() }, 5);
+    let x0 = Tensor::randn([100, 2], (Kind::Double, Device::Cpu));
+    let grid = TimeGrid::uniform(50).expect("grid");
+    let forward = integrate(&model, TensorState(x0.shallow_clone()), &grid, Solver::Rk4, Record::Every(10))
+        .expect("forward");
+    assert_eq!(forward.trajectory.len(), 6);
+    let back =
+        integrate(&model, forward.state, &grid.reversed(), Solver::Rk4, Record::Nothing).expect("back");
+    let error = (back.state.0 - &x0).abs().max().double_value(&[]);
+    assert!(error < 1e-6, "round trip error {error}");
+}
+
+#[test]
+fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
+    let Some(python) = std::env::var_os("FLOWMATCH_TORCH_PYTHON") else {
+        eprintln!("FLOWMATCH_TORCH_PYTHON unset (run through `cargo xtask test`): PyTorch check not run");
+        return;
+    };
+    let dir = scratch("pytorch");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/load_checkpoint.py");
+    for config in [
+        ModelConfig::default(),
+        ModelConfig {
+            dim: 3,
+            activation: Activation::Silu,
+            time_embedding: TimeEmbedding::Sinusoidal { frequencies: 2 },
+            ..ModelConfig::default()
+        },
+    ] {
+        let model = net(config, 6);
+        let path = dir.join("model.safetensors");
+        save(&model, &path, &BTreeMap::new()).expect("save");
+        let points: Vec<f32> = (0..2 * config.dim).map(|i| i as f32 * 0.37 - 1.0).collect();
+        let x = Tensor::from_slice(&points).view([2, config.dim as i64]);
+        let ours = Vec::<f32>::try_from(model.velocity_at(&x, 0.25).view([-1])).expect("floats");
+        let output = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&path)
+            .args(points.iter().map(f32::to_string))
+            .arg("0.25")
+            .output()
+            .expect("python runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let theirs: Vec<f32> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(|v| v.parse().expect("number"))
+            .collect();
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-5, "ours {ours:?} vs PyTorch {theirs:?}");
+        }
+    }
+    let _ = checkpoint::FORMAT;
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

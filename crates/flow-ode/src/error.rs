@@ -1,0 +1,15 @@
+pub type Result<T> = std::result::Result<T, OdeError>;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OdeError {
+    #[error("unknown solver `{0}` (valid: euler, midpoint, heun, rk4, dopri5)")]
+    UnknownSolver(String),
+    #[error("the number of steps must be at least 1")]
+    NoSteps,
+    #[error("warp parameter s = {0} is outside [0, 1.5]")]
+    WarpOutOfRange(f64),
+    #[error("tolerances must be positive and finite (rtol = {rtol}, atol = {atol})")]
+    Tolerance { rtol: f64, atol: f64 },
+    #[error("dopri5 gave up after {steps} steps at t = {t}: the field may be stiff or non-finite")]
+    TooManySteps { steps: usize, t: f64 },
+}

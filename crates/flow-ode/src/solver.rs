@@ -1,0 +1,264 @@
+use crate::{OdeError, Result, State, TimeGrid, VelocityField};
+
+/// An integration method. The fixed-step ones follow the [`TimeGrid`];
+/// Dopri5 chooses its own steps between the grid's first and last time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Solver {
+    Euler,
+    Midpoint,
+    Heun,
+    Rk4,
+    Dopri5 { rtol: f64, atol: f64 },
+}
+
+impl Solver {
+    pub const NAMES: [&'static str; 5] = ["euler", "midpoint", "heun", "rk4", "dopri5"];
+
+    /// Parses a solver name; Dopri5 gets the given tolerances.
+    pub fn from_name(name: &str, rtol: f64, atol: f64) -> Result<Solver> {
+        Ok(match name {
+            "euler" => Solver::Euler,
+            "midpoint" => Solver::Midpoint,
+            "heun" => Solver::Heun,
+            "rk4" => Solver::Rk4,
+            "dopri5" => {
+                let valid = |x: f64| x.is_finite() && x > 0.0;
+                if !valid(rtol) || !valid(atol) {
+                    return Err(OdeError::Tolerance { rtol, atol });
+                }
+                Solver::Dopri5 { rtol, atol }
+            }
+            other => return Err(OdeError::UnknownSolver(other.to_owned())),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Solver::Euler => "euler",
+            Solver::Midpoint => "midpoint",
+            Solver::Heun => "heun",
+            Solver::Rk4 => "rk4",
+            Solver::Dopri5 { .. } => "dopri5",
+        }
+    }
+
+    /// Velocity evaluations per step of a fixed-step method.
+    pub fn stages(&self) -> usize {
+        match self {
+            Solver::Euler => 1,
+            Solver::Midpoint | Solver::Heun => 2,
+            Solver::Rk4 => 4,
+            Solver::Dopri5 { .. } => 6,
+        }
+    }
+}
+
+/// Which intermediate states to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    Nothing,
+    /// The start, every k-th step, and the end.
+    Every(usize),
+}
+
+/// The end state, the cost in velocity evaluations, and any recorded path.
+#[derive(Clone, Debug)]
+pub struct Solution<S> {
+    pub state: S,
+    pub nfe: usize,
+    pub steps: usize,
+    /// `(t, x(t))`, first to last, when recording was asked for.
+    pub trajectory: Vec<(f64, S)>,
+}
+
+/// Butcher tableau of an explicit Runge–Kutta method (strictly lower-triangular `a`).
+struct Tableau {
+    a: &'static [&'static [f64]],
+    b: &'static [f64],
+    c: &'static [f64],
+}
+
+const EULER: Tableau = Tableau { a: &[&[]], b: &[1.0], c: &[0.0] };
+const MIDPOINT: Tableau = Tableau { a: &[&[], &[0.5]], b: &[0.0, 1.0], c: &[0.0, 0.5] };
+const HEUN: Tableau = Tableau { a: &[&[], &[1.0]], b: &[0.5, 0.5], c: &[0.0, 1.0] };
+const RK4: Tableau = Tableau {
+    a: &[&[], &[0.5], &[0.0, 0.5], &[0.0, 0.0, 1.0]],
+    b: &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+    c: &[0.0, 0.5, 0.5, 1.0],
+};
+
+// Dormand–Prince 5(4) (Hairer, Nørsett & Wanner, Solving ODEs I, table 5.2).
+// The seventh stage is evaluated at the new 5th-order state, so it is the next
+// step's first stage (FSAL).
+const DOPRI_A: [&[f64]; 7] = [
+    &[],
+    &[1.0 / 5.0],
+    &[3.0 / 40.0, 9.0 / 40.0],
+    &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
+    &[19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
+    &[9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0],
+    &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+];
+const DOPRI_C: [f64; 7] = [0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
+/// 5th-order weights minus the embedded 4th-order ones: the local error estimate.
+const DOPRI_ERROR: [f64; 7] = [
+    35.0 / 384.0 - 5179.0 / 57600.0,
+    0.0,
+    500.0 / 1113.0 - 7571.0 / 16695.0,
+    125.0 / 192.0 - 393.0 / 640.0,
+    -2187.0 / 6784.0 + 92097.0 / 339200.0,
+    11.0 / 84.0 - 187.0 / 2100.0,
+    -1.0 / 40.0,
+];
+const DOPRI_MAX_STEPS: usize = 100_000;
+
+/// Integrates `field` from `x0` over `grid` with `solver`.
+pub fn integrate<S, F>(
+    field: &F,
+    x0: S,
+    grid: &TimeGrid,
+    solver: Solver,
+    record: Record,
+) -> Result<Solution<S>>
+where
+    S: State,
+    F: VelocityField<S> + ?Sized,
+{
+    if let Record::Every(0) = record {
+        return Err(OdeError::NoSteps);
+    }
+    let tableau = match solver {
+        Solver::Euler => &EULER,
+        Solver::Midpoint => &MIDPOINT,
+        Solver::Heun => &HEUN,
+        Solver::Rk4 => &RK4,
+        Solver::Dopri5 { rtol, atol } => return dopri5(field, x0, grid, rtol, atol, record),
+    };
+    let mut recorder = Recorder::new(record, grid.start(), &x0);
+    let mut x = x0;
+    for (step, pair) in grid.times().windows(2).enumerate() {
+        let (t, dt) = (pair[0], pair[1] - pair[0]);
+        x = explicit_step(field, &x, t, dt, tableau);
+        recorder.after_step(step + 1, pair[1], &x);
+    }
+    let steps = grid.steps();
+    Ok(Solution {
+        trajectory: recorder.finish(steps, grid.end(), &x),
+        nfe: steps * tableau.b.len(),
+        steps,
+        state: x,
+    })
+}
+
+fn explicit_step<S, F>(field: &F, x: &S, t: f64, dt: f64, tableau: &Tableau) -> S
+where
+    S: State,
+    F: VelocityField<S> + ?Sized,
+{
+    let mut stages: Vec<S> = Vec::with_capacity(tableau.b.len());
+    for (row, c) in tableau.a.iter().zip(tableau.c) {
+        let k = if row.is_empty() {
+            field.velocity(x, t)
+        } else {
+            field.velocity(&x.combine(&weighted(row, &stages, dt)), t + c * dt)
+        };
+        stages.push(k);
+    }
+    x.combine(&weighted(tableau.b, &stages, dt))
+}
+
+/// `(dt·wᵢ, kᵢ)` for the non-zero weights.
+fn weighted<'a, S>(weights: &[f64], stages: &'a [S], dt: f64) -> Vec<(f64, &'a S)> {
+    weights.iter().zip(stages).filter(|(w, _)| **w != 0.0).map(|(w, k)| (dt * w, k)).collect()
+}
+
+fn dopri5<S, F>(
+    field: &F,
+    x0: S,
+    grid: &TimeGrid,
+    rtol: f64,
+    atol: f64,
+    record: Record,
+) -> Result<Solution<S>>
+where
+    S: State,
+    F: VelocityField<S> + ?Sized,
+{
+    let (start, end) = (grid.start(), grid.end());
+    let span = end - start;
+    let direction = span.signum();
+    let mut recorder = Recorder::new(record, start, &x0);
+    let mut x = x0;
+    let mut t = start;
+    // A cautious first step; the controller grows it within a few steps.
+    let mut dt = span / grid.steps().max(10) as f64;
+    let mut first_stage = field.velocity(&x, t);
+    let mut nfe = 1;
+    let mut accepted = 0;
+    let mut attempts = 0;
+    while (end - t) * direction > 1e-12 * span.abs() {
+        attempts += 1;
+        if attempts > DOPRI_MAX_STEPS {
+            return Err(OdeError::TooManySteps { steps: attempts, t });
+        }
+        if (t + dt - end) * direction > 0.0 {
+            dt = end - t;
+        }
+        let mut stages = vec![first_stage.clone()];
+        for (row, c) in DOPRI_A.iter().zip(DOPRI_C).skip(1) {
+            let xi = x.combine(&weighted(row, &stages, dt));
+            stages.push(field.velocity(&xi, t + c * dt));
+            nfe += 1;
+        }
+        let x_new = x.combine(&weighted(DOPRI_A[6], &stages, dt));
+        let error = stages[0].combine(&[(-1.0, &stages[0])]).combine(&weighted(&DOPRI_ERROR, &stages, dt));
+        let ratio = error.scaled_rms(&x, &x_new, rtol, atol);
+        if !ratio.is_finite() {
+            return Err(OdeError::TooManySteps { steps: attempts, t });
+        }
+        if ratio <= 1.0 {
+            t += dt;
+            accepted += 1;
+            first_stage = stages.swap_remove(6);
+            x = x_new;
+            recorder.after_step(accepted, t, &x);
+        }
+        // Standard controller: safety 0.9, growth limited to [0.2, 10].
+        let factor = if ratio == 0.0 { 10.0 } else { (0.9 * ratio.powf(-0.2)).clamp(0.2, 10.0) };
+        dt *= factor;
+    }
+    Ok(Solution { trajectory: recorder.finish(accepted, end, &x), nfe, steps: accepted, state: x })
+}
+
+struct Recorder<S> {
+    every: Option<usize>,
+    last_recorded: usize,
+    path: Vec<(f64, S)>,
+}
+
+impl<S: Clone> Recorder<S> {
+    fn new(record: Record, t: f64, x: &S) -> Recorder<S> {
+        let every = match record {
+            Record::Nothing => None,
+            Record::Every(k) => Some(k),
+        };
+        let path = if every.is_some() { vec![(t, x.clone())] } else { Vec::new() };
+        Recorder { every, last_recorded: 0, path }
+    }
+
+    fn after_step(&mut self, step: usize, t: f64, x: &S) {
+        if let Some(k) = self.every
+            && step.is_multiple_of(k)
+        {
+            self.path.push((t, x.clone()));
+            self.last_recorded = step;
+        }
+    }
+
+    fn finish(mut self, steps: usize, t: f64, x: &S) -> Vec<(f64, S)> {
+        if self.every.is_some() && self.last_recorded != steps {
+            self.path.push((t, x.clone()));
+        }
+        self.path
+    }
+}

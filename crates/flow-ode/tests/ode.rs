@@ -1,0 +1,189 @@
+//! flow-ode's one test binary: the solvers against an exact solution.
+
+use flow_ode::{OdeError, Record, Solver, TimeGrid, integrate, warp_time};
+use ndarray::{Array2, array};
+
+/// dx/dt = cos(t)·A·x with A = [[a, w], [−w, a]] has the exact solution
+/// x(t) = exp(A·sin t)·x(0): a decaying rotation whose speed depends on t, so a
+/// solver that evaluates stages at the wrong times loses its order.
+const DECAY: f64 = -0.5;
+const SPIN: f64 = 3.0;
+
+fn field(x: &Array2<f64>, t: f64) -> Array2<f64> {
+    let a = array![[DECAY, -SPIN], [SPIN, DECAY]];
+    x.dot(&a) * t.cos()
+}
+
+fn exact(x0: &Array2<f64>, t: f64) -> Array2<f64> {
+    let s = t.sin();
+    let (sin, cos) = (SPIN * s).sin_cos();
+    let rotation = array![[cos, -sin], [sin, cos]] * (DECAY * s).exp();
+    x0.dot(&rotation)
+}
+
+fn start() -> Array2<f64> {
+    array![[1.0, 0.0], [0.3, -0.7], [-2.0, 1.5]]
+}
+
+fn max_error(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    (a - b).iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+fn error_with(solver: Solver, steps: usize) -> (f64, usize) {
+    let grid = TimeGrid::uniform(steps).expect("grid");
+    let solution = integrate(&field, start(), &grid, solver, Record::Nothing).expect("integrates");
+    (max_error(&solution.state, &exact(&start(), 1.0)), solution.nfe)
+}
+
+/// Least-squares slope of log(error) against log(dt).
+fn measured_order(solver: Solver, steps: &[usize]) -> f64 {
+    let points: Vec<(f64, f64)> =
+        steps.iter().map(|&n| ((1.0 / n as f64).ln(), error_with(solver, n).0.ln())).collect();
+    let count = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / count;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / count;
+    let covariance: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let variance: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    covariance / variance
+}
+
+#[test]
+fn fixed_step_solvers_converge_at_their_order() {
+    let cases = [(Solver::Euler, 1.0), (Solver::Midpoint, 2.0), (Solver::Heun, 2.0), (Solver::Rk4, 4.0)];
+    for (solver, expected) in cases {
+        let order = measured_order(solver, &[16, 32, 64, 128]);
+        assert!((order - expected).abs() < 0.3, "{} measured order {order}", solver.name());
+    }
+}
+
+#[test]
+fn nfe_counts_every_velocity_evaluation() {
+    use std::cell::Cell;
+    for solver in [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4] {
+        let calls = Cell::new(0);
+        let counting = |x: &Array2<f64>, t: f64| {
+            calls.set(calls.get() + 1);
+            field(x, t)
+        };
+        let grid = TimeGrid::uniform(7).expect("grid");
+        let solution = integrate(&counting, start(), &grid, solver, Record::Nothing).expect("integrates");
+        assert_eq!(solution.nfe, calls.get());
+        assert_eq!(solution.nfe, 7 * solver.stages());
+    }
+    let calls = Cell::new(0);
+    let counting = |x: &Array2<f64>, t: f64| {
+        calls.set(calls.get() + 1);
+        field(x, t)
+    };
+    let dopri = Solver::Dopri5 { rtol: 1e-6, atol: 1e-8 };
+    let solution =
+        integrate(&counting, start(), &TimeGrid::uniform(1).expect("grid"), dopri, Record::Nothing)
+            .expect("integrates");
+    assert_eq!(solution.nfe, calls.get());
+}
+
+#[test]
+fn dopri5_meets_its_tolerance_with_fewer_evaluations_than_rk4() {
+    for rtol in [1e-4, 1e-6, 1e-8] {
+        let dopri = Solver::Dopri5 { rtol, atol: rtol * 1e-2 };
+        let (error, nfe) = error_with(dopri, 1);
+        // Local control keeps the global error within a small multiple of rtol·|x|.
+        assert!(error < 10.0 * rtol, "rtol {rtol}: error {error}");
+        let rk4_nfe = (1..400)
+            .map(|n| error_with(Solver::Rk4, n))
+            .find(|(e, _)| *e <= error)
+            .map(|(_, nfe)| nfe)
+            .expect("rk4 reaches the error eventually");
+        assert!(nfe < rk4_nfe, "rtol {rtol}: dopri5 {nfe} evaluations, rk4 {rk4_nfe}");
+    }
+}
+
+#[test]
+fn backward_integration_inverts_forward_and_improves_with_smaller_steps() {
+    let mut previous = f64::INFINITY;
+    for steps in [4, 8, 16, 32] {
+        let grid = TimeGrid::uniform(steps).expect("grid");
+        let forward = integrate(&field, start(), &grid, Solver::Rk4, Record::Nothing).expect("forward");
+        let back =
+            integrate(&field, forward.state, &grid.reversed(), Solver::Rk4, Record::Nothing).expect("back");
+        let error = max_error(&back.state, &start());
+        assert!(error < previous / 8.0, "{steps} steps: round-trip error {error}, before {previous}");
+        previous = error;
+    }
+    assert!(previous < 1e-5);
+    let dopri = Solver::Dopri5 { rtol: 1e-9, atol: 1e-11 };
+    let grid = TimeGrid::uniform(1).expect("grid");
+    let forward = integrate(&field, start(), &grid, dopri, Record::Nothing).expect("forward");
+    let back = integrate(&field, forward.state, &grid.reversed(), dopri, Record::Nothing).expect("back");
+    assert!(max_error(&back.state, &start()) < 1e-7);
+}
+
+#[test]
+fn trajectories_record_the_start_every_kth_step_and_the_end() {
+    let grid = TimeGrid::uniform(10).expect("grid");
+    let every = |k| integrate(&field, start(), &grid, Solver::Euler, Record::Every(k)).expect("integrates");
+    let times = |k| every(k).trajectory.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+    assert_eq!(times(1).len(), 11);
+    let by_four = times(4);
+    assert_eq!(by_four.len(), 4);
+    for (got, want) in by_four.iter().zip([0.0, 0.4, 0.8, 1.0]) {
+        assert!((got - want).abs() < 1e-12, "{by_four:?}");
+    }
+    let solution = every(1);
+    assert_eq!(solution.trajectory[0].1, start());
+    assert_eq!(solution.trajectory[10].1, solution.state);
+    assert!(
+        integrate(&field, start(), &grid, Solver::Euler, Record::Nothing)
+            .expect("integrates")
+            .trajectory
+            .is_empty()
+    );
+}
+
+#[test]
+fn warp_matches_the_formula_and_maps_the_unit_interval_onto_itself() {
+    // warp(t, s) = 4(1 − s)t³ + 6(s − 1)t² + (3 − 2s)t at hand-computed points.
+    assert!((warp_time(0.25, 0.5) - (2.0 * 0.015625 - 3.0 * 0.0625 + 2.0 * 0.25)).abs() < 1e-15);
+    assert!((warp_time(0.25, 0.5) - 0.34375).abs() < 1e-15);
+    assert!((warp_time(0.75, 1.5) - (-2.0 * 0.421875 + 3.0 * 0.5625)).abs() < 1e-15);
+    for s in [0.0, 0.25, 0.5, 1.0, 1.25, 1.5] {
+        assert!(warp_time(0.0, s).abs() < 1e-15 && (warp_time(1.0, s) - 1.0).abs() < 1e-15);
+        assert!((warp_time(0.5, s) - 0.5).abs() < 1e-15);
+        let mut last = 0.0;
+        for i in 1..=1000 {
+            let w = warp_time(i as f64 / 1000.0, s);
+            assert!(w >= last - 1e-12, "s = {s}: not monotone at {i}");
+            last = w;
+        }
+        // Slope s at the midpoint.
+        let slope = (warp_time(0.5 + 1e-6, s) - warp_time(0.5 - 1e-6, s)) / 2e-6;
+        assert!((slope - s).abs() < 1e-6);
+    }
+    assert_eq!(TimeGrid::warped(4, 1.6), Err(OdeError::WarpOutOfRange(1.6)));
+    assert_eq!(TimeGrid::uniform(0), Err(OdeError::NoSteps));
+    let warped = TimeGrid::warped(4, 0.5).expect("grid");
+    assert_eq!(warped.times().len(), 5);
+    assert!((warped.times()[1] - 0.34375).abs() < 1e-15);
+}
+
+#[test]
+fn solver_names_parse_and_bad_ones_are_named() {
+    for name in Solver::NAMES {
+        assert_eq!(Solver::from_name(name, 1e-5, 1e-5).expect("valid").name(), name);
+    }
+    assert_eq!(
+        Solver::from_name("rk5", 1e-5, 1e-5).unwrap_err().to_string(),
+        "unknown solver `rk5` (valid: euler, midpoint, heun, rk4, dopri5)"
+    );
+    assert!(Solver::from_name("dopri5", 0.0, 1e-5).is_err());
+    assert!(Solver::from_name("dopri5", 1e-5, f64::NAN).is_err());
+}
+
+#[test]
+fn float32_states_integrate_too() {
+    let x0 = start().mapv(|x| x as f32);
+    let f = |x: &Array2<f32>, t: f64| field(&x.mapv(f64::from), t).mapv(|v| v as f32);
+    let solution = integrate(&f, x0, &TimeGrid::uniform(32).expect("grid"), Solver::Rk4, Record::Nothing)
+        .expect("integrates");
+    assert!(max_error(&solution.state.mapv(f64::from), &exact(&start(), 1.0)) < 1e-5);
+}

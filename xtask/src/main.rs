@@ -1,0 +1,50 @@
+//! Project automation: `cargo xtask <task>`.
+//!
+//! Every task first makes sure libtorch is available (see `libtorch.rs`), then
+//! runs cargo with `LIBTORCH` pointing at it. xtask holds no algorithms: it
+//! provisions, builds and delegates to the `flowmatch` binary.
+
+mod libtorch;
+mod tasks;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test                 cargo fmt --check, clippy -D warnings, every test
+  reproduce [args]     train what the post trained and write every figure into assets/figures
+                       (args go to `flowmatch reproduce`: --quick, --retrain, --device, --out, --seed)
+  bench [args]         speed against the PyTorch version of the post, then criterion benches
+  libtorch             only provision libtorch and print the LIBTORCH path
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let outcome = match task.as_str() {
+        "test" => tasks::test(rest),
+        "reproduce" => tasks::reproduce(rest),
+        "bench" => tasks::bench(rest),
+        "libtorch" => libtorch::provision().map(|torch| println!("{}", torch.display())),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("xtask: unknown task `{other}`\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The tasks themselves: each one is a short list of cargo invocations.
+
+use std::process::Command;
+
+use crate::libtorch;
+
+/// A `cargo` command that builds against the provisioned libtorch.
+fn cargo() -> Result<Command, String> {
+    let torch = libtorch::provision()?;
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(libtorch::project_root());
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_none() {
+        command.env("LIBTORCH", &torch);
+    }
+    Ok(command)
+}
+
+fn run(mut command: Command, what: &str) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = command.status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
+}
+
+pub fn test(extra: &[String]) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut fmt = cargo()?;
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt, "cargo fmt --check")?;
+
+    let mut clippy = cargo()?;
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy, "cargo clippy -D warnings")?;
+
+    let mut tests = cargo()?;
+    // Lets the checkpoint test load our file in real PyTorch.
+    tests.env("FLOWMATCH_TORCH_PYTHON", libtorch::python()).args(["test", "--workspace"]).args(extra);
+    run(tests, "cargo test --workspace")?;
+    eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn reproduce(extra: &[String]) -> Result<(), String> {
+    let mut command = cargo()?;
+    command.args(["run", "--release", "--package", "flowmatch", "--", "reproduce"]).args(extra);
+    run(command, "flowmatch reproduce")
+}
+
+pub fn bench(extra: &[String]) -> Result<(), String> {
+    let mut comparison = cargo()?;
+    comparison
+        .args(["run", "--release", "--package", "flowmatch", "--", "bench", "--python"])
+        .arg(libtorch::python())
+        .args(extra);
+    run(comparison, "flowmatch bench (against PyTorch)")?;
+    let mut criterion = cargo()?;
+    criterion.args(["bench", "--workspace"]);
+    run(criterion, "cargo bench")
+}
