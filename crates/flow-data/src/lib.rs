@@ -14,7 +14,7 @@ pub mod files;
 pub mod samplers;
 
 pub use error::{DataError, Result};
-pub use samplers::{Dataset, seeded_rng};
+pub use samplers::{Dataset, PointSource, seeded_rng};
 
 /// The random number generator used across the project: ChaCha8, whose output
 /// stream is fixed by its specification rather than by a library version.

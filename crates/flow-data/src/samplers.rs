@@ -207,3 +207,49 @@ impl std::fmt::Display for Dataset {
         f.write_str(self.name())
     }
 }
+
+/// Where training points come from: a built-in distribution, or a user's data
+/// set resampled with replacement.
+#[derive(Clone, Debug)]
+pub enum PointSource {
+    Builtin { dataset: Dataset, dim: usize },
+    Data(std::sync::Arc<Array2<f32>>),
+}
+
+impl PointSource {
+    /// A built-in set in `dim` dimensions (checked: only the Gaussian has other than 2).
+    pub fn builtin(dataset: Dataset, dim: usize) -> Result<PointSource> {
+        dataset.sample(0, dim, &mut seeded_rng(0))?;
+        Ok(PointSource::Builtin { dataset, dim })
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            PointSource::Builtin { dim, .. } => *dim,
+            PointSource::Data(points) => points.ncols(),
+        }
+    }
+
+    /// A short description for run records and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            PointSource::Builtin { dataset, dim } => format!("{dataset} ({dim}-D)"),
+            PointSource::Data(points) => format!("data ({} points, {}-D)", points.nrows(), points.ncols()),
+        }
+    }
+
+    /// `n` points; the data set is resampled uniformly with replacement.
+    pub fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Array2<f32> {
+        match self {
+            PointSource::Builtin { dataset, dim } => {
+                // `builtin` checked the dimension, so this cannot fail.
+                dataset.sample(n, *dim, rng).unwrap_or_else(|_| Array2::zeros((n, *dim)))
+            }
+            PointSource::Data(points) if points.nrows() == 0 => Array2::zeros((0, points.ncols())),
+            PointSource::Data(points) => {
+                let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..points.nrows())).collect();
+                points.select(ndarray::Axis(0), &rows)
+            }
+        }
+    }
+}

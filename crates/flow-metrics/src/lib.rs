@@ -1,1 +1,19 @@
+//! flow-metrics: how good is a sample, and how straight is a flow.
+//!
+//! - [`wasserstein2`]: the exact 2-Wasserstein distance between two equal-size
+//!   samples, by solving the assignment problem on squared Euclidean costs.
+//! - [`mmd_rbf`]: squared maximum mean discrepancy with a sum of RBF kernels.
+//! - [`energy_distance`]: Székely's energy distance.
+//! - [`straightness`]: the rectified-flow paper's E ∫ ‖(X₁ − X₀) − v(Xₜ, t)‖² dt,
+//!   evaluated on a flow's own recorded trajectory.
+//!
+//! Invariants: pure functions of `f32` point arrays (computed in `f64`); no
+//! randomness, no IO, no libtorch.
 
+mod assignment;
+mod distances;
+mod error;
+
+pub use assignment::assign_min_cost;
+pub use distances::{MMD_BANDWIDTHS, energy_distance, mmd_rbf, straightness, wasserstein2};
+pub use error::{MetricsError, Result};

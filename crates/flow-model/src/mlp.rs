@@ -1,5 +1,5 @@
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor};
 
 use crate::{ModelError, Result};
 
@@ -160,49 +160,68 @@ impl ModelConfig {
     }
 }
 
-/// One linear map y = x·Wᵀ + b.
-struct Linear {
-    weight: Tensor,
-    bias: Tensor,
+/// Where one linear map's weight and bias sit in the flat parameter vector.
+#[derive(Clone, Copy, Debug)]
+struct LinearSlot {
+    offset: i64,
+    inputs: i64,
+    outputs: i64,
 }
 
-impl Linear {
-    /// PyTorch's `nn.Linear` initialisation (kaiming_uniform with a = √5 works out to
-    /// this bound): weight and bias both U(−1/√fan_in, 1/√fan_in).
-    fn new(path: nn::Path, inputs: usize, outputs: usize) -> Linear {
-        let bound = 1.0 / (inputs as f64).sqrt();
-        let (inputs, outputs) = (inputs as i64, outputs as i64);
-        Linear {
-            weight: path.var("weight", &[outputs, inputs], nn::Init::Uniform { lo: -bound, up: bound }),
-            bias: path.var("bias", &[outputs], nn::Init::Uniform { lo: -bound, up: bound }),
-        }
+impl LinearSlot {
+    fn weight(&self, flat: &Tensor) -> Tensor {
+        flat.narrow(0, self.offset, self.inputs * self.outputs).view([self.outputs, self.inputs])
+    }
+
+    fn bias(&self, flat: &Tensor) -> Tensor {
+        flat.narrow(0, self.offset + self.inputs * self.outputs, self.outputs)
+    }
+
+    fn len(&self) -> i64 {
+        (self.inputs + 1) * self.outputs
     }
 }
 
-/// The velocity network and the variables it owns.
+/// The velocity network.
+///
+/// All parameters live in one flat leaf tensor and the layers are views into
+/// it: the optimiser then updates the whole network with a handful of tensor
+/// operations instead of a handful per parameter (at batch 2048 on a CPU,
+/// per-operation overhead is a large share of a training step).
 pub struct VelocityNet {
     config: ModelConfig,
-    vars: nn::VarStore,
-    linears: Vec<Linear>,
+    flat: Tensor,
+    slots: Vec<LinearSlot>,
 }
 
 impl VelocityNet {
-    /// A freshly initialised network (PyTorch's default Linear initialisation,
-    /// drawn from libtorch's generator: call `tch::manual_seed` first).
+    /// A freshly initialised network, with PyTorch's `nn.Linear` initialisation
+    /// (weight and bias both U(−1/√fan_in, 1/√fan_in), which is what
+    /// kaiming_uniform with a = √5 works out to), drawn from libtorch's
+    /// generator: call `tch::manual_seed` first for reproducible weights.
     pub fn new(config: ModelConfig, device: Device) -> Result<VelocityNet> {
         config.validate()?;
-        let mut vars = nn::VarStore::new(device);
-        let root = vars.root();
-        let linears = config
+        let mut offset = 0;
+        let slots: Vec<LinearSlot> = config
             .linear_shapes()
             .iter()
-            .enumerate()
-            .map(|(i, &(inputs, outputs))| Linear::new(&root / (2 * i), inputs, outputs))
+            .map(|&(inputs, outputs)| {
+                let slot = LinearSlot { offset, inputs: inputs as i64, outputs: outputs as i64 };
+                offset += slot.len();
+                slot
+            })
             .collect();
-        if config.precision == Precision::F64 {
-            vars.double();
-        }
-        Ok(VelocityNet { config, vars, linears })
+        let kind = config.precision.kind();
+        let flat = Tensor::empty([offset], (kind, device));
+        tch::no_grad(|| {
+            for slot in &slots {
+                let bound = 1.0 / (slot.inputs as f64).sqrt();
+                let _ = slot.weight(&flat).uniform_(-bound, bound);
+                let _ = slot.bias(&flat).uniform_(-bound, bound);
+            }
+        });
+        let flat = flat.set_requires_grad(true);
+        Ok(VelocityNet { config, flat, slots })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -210,24 +229,21 @@ impl VelocityNet {
     }
 
     pub fn device(&self) -> Device {
-        self.vars.device()
+        self.flat.device()
     }
 
     pub fn kind(&self) -> Kind {
         self.config.precision.kind()
     }
 
-    pub fn vars(&self) -> &nn::VarStore {
-        &self.vars
+    /// Every parameter in one 1-D leaf tensor (what the optimiser updates).
+    pub fn flat_parameters(&self) -> &Tensor {
+        &self.flat
     }
 
-    pub fn vars_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vars
-    }
-
-    /// Trainable tensors in `nn.Sequential` order (weight, bias, weight, …).
+    /// Views of the parameters in `nn.Sequential` order (weight, bias, weight, …).
     pub fn parameters(&self) -> Vec<Tensor> {
-        self.linears.iter().flat_map(|l| [l.weight.shallow_clone(), l.bias.shallow_clone()]).collect()
+        self.slots.iter().flat_map(|s| [s.weight(&self.flat), s.bias(&self.flat)]).collect()
     }
 
     /// Copies every parameter from `other` (same architecture), e.g. a reflow
@@ -240,7 +256,7 @@ impl VelocityNet {
                 self.config.describe()
             )));
         }
-        self.vars.copy(&other.vars)?;
+        tch::no_grad(|| self.flat.copy_(&other.flat.to_device(self.device())));
         Ok(())
     }
 
@@ -267,10 +283,10 @@ impl VelocityNet {
 
     /// The network on an already assembled input `x ⊕ time features`.
     pub fn forward_input(&self, input: &Tensor) -> Tensor {
-        let last = self.linears.len() - 1;
+        let last = self.slots.len() - 1;
         let mut h = input.shallow_clone();
-        for (i, linear) in self.linears.iter().enumerate() {
-            h = h.linear(&linear.weight, Some(&linear.bias));
+        for (i, slot) in self.slots.iter().enumerate() {
+            h = h.linear(&slot.weight(&self.flat), Some(&slot.bias(&self.flat)));
             if i < last {
                 h = self.config.activation.apply(&h);
             }

@@ -51,3 +51,28 @@ pub fn tensor_to_array(tensor: &Tensor) -> Array2<f32> {
     let flat = Vec::<f32>::try_from(&host).unwrap_or_default();
     Array2::from_shape_vec((rows, cols), flat).unwrap_or_else(|_| Array2::zeros((rows, cols)))
 }
+
+/// The end points, cost and (optionally) path of integrating host points through a network.
+pub struct PointsSolution {
+    pub points: Array2<f32>,
+    pub nfe: usize,
+    pub trajectory: Vec<(f64, Array2<f32>)>,
+}
+
+/// Integrates host points through `net` on its device, copying to and from the
+/// device once (and once per recorded state).
+pub fn integrate_points(
+    net: &VelocityNet,
+    start: &Array2<f32>,
+    grid: &flow_ode::TimeGrid,
+    solver: flow_ode::Solver,
+    record: flow_ode::Record,
+) -> flow_ode::Result<PointsSolution> {
+    let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
+    let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
+    Ok(PointsSolution {
+        points: tensor_to_array(&solution.state.0),
+        nfe: solution.nfe,
+        trajectory: solution.trajectory.iter().map(|(t, x)| (*t, tensor_to_array(&x.0))).collect(),
+    })
+}

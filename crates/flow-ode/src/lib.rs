@@ -15,7 +15,7 @@ mod solver;
 mod state;
 
 pub use error::{OdeError, Result};
-pub use grid::{TimeGrid, warp_time};
+pub use grid::{TimeGrid, check_warp, warp_time};
 pub use solver::{Record, Solution, Solver, integrate};
 pub use state::State;
 

@@ -1,1 +1,35 @@
+//! flow-train: teach a [`VelocityNet`](flow_model::VelocityNet) to move sources onto targets.
+//!
+//! - [`train`]: the loop shared by flow matching and reflow. Each step takes a
+//!   batch of pairs (x₀, x₁) from a [`PairSource`], draws times t by a
+//!   [`TimeSampling`], forms xₜ = (1 − t)x₀ + t·x₁ and regresses v(xₜ, t) onto
+//!   x₁ − x₀ (mean squared error, Adam on the flat parameter vector).
+//! - [`PairSource`]: independent random pairs (flow matching), or a teacher's
+//!   integrated targets, per batch (`online`, the post's way) or from a pool
+//!   generated once (`pool`, the rectified-flow paper's way).
+//! - [`reflow`]: rounds of distillation, each student teaching the next.
+//! - [`evaluate`]: sample quality (W₂ with its noise floor, MMD, energy
+//!   distance, straightness, NFE).
+//!
+//! Invariants: every random draw comes from the run's seed (ChaCha8 for batches,
+//! libtorch's generator only for initial weights); same seed, device and thread
+//! count give the same losses and weights. Checkpoints are written atomically
+//! and a non-finite loss stops training before anything bad is saved.
 
+mod adam;
+mod error;
+mod pairs;
+mod quality;
+mod reflow;
+mod run;
+mod time_sampling;
+mod trainer;
+
+pub use adam::FlatAdam;
+pub use error::{Result, TrainError};
+pub use pairs::{PairMode, PairSource, TeacherSettings};
+pub use quality::{Quality, QualityProbe, QualitySettings, STRAIGHTNESS_STEPS, evaluate, noise_floor};
+pub use reflow::{ReflowSettings, reflow};
+pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
+pub use time_sampling::TimeSampling;
+pub use trainer::{TrainConfig, TrainReport, train};

@@ -1,0 +1,117 @@
+//! flow-metrics' one test binary.
+
+use flow_data::samplers::{self, seeded_rng};
+use flow_metrics::{MetricsError, assign_min_cost, energy_distance, mmd_rbf, straightness, wasserstein2};
+use ndarray::{Array2, array};
+
+fn points(rows: &serde_json::Value) -> Array2<f32> {
+    let rows = rows.as_array().expect("rows");
+    let dim = rows[0].as_array().expect("row").len();
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter().map(|v| v.as_f64().expect("number") as f32))
+        .collect();
+    Array2::from_shape_vec((rows.len(), dim), flat).expect("rectangular")
+}
+
+#[test]
+fn wasserstein2_matches_pots_emd2() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/w2_pot.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    for case in fixture["cases"].as_array().expect("cases") {
+        let (a, b) = (points(&case["a"]), points(&case["b"]));
+        let expected = case["emd2"].as_f64().expect("emd2").sqrt();
+        let ours = wasserstein2(&a, &b).expect("same shape");
+        assert!(
+            (ours - expected).abs() < 1e-9 * expected.max(1.0),
+            "n = {}: ours {ours}, POT {expected}",
+            a.nrows()
+        );
+    }
+}
+
+fn permutations(items: &mut Vec<usize>, k: usize, visit: &mut impl FnMut(&[usize])) {
+    if k == items.len() {
+        visit(items);
+        return;
+    }
+    for i in k..items.len() {
+        items.swap(k, i);
+        permutations(items, k + 1, visit);
+        items.swap(k, i);
+    }
+}
+
+#[test]
+fn assignment_is_optimal_against_brute_force() {
+    let mut rng = seeded_rng(11);
+    for n in 1..=7 {
+        let cost: Vec<f64> = samplers::uniform_square(n * n, 1.0, &mut rng)
+            .column(0)
+            .iter()
+            .map(|&c| f64::from(c.round()))
+            .collect();
+        let matching = assign_min_cost(&cost, n);
+        let total = |m: &[usize]| m.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum::<f64>();
+        let mut best = f64::INFINITY;
+        permutations(&mut (0..n).collect(), 0, &mut |p| best = best.min(total(p)));
+        let mut seen = matching.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>(), "not a permutation");
+        assert_eq!(total(&matching), best, "n = {n}");
+    }
+}
+
+#[test]
+fn wasserstein2_of_a_translation_is_its_length() {
+    let a = samplers::spiral(300, 1.0, &mut seeded_rng(1));
+    let shifted = &a + &array![[0.3f32, -0.4]];
+    assert!(wasserstein2(&a, &a).expect("same shape") < 1e-12);
+    assert!((wasserstein2(&a, &shifted).expect("same shape") - 0.5).abs() < 1e-6);
+    let error = wasserstein2(&a, &samplers::spiral(10, 1.0, &mut seeded_rng(1))).expect_err("sizes differ");
+    assert_eq!(error, MetricsError::Shape { left: 300, left_dim: 2, right: 10, right_dim: 2 });
+}
+
+#[test]
+fn mmd_and_energy_separate_different_distributions() {
+    let target = samplers::spiral(400, 1.0, &mut seeded_rng(2));
+    let same = samplers::spiral(400, 1.0, &mut seeded_rng(3));
+    let other = samplers::gaussian(400, 2, 0.5, &mut seeded_rng(4));
+    let mmd_same = mmd_rbf(&target, &same).expect("shape");
+    let mmd_other = mmd_rbf(&target, &other).expect("shape");
+    assert!(mmd_same.abs() < 0.015 && mmd_other > 0.04, "{mmd_same} vs {mmd_other}");
+    let energy_same = energy_distance(&target, &same).expect("shape");
+    let energy_other = energy_distance(&target, &other).expect("shape");
+    assert!(energy_same.abs() < 0.02 && energy_other > 0.1, "{energy_same} vs {energy_other}");
+    // Energy distance of two point masses is 2|x − y|.
+    let at = |x: f32| Array2::from_elem((5, 1), x);
+    assert!((energy_distance(&at(0.0), &at(3.0)).expect("shape") - 6.0).abs() < 1e-12);
+}
+
+#[test]
+fn straightness_is_zero_for_straight_paths_and_measures_curvature() {
+    let steps = 1000;
+    let x0 = array![[0.0f32, 0.0], [1.0, 2.0]];
+    let x1 = array![[2.0f32, 1.0], [-1.0, 0.0]];
+    let straight: Vec<(f64, Array2<f32>)> = (0..=steps)
+        .map(|k| k as f64 / steps as f64)
+        .map(|t| (t, &x0 * (1.0 - t as f32) + &x1 * t as f32))
+        .collect();
+    assert!(straightness(&straight).expect("trajectory") < 1e-8);
+    // Half circle x(t) = (cos πt, sin πt): displacement (−2, 0), velocity π(−sin πt, cos πt);
+    // ∫₀¹ |(−2, 0) − v|² dt = 4 − 8 + π² = π² − 4.
+    let arc: Vec<(f64, Array2<f32>)> = (0..=steps)
+        .map(|k| k as f64 / steps as f64)
+        .map(|t| {
+            (t, array![[(std::f64::consts::PI * t).cos() as f32, (std::f64::consts::PI * t).sin() as f32]])
+        })
+        .collect();
+    let measured = straightness(&arc).expect("trajectory");
+    let exact = std::f64::consts::PI.powi(2) - 4.0;
+    assert!((measured - exact).abs() < 1e-3, "{measured} vs {exact}");
+    // Backward in time gives the same number.
+    let reversed: Vec<_> = arc.iter().rev().cloned().collect();
+    assert!((straightness(&reversed).expect("trajectory") - measured).abs() < 1e-9);
+    assert_eq!(straightness(&arc[..1]), Err(MetricsError::ShortTrajectory));
+}

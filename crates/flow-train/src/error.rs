@@ -1,0 +1,33 @@
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] flow_model::ModelError),
+    #[error(transparent)]
+    Data(#[from] flow_data::DataError),
+    #[error(transparent)]
+    Ode(#[from] flow_ode::OdeError),
+    #[error(transparent)]
+    Metrics(#[from] flow_metrics::MetricsError),
+    #[error("{0}")]
+    Config(String),
+    #[error("unknown time sampling `{0}` (valid: uniform, warp, warp:S with S in [0, 1.5], logit-normal)")]
+    UnknownTimeSampling(String),
+    #[error("unknown pair mode `{0}` (valid: online, pool, pool:N)")]
+    UnknownPairMode(String),
+    #[error("loss became {loss} at step {step}; stopped, the last checkpoint is kept")]
+    NonFiniteLoss { step: usize, loss: f32 },
+    #[error("{path}: cannot resume: {reason}")]
+    Resume { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

@@ -1,0 +1,117 @@
+//! A run directory: the files a training run writes and resumes from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Kind, Tensor};
+
+use crate::{FlatAdam, Result, TrainError};
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const STATE_FILE: &str = "train-state.safetensors";
+pub const LOSSES_FILE: &str = "losses.csv";
+pub const RUN_RECORD_FILE: &str = "run.json";
+
+/// Everything about a run that is not a training hyper-parameter.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Where checkpoints and the loss log go; `None` trains in memory.
+    pub out_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `out_dir`.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to stop after the current step, with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+    pub show_progress: bool,
+    /// Shown before the progress bar: "flow matching", "reflow round 1", …
+    pub label: String,
+    /// Extra header entries for saved models (dataset, settings, …).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl RunOptions {
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.to_owned(), source }
+}
+
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(TrainError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other("exists and is not a directory"),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(io_error(dir))
+}
+
+/// `step,loss` lines, atomically.
+pub(crate) fn write_losses(path: &Path, losses: &[f32]) -> Result<()> {
+    flow_data::files::write_atomically(path, |out| {
+        writeln!(out, "step,loss")?;
+        for (step, loss) in losses.iter().enumerate() {
+            writeln!(out, "{},{loss}", step + 1)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The losses of a `losses.csv` written by a run.
+pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
+    let points = flow_data::files::read_points(path)?;
+    if points.ncols() != 2 {
+        return Err(TrainError::Resume {
+            path: path.to_owned(),
+            reason: "expected columns step,loss".into(),
+        });
+    }
+    Ok(points.column(1).to_vec())
+}
+
+/// The optimiser and batch-RNG position, beside the model checkpoint.
+pub(crate) fn save_state(path: &Path, adam: &FlatAdam, rng_word: u128) -> Result<()> {
+    let (first, second) = adam.moments();
+    let counters = Tensor::from_slice(&[adam.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
+    let temp = path.with_extension("safetensors.tmp");
+    Tensor::write_safetensors(
+        &[("first_moment", first), ("second_moment", second), ("counters", &counters)],
+        &temp,
+    )?;
+    std::fs::rename(&temp, path).map_err(io_error(path))
+}
+
+pub(crate) struct SavedState {
+    pub first: Tensor,
+    pub second: Tensor,
+    pub step: u64,
+    pub rng_word: u128,
+}
+
+pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
+    let bad = |reason: String| TrainError::Resume { path: path.to_owned(), reason };
+    if !path.exists() {
+        return Err(bad("no training state here (was the run saved by `flowmatch train`?)".into()));
+    }
+    let tensors: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?.into_iter().collect();
+    let get = |name: &str| {
+        tensors.get(name).map(Tensor::shallow_clone).ok_or_else(|| bad(format!("missing `{name}`")))
+    };
+    let counters =
+        Vec::<i64>::try_from(get("counters")?.to_kind(Kind::Int64)).map_err(|e| bad(e.to_string()))?;
+    let [step, high, low] = counters[..] else {
+        return Err(bad("malformed counters".into()));
+    };
+    Ok(SavedState {
+        first: get("first_moment")?,
+        second: get("second_moment")?,
+        step: step as u64,
+        rng_word: ((high as u64 as u128) << 64) | (low as u64 as u128),
+    })
+}

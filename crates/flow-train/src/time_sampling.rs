@@ -1,0 +1,52 @@
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::{Result, TrainError};
+
+/// How training times t ∈ [0, 1] are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimeSampling {
+    /// U[0, 1]: the post's flow matching.
+    Uniform,
+    /// warp_time(U[0, 1], s): the post's reflow with s = 0.5 puts more times mid-path.
+    Warp(f64),
+    /// sigmoid(N(0, 1)), as in SD3 / FLUX training.
+    LogitNormal,
+}
+
+impl TimeSampling {
+    /// `uniform`, `warp` (s = 0.5), `warp:S`, or `logit-normal`.
+    pub fn parse(text: &str) -> Result<TimeSampling> {
+        match text {
+            "uniform" => Ok(TimeSampling::Uniform),
+            "warp" => Ok(TimeSampling::Warp(0.5)),
+            "logit-normal" | "logitnormal" => Ok(TimeSampling::LogitNormal),
+            other => {
+                let s: f64 = other
+                    .strip_prefix("warp:")
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| TrainError::UnknownTimeSampling(other.to_owned()))?;
+                Ok(TimeSampling::Warp(flow_ode::check_warp(s)?))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            TimeSampling::Uniform => "uniform".into(),
+            TimeSampling::Warp(s) => format!("warp:{s}"),
+            TimeSampling::LogitNormal => "logit-normal".into(),
+        }
+    }
+
+    pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match self {
+            TimeSampling::Uniform => rng.random(),
+            TimeSampling::Warp(s) => flow_ode::warp_time(rng.random(), *s),
+            TimeSampling::LogitNormal => {
+                let z: f64 = StandardNormal.sample(rng);
+                1.0 / (1.0 + (-z).exp())
+            }
+        }
+    }
+}

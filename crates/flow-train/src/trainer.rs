@@ -1,0 +1,246 @@
+use std::time::Instant;
+
+use flow_model::VelocityNet;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tch::{Device, Tensor};
+
+use crate::run::{self, LOSSES_FILE, MODEL_FILE, RunOptions, STATE_FILE};
+use crate::{FlatAdam, PairSource, Result, TimeSampling, TrainError};
+
+/// Training hyper-parameters; the defaults are the post's flow matching.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub time_sampling: TimeSampling,
+    pub seed: u64,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            steps: 10_000,
+            batch_size: 2048,
+            lr: 1e-3,
+            time_sampling: TimeSampling::Uniform,
+            seed: 0,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(TrainError::Config("steps must be at least 1".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(TrainError::Config("batch size must be at least 1".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(TrainError::Config(format!(
+                "learning rate must be positive and finite, not {}",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    /// Loss of every step from the run's first step (including resumed ones).
+    pub losses: Vec<f32>,
+    /// The step this invocation started from (non-zero when resumed).
+    pub started_at: usize,
+    pub seconds: f64,
+    pub steps_per_second: f64,
+    /// Stopped early by the stop flag; a checkpoint was written.
+    pub interrupted: bool,
+}
+
+/// Losses are read back from the device this often: the non-finite check does
+/// not force a host synchronisation on every step.
+const LOSS_READBACK: usize = 50;
+
+/// The training stream: ChaCha8 seeded by the run's seed, on its own stream
+/// so other draws from the same seed (evaluation, pools) are independent.
+pub(crate) fn batch_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    rng
+}
+
+/// Regresses `net` onto the straight-line velocities of `pairs`.
+pub fn train(
+    net: &mut VelocityNet,
+    pairs: &PairSource,
+    config: &TrainConfig,
+    options: &RunOptions,
+) -> Result<TrainReport> {
+    config.validate()?;
+    if pairs.dim() != net.config().dim {
+        return Err(TrainError::Config(format!(
+            "data are {}-dimensional but the model is {}-dimensional",
+            pairs.dim(),
+            net.config().dim
+        )));
+    }
+    if let Some(dir) = &options.out_dir {
+        run::create_dir(dir)?;
+    }
+    let mut adam = FlatAdam::new(net.flat_parameters(), config.lr);
+    let mut rng = batch_rng(config.seed);
+    let mut losses = Vec::with_capacity(config.steps);
+    if options.resume {
+        losses = resume(net, &mut adam, &mut rng, options)?;
+    }
+    let started_at = losses.len();
+    let (kind, device) = (net.kind(), net.device());
+    let bar = progress_bar(config.steps, started_at, options);
+    let clock = Instant::now();
+    let mut parameters = net.flat_parameters().shallow_clone();
+    let mut pending: Vec<Tensor> = Vec::with_capacity(LOSS_READBACK);
+    let mut interrupted = false;
+    tracing::info!(label = %options.label, steps = config.steps, batch = config.batch_size, pairs = %pairs.describe(), "training");
+
+    for step in started_at..config.steps {
+        if options.stop_requested() {
+            interrupted = true;
+            break;
+        }
+        let (x0, x1) = pairs.next_batch(config.batch_size, &mut rng, kind, device)?;
+        let times: Vec<f32> =
+            (0..config.batch_size).map(|_| config.time_sampling.draw(&mut rng) as f32).collect();
+        let t = Tensor::from_slice(&times).view([-1, 1]).to_kind(kind).to_device(device);
+        let velocity = &x1 - &x0;
+        let position = &x0 + &t * &velocity;
+        let loss = (net.forward(&position, &t) - velocity).square().mean(kind);
+        loss.backward();
+        adam.step(&mut parameters);
+        pending.push(loss.detach());
+
+        let done = step + 1;
+        if pending.len() == LOSS_READBACK || done == config.steps {
+            read_back(&mut pending, &mut losses)?;
+            bar.set_position(done as u64);
+            bar.set_message(format!(
+                "loss {:.4}  {:.0} steps/s",
+                smoothed(&losses),
+                (done - started_at) as f64 / clock.elapsed().as_secs_f64()
+            ));
+        }
+        if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
+        {
+            read_back(&mut pending, &mut losses)?;
+            save(net, &adam, &rng, &losses, options)?;
+        }
+    }
+    read_back(&mut pending, &mut losses)?;
+    save(net, &adam, &rng, &losses, options)?;
+    bar.finish_and_clear();
+    let seconds = clock.elapsed().as_secs_f64();
+    let taken = losses.len() - started_at;
+    tracing::info!(label = %options.label, steps = taken, seconds, "trained");
+    Ok(TrainReport {
+        steps_per_second: taken as f64 / seconds.max(1e-9),
+        losses,
+        started_at,
+        seconds,
+        interrupted,
+    })
+}
+
+/// Moves queued device losses to the host, stopping at the first non-finite one.
+fn read_back(pending: &mut Vec<Tensor>, losses: &mut Vec<f32>) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let values =
+        Vec::<f32>::try_from(Tensor::stack(pending, 0).to_device(Device::Cpu).to_kind(tch::Kind::Float))?;
+    pending.clear();
+    for value in values {
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value });
+        }
+        losses.push(value);
+    }
+    Ok(())
+}
+
+/// Mean of the last 100 losses: the post notes single-batch losses are noisy.
+fn smoothed(losses: &[f32]) -> f32 {
+    let tail = &losses[losses.len().saturating_sub(100)..];
+    tail.iter().sum::<f32>() / tail.len().max(1) as f32
+}
+
+fn save(
+    net: &VelocityNet,
+    adam: &FlatAdam,
+    rng: &ChaCha8Rng,
+    losses: &[f32],
+    options: &RunOptions,
+) -> Result<()> {
+    let Some(dir) = &options.out_dir else {
+        return Ok(());
+    };
+    let mut metadata = options.metadata.clone();
+    metadata.insert("step".into(), losses.len().to_string());
+    // Model last: a run directory whose model exists has the state that goes with it.
+    run::save_state(&dir.join(STATE_FILE), adam, rng.get_word_pos())?;
+    run::write_losses(&dir.join(LOSSES_FILE), losses)?;
+    flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?;
+    tracing::debug!(step = losses.len(), dir = %dir.display(), "checkpoint");
+    Ok(())
+}
+
+fn resume(
+    net: &mut VelocityNet,
+    adam: &mut FlatAdam,
+    rng: &mut ChaCha8Rng,
+    options: &RunOptions,
+) -> Result<Vec<f32>> {
+    let Some(dir) = &options.out_dir else {
+        return Err(TrainError::Config("resuming needs the run directory".into()));
+    };
+    let state = run::load_state(&dir.join(STATE_FILE))?;
+    let metadata = flow_model::checkpoint::load_into(net, &dir.join(MODEL_FILE))?;
+    let mut losses = run::read_losses(&dir.join(LOSSES_FILE))?;
+    let model_step: u64 = metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+    if model_step != state.step || losses.len() as u64 != state.step {
+        return Err(TrainError::Resume {
+            path: dir.clone(),
+            reason: format!(
+                "model (step {model_step}), optimiser (step {}) and loss log ({} steps) disagree",
+                state.step,
+                losses.len()
+            ),
+        });
+    }
+    adam.restore(&state.first, &state.second, state.step);
+    rng.set_word_pos(state.rng_word);
+    losses.truncate(state.step as usize);
+    tracing::info!(step = state.step, dir = %dir.display(), "resumed");
+    Ok(losses)
+}
+
+fn progress_bar(steps: usize, position: usize, options: &RunOptions) -> ProgressBar {
+    if !options.show_progress {
+        return ProgressBar::hidden();
+    }
+    // indicatif draws nothing when stderr is not a terminal.
+    let bar = ProgressBar::new(steps as u64).with_position(position as u64);
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(options.label.clone());
+    bar
+}

@@ -1,0 +1,193 @@
+//! flow-train's one test binary: learning, not just a loop that runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flow_data::{Dataset, PointSource};
+use flow_model::{ModelConfig, VelocityNet};
+use flow_ode::Solver;
+use flow_train::{
+    PairMode, PairSource, QualityProbe, ReflowSettings, RunOptions, TimeSampling, TrainConfig, TrainError,
+    reflow, train,
+};
+use tch::Device;
+
+fn spiral() -> PointSource {
+    PointSource::builtin(Dataset::Spiral, 2).expect("2-D")
+}
+
+fn gaussian() -> PointSource {
+    PointSource::builtin(Dataset::Gaussian, 2).expect("2-D")
+}
+
+fn fresh_net(seed: i64) -> VelocityNet {
+    tch::manual_seed(seed);
+    VelocityNet::new(ModelConfig::default(), Device::Cpu).expect("default config")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flow-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn short(steps: usize, batch_size: usize) -> TrainConfig {
+    TrainConfig { steps, batch_size, checkpoint_every: 0, ..TrainConfig::default() }
+}
+
+fn mean(values: &[f32]) -> f32 {
+    values.iter().sum::<f32>() / values.len() as f32
+}
+
+fn flow_matching_pairs() -> PairSource {
+    PairSource::independent(gaussian(), spiral()).expect("same dimension")
+}
+
+/// A teacher trained briefly, shared by the reflow test.
+fn trained_teacher(steps: usize) -> VelocityNet {
+    let mut net = fresh_net(0);
+    train(&mut net, &flow_matching_pairs(), &short(steps, 512), &RunOptions::default()).expect("trains");
+    net
+}
+
+#[test]
+fn flow_matching_lowers_the_loss_and_the_distance_to_the_target() {
+    let untrained = fresh_net(0);
+    let probe = QualityProbe::new(&gaussian(), &spiral(), 500, 0).expect("probe");
+    let (w2_untrained, _) = probe.w2(&untrained, Solver::Rk4, 20).expect("measures");
+    let mut net = fresh_net(0);
+    let report =
+        train(&mut net, &flow_matching_pairs(), &short(1500, 512), &RunOptions::default()).expect("trains");
+    assert_eq!(report.losses.len(), 1500);
+    let (early, late) = (mean(&report.losses[..20]), mean(&report.losses[1400..]));
+    assert!(late < 0.8 * early, "loss {early} → {late}");
+    let (w2, nfe) = probe.w2(&net, Solver::Rk4, 20).expect("measures");
+    assert_eq!(nfe, 80);
+    // Measured as the excess over the noise floor, which no model can beat.
+    let (excess_before, excess_after) = (w2_untrained - probe.floor, w2 - probe.floor);
+    assert!(excess_after < 0.4 * excess_before, "W2 {w2_untrained} → {w2} (floor {})", probe.floor);
+}
+
+#[test]
+fn reflow_straightens_the_flow_and_improves_one_step_sampling() {
+    let teacher = trained_teacher(800);
+    let probe = QualityProbe::new(&gaussian(), &spiral(), 500, 1).expect("probe");
+    let settings = ReflowSettings {
+        mode: PairMode::Pool(8192),
+        train: TrainConfig {
+            steps: 300,
+            batch_size: 512,
+            checkpoint_every: 0,
+            time_sampling: TimeSampling::Warp(0.5),
+            ..TrainConfig::default()
+        },
+        ..ReflowSettings::default()
+    };
+    let (student, reports) =
+        reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    assert_eq!(reports.len(), 1);
+    let (teacher_straightness, student_straightness) =
+        (probe.straightness(&teacher).expect("measures"), probe.straightness(&student).expect("measures"));
+    assert!(
+        student_straightness < 0.5 * teacher_straightness,
+        "straightness {teacher_straightness} → {student_straightness}"
+    );
+    let (teacher_w2, _) = probe.w2(&teacher, Solver::Euler, 1).expect("measures");
+    let (student_w2, _) = probe.w2(&student, Solver::Euler, 1).expect("measures");
+    assert!(student_w2 < 0.7 * teacher_w2, "1-step Euler W2 {teacher_w2} → {student_w2}");
+}
+
+#[test]
+fn online_reflow_and_rounds_run_and_write_each_round() {
+    let teacher = trained_teacher(100);
+    let dir = scratch("rounds");
+    let settings = ReflowSettings {
+        rounds: 2,
+        train: TrainConfig { steps: 5, batch_size: 64, ..ReflowSettings::default().train },
+        ..ReflowSettings::default()
+    };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let (_, reports) = reflow(&teacher, &gaussian(), &settings, &options).expect("reflows");
+    assert_eq!(reports.len(), 2);
+    for file in ["round-1/model.safetensors", "round-2/losses.csv", "model.safetensors"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_weights() {
+    let run = |seed| {
+        let mut net = fresh_net(3);
+        let config = TrainConfig { seed, time_sampling: TimeSampling::LogitNormal, ..short(30, 128) };
+        let report =
+            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+        (report.losses, net.flat_parameters().copy())
+    };
+    let (losses_a, weights_a) = run(5);
+    let (losses_b, weights_b) = run(5);
+    let (losses_c, _) = run(6);
+    assert_eq!(losses_a, losses_b);
+    assert!(weights_a.equal(&weights_b));
+    assert_ne!(losses_a, losses_c);
+}
+
+#[test]
+fn resuming_continues_exactly_where_the_run_stopped() {
+    let dir = scratch("resume");
+    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let mut first = fresh_net(4);
+    train(&mut first, &flow_matching_pairs(), &short(20, 128), &options).expect("first half");
+    let mut resumed = fresh_net(99);
+    let resume = RunOptions { resume: true, ..options.clone() };
+    let report = train(&mut resumed, &flow_matching_pairs(), &short(40, 128), &resume).expect("resumes");
+    assert_eq!(report.started_at, 20);
+
+    let mut straight = fresh_net(4);
+    let whole = train(&mut straight, &flow_matching_pairs(), &short(40, 128), &RunOptions::default())
+        .expect("trains");
+    assert_eq!(report.losses, whole.losses);
+    assert!(resumed.flat_parameters().equal(straight.flat_parameters()));
+
+    // A stop request ends the run early with a checkpoint that resumes.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stopped = RunOptions { stop: Some(stop), resume: true, ..options };
+    let report = train(&mut fresh_net(4), &flow_matching_pairs(), &short(60, 128), &stopped).expect("stops");
+    assert!(report.interrupted);
+    assert_eq!(report.losses.len(), 40);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
+    let dir = scratch("nan");
+    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let mut net = fresh_net(5);
+    train(&mut net, &flow_matching_pairs(), &short(10, 64), &options).expect("good start");
+    let saved = std::fs::read(dir.join("model.safetensors")).expect("checkpoint");
+
+    let huge = ndarray::Array2::from_elem((4, 2), 3e38f32);
+    let exploding = PairSource::independent(gaussian(), PointSource::Data(Arc::new(huge))).expect("2-D");
+    let error = train(&mut net, &exploding, &short(10, 64), &options).expect_err("loss overflows");
+    assert!(matches!(error, TrainError::NonFiniteLoss { step: 1, .. }), "{error}");
+    assert_eq!(std::fs::read(dir.join("model.safetensors")).expect("checkpoint"), saved);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn settings_parse_and_bad_values_are_named() {
+    assert_eq!(TimeSampling::parse("warp").expect("valid"), TimeSampling::Warp(0.5));
+    assert_eq!(TimeSampling::parse("warp:1.5").expect("valid"), TimeSampling::Warp(1.5));
+    assert_eq!(
+        TimeSampling::parse("warp:2").expect_err("out of range").to_string(),
+        "warp parameter s = 2 is outside [0, 1.5]"
+    );
+    assert!(TimeSampling::parse("cosine").is_err());
+    assert_eq!(PairMode::parse("pool:1000").expect("valid"), PairMode::Pool(1000));
+    assert!(PairMode::parse("pool:0").is_err());
+    let bad = TrainConfig { lr: f64::NAN, ..TrainConfig::default() };
+    assert!(bad.validate().expect_err("nan lr").to_string().contains("learning rate"));
+    let mismatch =
+        PairSource::independent(PointSource::builtin(Dataset::Gaussian, 3).expect("3-D"), spiral());
+    assert!(mismatch.is_err());
+}
