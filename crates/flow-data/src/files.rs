@@ -63,8 +63,21 @@ fn format_of(path: &Path) -> Result<Format> {
 /// Checks that `path` can be written as a point file, before any work is done.
 pub fn check_output_path(path: &Path) -> Result<()> {
     format_of(path)?;
+    check_writable(path)
+}
+
+/// Checks, before any work is done, that a file can be created at `path`:
+/// it is not a directory and its parent directory exists.
+pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: path.to_owned() });
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "its directory does not exist"),
+        });
     }
     Ok(())
 }
@@ -87,10 +100,15 @@ pub fn read_points(path: &Path) -> Result<Array2<f32>> {
 
 /// Writes points as CSV (header `x0,x1,…`) or `.npy` (f32), chosen by extension.
 pub fn write_points(path: &Path, points: &Array2<f32>) -> Result<()> {
+    let names: Vec<String> = (0..points.ncols()).map(|j| format!("x{j}")).collect();
+    write_table(path, points, &names)
+}
+
+/// Writes a table as CSV (with `names` as the header) or `.npy` (f32, no names).
+pub fn write_table(path: &Path, points: &Array2<f32>, names: &[String]) -> Result<()> {
     match format_of(path)? {
         Format::Csv => write_atomically(path, |out| {
-            let header: Vec<String> = (0..points.ncols()).map(|j| format!("x{j}")).collect();
-            writeln!(out, "{}", header.join(","))?;
+            writeln!(out, "{}", names.join(","))?;
             for row in points.rows() {
                 let cells: Vec<String> = row.iter().map(f32::to_string).collect();
                 writeln!(out, "{}", cells.join(","))?;

@@ -1,0 +1,52 @@
+use std::path::Path;
+
+use image::{GenericImage, RgbImage};
+
+use crate::{Result, VizError};
+
+/// Writes a PNG atomically.
+pub fn save_png(path: &Path, image: &RgbImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| VizError::Encode(e.to_string()))?;
+    flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
+    Ok(())
+}
+
+/// Writes an animated GIF atomically; `delay_cs` is the frame time in 1/100 s.
+/// Frames are quantised to 256 colours each (NeuQuant); the plots use few colours.
+pub fn save_gif(path: &Path, frames: &[RgbImage], delay_cs: u16) -> Result<()> {
+    let first = frames.first().ok_or(VizError::Empty("an animation needs at least one frame"))?;
+    let (width, height) = (first.width() as u16, first.height() as u16);
+    let mut bytes = Vec::new();
+    {
+        let mut encoder =
+            gif::Encoder::new(&mut bytes, width, height, &[]).map_err(|e| VizError::Encode(e.to_string()))?;
+        encoder.set_repeat(gif::Repeat::Infinite).map_err(|e| VizError::Encode(e.to_string()))?;
+        for image in frames {
+            if image.dimensions() != first.dimensions() {
+                return Err(VizError::Encode("animation frames differ in size".into()));
+            }
+            let mut frame = gif::Frame::from_rgb_speed(width, height, image.as_raw(), 20);
+            frame.delay = delay_cs;
+            encoder.write_frame(&frame).map_err(|e| VizError::Encode(e.to_string()))?;
+        }
+    }
+    flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
+    Ok(())
+}
+
+/// Places images left to right on a white background (heights may differ).
+pub fn side_by_side(images: &[&RgbImage]) -> RgbImage {
+    let width = images.iter().map(|i| i.width()).sum();
+    let height = images.iter().map(|i| i.height()).max().unwrap_or(0);
+    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let mut x = 0;
+    for image in images {
+        // The canvas was sized to hold every image, so the copy is in bounds.
+        let _ = out.copy_from(*image, x, 0);
+        x += image.width();
+    }
+    out
+}

@@ -1,0 +1,333 @@
+//! The command line, declared with clap. Values are parsed into the library's
+//! types here, so a bad name or number is a usage error before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use flow_data::Dataset;
+use flow_model::{Activation, DeviceChoice, TimeEmbedding};
+use flow_ode::Solver;
+use flow_train::{PairMode, TimeSampling};
+
+#[derive(Parser)]
+#[command(name = "flowmatch", version, about = "Flow matching and rectified flow (reflow) on libtorch")]
+#[command(propagate_version = true)]
+pub struct Cli {
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write samples of a built-in distribution to a file.
+    #[command(
+        after_help = "Examples:\n  flowmatch data --name spiral --n 1000 --seed 0 --out points.csv\n  flowmatch data --name gaussian --dim 8 --n 500 --out noise.npy"
+    )]
+    Data(DataArgs),
+    /// Train a velocity field by flow matching.
+    #[command(
+        after_help = "Examples:\n  flowmatch train --target spiral --out runs/spiral\n  flowmatch train --data points.csv --steps 2000 --time-sampling logit-normal --out runs/mine\n  flowmatch train --target spiral --out runs/spiral --resume   # continue after Ctrl-C"
+    )]
+    Train(TrainArgs),
+    /// Distil a trained model into straighter paths (rectified flow).
+    #[command(
+        after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:65536 --rounds 2 --out runs/r2"
+    )]
+    Reflow(ReflowArgs),
+    /// Generate samples (or invert target points with --reverse).
+    #[command(
+        after_help = "Examples:\n  flowmatch sample --model runs/spiral/model.safetensors --n 2000 --out samples.csv\n  flowmatch sample --model m.safetensors --solver euler --steps 1 --out one-step.npy\n  flowmatch sample --model m.safetensors --reverse --input points.csv --out latents.csv\n  flowmatch sample --model m.safetensors --trajectory 10 --out paths.csv"
+    )]
+    Sample(SampleArgs),
+    /// Measure sample quality; prints JSON.
+    #[command(
+        after_help = "Examples:\n  flowmatch eval --model runs/spiral/model.safetensors\n  flowmatch eval --model m.safetensors --data points.csv --solver euler --steps 1"
+    )]
+    Eval(EvalArgs),
+    /// Plot a model's samples (.png) or flow (.gif), or a point file (.png).
+    #[command(
+        after_help = "Examples:\n  flowmatch plot --model m.safetensors --out flow.gif\n  flowmatch plot --model m.safetensors --solver rk4 --steps 20 --out samples.png\n  flowmatch plot --input points.csv --out points.png"
+    )]
+    Plot(PlotArgs),
+    /// Train what the post trained and write every figure and a report.
+    #[command(
+        after_help = "Examples:\n  flowmatch reproduce                 # the post's settings, into assets/figures\n  flowmatch reproduce --quick --out /tmp/figures"
+    )]
+    Reproduce(ReproduceArgs),
+    /// Time training and sampling against the PyTorch version of the post.
+    #[command(
+        after_help = "Examples:\n  flowmatch bench --python .venv/bin/python\n  flowmatch bench --quick"
+    )]
+    Bench(BenchArgs),
+}
+
+pub fn dataset(text: &str) -> Result<Dataset, String> {
+    Dataset::from_name(text).map_err(|e| e.to_string())
+}
+
+fn solver_name(text: &str) -> Result<String, String> {
+    Solver::from_name(text, 1e-5, 1e-5).map(|s| s.name().to_owned()).map_err(|e| e.to_string())
+}
+
+fn device(text: &str) -> Result<DeviceChoice, String> {
+    DeviceChoice::parse(text).map_err(|e| e.to_string())
+}
+
+fn activation(text: &str) -> Result<Activation, String> {
+    Activation::parse(text).map_err(|e| e.to_string())
+}
+
+fn time_sampling(text: &str) -> Result<TimeSampling, String> {
+    TimeSampling::parse(text).map_err(|e| e.to_string())
+}
+
+fn pair_mode(text: &str) -> Result<PairMode, String> {
+    PairMode::parse(text).map_err(|e| e.to_string())
+}
+
+fn positive_float(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{text}` must be a positive finite number")),
+    }
+}
+
+fn time_embedding(text: &str) -> Result<TimeEmbedding, String> {
+    match text {
+        "raw" => Ok(TimeEmbedding::Raw),
+        other => other
+            .strip_prefix("sinusoidal:")
+            .and_then(|k| k.parse().ok())
+            .filter(|&k: &usize| k > 0)
+            .map(|frequencies| TimeEmbedding::Sinusoidal { frequencies })
+            .ok_or_else(|| format!("unknown time embedding `{other}` (valid: raw, sinusoidal:K)")),
+    }
+}
+
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+/// Options shared by every command that runs a network.
+#[derive(Args, Clone)]
+pub struct RuntimeArgs {
+    /// auto (CUDA if present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = device)]
+    pub device: DeviceChoice,
+    /// CPU threads for libtorch (default: libtorch's choice). Results are reproducible for a fixed count.
+    #[arg(long, value_parser = positive())]
+    pub threads: Option<usize>,
+    /// Seed for every random draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    /// Built-in distribution: gaussian, spiral, moons, 8gaussians, checkerboard, circles, uniform.
+    #[arg(long, value_parser = dataset)]
+    pub name: Dataset,
+    #[arg(long, default_value_t = 1000, value_parser = positive())]
+    pub n: usize,
+    /// Dimension (the Gaussian only; the others are 2-D).
+    #[arg(long, default_value_t = 2, value_parser = positive())]
+    pub dim: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file, .csv or .npy.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Where the points to learn (or compare with) come from.
+#[derive(Args, Clone)]
+#[group(required = false, multiple = false)]
+pub struct TargetArgs {
+    /// Built-in target distribution.
+    #[arg(long, value_parser = dataset)]
+    pub target: Option<Dataset>,
+    /// Your own points: .csv (optional header) or .npy (2-D float32/float64), any dimension.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Built-in source distribution (the Gaussian works in any dimension).
+    #[arg(long, default_value = "gaussian", value_parser = dataset)]
+    pub source: Dataset,
+    #[arg(long, default_value_t = 10_000, value_parser = positive())]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2048, value_parser = positive())]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_float)]
+    pub lr: f64,
+    /// uniform, warp (s = 0.5), warp:S with S in [0, 1.5], or logit-normal.
+    #[arg(long, default_value = "uniform", value_parser = time_sampling)]
+    pub time_sampling: TimeSampling,
+    #[arg(long, default_value_t = 64, value_parser = positive())]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 3, value_parser = positive())]
+    pub layers: usize,
+    /// gelu, silu, relu or tanh.
+    #[arg(long, default_value = "gelu", value_parser = activation)]
+    pub activation: Activation,
+    /// raw (t appended, the post's) or sinusoidal:K.
+    #[arg(long, default_value = "raw", value_parser = time_embedding)]
+    pub time_embedding: TimeEmbedding,
+    /// Save a checkpoint every N steps (0: only at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: usize,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Run directory: model.safetensors, losses.csv, run.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ReflowArgs {
+    /// The trained model whose flow is distilled.
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// online (teacher targets for every batch, the post's) or pool[:N] (N pairs made once).
+    #[arg(long, default_value = "online", value_parser = pair_mode)]
+    pub pairs: PairMode,
+    #[arg(long, default_value = "rk4", value_parser = solver_name)]
+    pub teacher_solver: String,
+    #[arg(long, default_value_t = 20, value_parser = positive())]
+    pub teacher_steps: usize,
+    #[arg(long, default_value_t = 1000, value_parser = positive())]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2048, value_parser = positive())]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_float)]
+    pub lr: f64,
+    #[arg(long, default_value = "warp", value_parser = time_sampling)]
+    pub time_sampling: TimeSampling,
+    /// Rounds of reflow: each student teaches the next.
+    #[arg(long, default_value_t = 1, value_parser = positive())]
+    pub rounds: usize,
+    /// Start the student from fresh weights instead of the teacher's.
+    #[arg(long)]
+    pub fresh: bool,
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Solver choice shared by sample, eval and plot.
+#[derive(Args, Clone)]
+pub struct SolverArgs {
+    /// euler, midpoint, heun, rk4 or dopri5.
+    #[arg(long, default_value = "rk4", value_parser = solver_name)]
+    pub solver: String,
+    /// Steps of a fixed-step solver (dopri5 picks its own).
+    #[arg(long, default_value_t = 20, value_parser = positive())]
+    pub steps: usize,
+    /// dopri5 relative tolerance.
+    #[arg(long, default_value_t = 1e-5, value_parser = positive_float)]
+    pub rtol: f64,
+    /// dopri5 absolute tolerance.
+    #[arg(long, default_value_t = 1e-5, value_parser = positive_float)]
+    pub atol: f64,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of samples (ignored with --input).
+    #[arg(long, default_value_t = 2000, value_parser = positive())]
+    pub n: usize,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// Integrate from t = 1 back to t = 0: map target-space points (--input) to the source.
+    #[arg(long, requires = "input")]
+    pub reverse: bool,
+    /// Start from these points instead of fresh source samples.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Write the path, every K-th step, instead of the end points (columns t,particle,x0,…).
+    #[arg(long, value_parser = positive())]
+    pub trajectory: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Output file, .csv or .npy.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, default_value_t = 2000, value_parser = positive())]
+    pub n: usize,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub struct PlotArgs {
+    /// A model: .png shows its samples, .gif animates its flow.
+    #[arg(long, conflicts_with = "input")]
+    pub model: Option<PathBuf>,
+    /// A point file (2-D) to scatter-plot.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000, value_parser = positive())]
+    pub n: usize,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// Output image: .png or .gif (animation, models only).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub struct ReproduceArgs {
+    /// Everything at a small scale (seconds): for checks, not for the figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Train again even if checkpoints from an earlier run are there.
+    #[arg(long)]
+    pub retrain: bool,
+    /// Where figures, checkpoints and the report go.
+    #[arg(long, default_value = "assets/figures")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A Python with torch 2.11 for the PyTorch side (cargo xtask bench passes the provisioned one).
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    /// Fewer steps: a smoke run of the benchmark itself.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the table goes (Markdown).
+    #[arg(long, default_value = "assets/bench.md")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}

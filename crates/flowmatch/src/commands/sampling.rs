@@ -1,0 +1,136 @@
+use std::path::Path;
+
+use flow_data::files;
+use flow_model::{PointsSolution, integrate_points};
+use flow_ode::{Record, TimeGrid};
+use flow_train::QualityProbe;
+use ndarray::{Array2, Axis};
+
+use super::{check_dimension, load_model, runtime, solver, source_of, target, target_of};
+use crate::cli::{EvalArgs, PlotArgs, SampleArgs};
+use crate::error::{CliError, Result};
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase()
+}
+
+/// A recorded path as a table: one row per (time, particle) with columns t, particle, x0, ….
+fn trajectory_table(path: &[(f64, Array2<f32>)]) -> Array2<f32> {
+    let rows: Vec<Array2<f32>> = path
+        .iter()
+        .map(|(t, x)| {
+            let mut table = Array2::zeros((x.nrows(), x.ncols() + 2));
+            for (i, mut row) in table.rows_mut().into_iter().enumerate() {
+                row[0] = *t as f32;
+                row[1] = i as f32;
+                row.slice_mut(ndarray::s![2..]).assign(&x.row(i));
+            }
+            table
+        })
+        .collect();
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| Array2::zeros((0, 2)))
+}
+
+pub fn sample(args: SampleArgs) -> Result<()> {
+    files::check_output_path(&args.out)?;
+    let device = runtime(&args.runtime)?;
+    let checkpoint = load_model(&args.model, device)?;
+    let dim = checkpoint.net.config().dim;
+    let start = match &args.input {
+        Some(path) => {
+            let points = files::read_points(path)?;
+            check_dimension(points.ncols(), dim, &format!("{}", path.display()))?;
+            points
+        }
+        None => source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed)),
+    };
+    let mut grid = TimeGrid::uniform(args.solver.steps)?;
+    if args.reverse {
+        grid = grid.reversed();
+    }
+    let record = args.trajectory.map_or(Record::Nothing, Record::Every);
+    let solved = integrate_points(&checkpoint.net, &start, &grid, solver(&args.solver)?, record)?;
+    let table = if args.trajectory.is_some() { trajectory_table(&solved.trajectory) } else { solved.points };
+    if args.trajectory.is_some() {
+        let mut names = vec!["t".to_owned(), "particle".to_owned()];
+        names.extend((0..dim).map(|j| format!("x{j}")));
+        files::write_table(&args.out, &table, &names)?;
+    } else {
+        files::write_points(&args.out, &table)?;
+    }
+    eprintln!(
+        "wrote {} rows to {} ({} velocity evaluations per point)",
+        table.nrows(),
+        args.out.display(),
+        solved.nfe
+    );
+    Ok(())
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let device = runtime(&args.runtime)?;
+    let checkpoint = load_model(&args.model, device)?;
+    let dim = checkpoint.net.config().dim;
+    let target = match target(&args.target)? {
+        Some(target) => target,
+        None => target_of(&checkpoint)?.ok_or_else(|| {
+            CliError::usage("this checkpoint does not name its target: give --target NAME or --data FILE")
+        })?,
+    };
+    check_dimension(target.dim(), dim, "the target")?;
+    let probe = QualityProbe::new(&source_of(&checkpoint)?, &target, args.n, args.runtime.seed)?;
+    let quality = probe.measure(&checkpoint.net, solver(&args.solver)?, args.solver.steps)?;
+    let text = serde_json::to_string_pretty(&quality).map_err(|e| CliError::runtime(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn plot(args: PlotArgs) -> Result<()> {
+    let kind = extension(&args.out);
+    if kind != "png" && kind != "gif" {
+        return Err(CliError::usage(format!("{}: plots are written as .png or .gif", args.out.display())));
+    }
+    files::check_writable(&args.out)?;
+    match (&args.model, &args.input) {
+        (None, Some(input)) => {
+            if kind == "gif" {
+                return Err(CliError::usage("an animation needs --model; a point file plots as .png"));
+            }
+            let points = files::read_points(input)?;
+            let image = flow_viz::scatter(&points, &input.display().to_string())?;
+            flow_viz::save_png(&args.out, &image)?;
+        }
+        (Some(model), None) => {
+            let device = runtime(&args.runtime)?;
+            let checkpoint = load_model(model, device)?;
+            if checkpoint.net.config().dim != 2 {
+                return Err(CliError::runtime(format!(
+                    "plots need 2-D data; {} is {}-dimensional",
+                    model.display(),
+                    checkpoint.net.config().dim
+                )));
+            }
+            let start = source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
+            let grid = TimeGrid::uniform(args.solver.steps)?;
+            let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
+            let solved: PointsSolution =
+                integrate_points(&checkpoint.net, &start, &grid, solver(&args.solver)?, record)?;
+            if kind == "gif" {
+                let frames = animation_frames(&solved.trajectory, "")?;
+                flow_viz::save_gif(&args.out, &frames, 5)?;
+            } else {
+                let title = format!("{} × {}", args.solver.solver, args.solver.steps);
+                flow_viz::save_png(&args.out, &flow_viz::scatter(&solved.points, &title)?)?;
+            }
+        }
+        _ => return Err(CliError::usage("say what to plot: --model FILE or --input FILE")),
+    }
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// One scatter frame per recorded state, titled with `label` and its time.
+pub fn animation_frames(path: &[(f64, Array2<f32>)], label: &str) -> Result<Vec<flow_viz::RgbImage>> {
+    path.iter().map(|(t, x)| Ok(flow_viz::scatter(x, format!("{label}  t = {t:.2}").trim())?)).collect()
+}

@@ -1,0 +1,192 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use flow_data::PointSource;
+use flow_model::{ModelConfig, Precision, VelocityNet};
+use flow_ode::Solver;
+use flow_train::{RUN_RECORD_FILE, ReflowSettings, RunOptions, TeacherSettings, TrainConfig, TrainReport};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{device_label, load_model, runtime, source_of, target, target_label, write_json};
+use crate::cli::{ReflowArgs, TrainArgs};
+use crate::error::{CliError, Result};
+
+/// What `run.json` holds: enough to trace any result to its settings.
+#[derive(Serialize)]
+struct RunRecord {
+    command: &'static str,
+    version: &'static str,
+    device: String,
+    threads: i32,
+    settings: serde_json::Value,
+    seconds: f64,
+    steps_per_second: f64,
+    steps: usize,
+    resumed_from_step: usize,
+    final_loss: Option<f32>,
+}
+
+/// A flag that Ctrl-C sets: training stops after the current step and saves.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    // A second handler cannot be installed (reproduce trains twice); the first one serves both.
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+    flag
+}
+
+fn check_run_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::runtime(format!("{}: exists and is not a directory", dir.display())));
+    }
+    Ok(())
+}
+
+fn record(
+    command: &'static str,
+    device: tch::Device,
+    settings: serde_json::Value,
+    report: &TrainReport,
+) -> RunRecord {
+    RunRecord {
+        command,
+        version: env!("CARGO_PKG_VERSION"),
+        device: device_label(device),
+        threads: tch::get_num_threads(),
+        settings,
+        seconds: report.seconds,
+        steps_per_second: report.steps_per_second,
+        steps: report.losses.len(),
+        resumed_from_step: report.started_at,
+        final_loss: report.losses.last().copied(),
+    }
+}
+
+fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
+    if report.interrupted {
+        return Err(CliError::runtime(format!(
+            "interrupted at step {}; the checkpoint in {} continues with --resume",
+            report.losses.len(),
+            dir.display()
+        )));
+    }
+    eprintln!(
+        "trained {} steps in {:.1} s ({:.0} steps/s), final loss {:.4}; model in {}",
+        report.losses.len() - report.started_at,
+        report.seconds,
+        report.steps_per_second,
+        report.losses.last().copied().unwrap_or(f32::NAN),
+        dir.join(flow_train::MODEL_FILE).display()
+    );
+    Ok(())
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let device = runtime(&args.runtime)?;
+    check_run_dir(&args.out)?;
+    let target = target(&args.target)?
+        .ok_or_else(|| CliError::usage("say what to learn: --target NAME or --data FILE"))?;
+    let source = PointSource::builtin(args.source, target.dim())?;
+    let pairs = flow_train::PairSource::independent(source, target)?;
+    let model = ModelConfig {
+        dim: pairs.dim(),
+        hidden: args.hidden,
+        layers: args.layers,
+        activation: args.activation,
+        time_embedding: args.time_embedding,
+        precision: Precision::F32,
+    };
+    let config = TrainConfig {
+        steps: args.steps,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        time_sampling: args.time_sampling,
+        seed: args.runtime.seed,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let metadata = BTreeMap::from([
+        ("kind".to_owned(), "flow-matching".to_owned()),
+        ("source".to_owned(), args.source.name().to_owned()),
+        ("target".to_owned(), target_label(&args.target)),
+    ]);
+    tch::manual_seed(args.runtime.seed as i64);
+    let mut net = VelocityNet::new(model, device)?;
+    let options = RunOptions {
+        out_dir: Some(args.out.clone()),
+        resume: args.resume,
+        stop: Some(interrupt_flag()),
+        show_progress: true,
+        label: "flow matching".into(),
+        metadata,
+    };
+    let report = flow_train::train(&mut net, &pairs, &config, &options)?;
+    let settings = json!({
+        "target": target_label(&args.target),
+        "source": args.source.name(),
+        "model": model,
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "time_sampling": config.time_sampling.describe(),
+        "seed": config.seed,
+    });
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
+    finish(&args.out, &report)
+}
+
+pub fn reflow(args: ReflowArgs) -> Result<()> {
+    let device = runtime(&args.runtime)?;
+    check_run_dir(&args.out)?;
+    let teacher = load_model(&args.teacher, device)?;
+    let source = source_of(&teacher)?;
+    let settings = ReflowSettings {
+        teacher: TeacherSettings {
+            solver: Solver::from_name(&args.teacher_solver, 1e-5, 1e-5)?,
+            steps: args.teacher_steps,
+        },
+        mode: args.pairs,
+        rounds: args.rounds,
+        from_teacher: !args.fresh,
+        train: TrainConfig {
+            steps: args.steps,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            time_sampling: args.time_sampling,
+            seed: args.runtime.seed,
+            checkpoint_every: args.checkpoint_every,
+        },
+    };
+    let mut metadata = teacher.metadata.clone();
+    metadata.insert("kind".into(), "reflow".into());
+    metadata.insert("teacher".into(), args.teacher.display().to_string());
+    metadata.remove("step");
+    let options = RunOptions {
+        out_dir: Some(args.out.clone()),
+        resume: false,
+        stop: Some(interrupt_flag()),
+        show_progress: true,
+        label: "reflow".into(),
+        metadata,
+    };
+    let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
+    let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
+    let settings_json = json!({
+        "teacher": args.teacher.display().to_string(),
+        "pairs": settings.mode.describe(),
+        "teacher_solver": args.teacher_solver,
+        "teacher_steps": args.teacher_steps,
+        "rounds": settings.rounds,
+        "from_teacher": settings.from_teacher,
+        "steps": settings.train.steps,
+        "batch_size": settings.train.batch_size,
+        "lr": settings.train.lr,
+        "time_sampling": settings.train.time_sampling.describe(),
+        "seed": settings.train.seed,
+        "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
+    });
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
+    finish(&args.out, &last.train)
+}

@@ -1,0 +1,425 @@
+//! `flowmatch reproduce`: train what the post trained, then draw every figure
+//! of the post, the figures it lacked, and a report with measured quality.
+//!
+//! Checkpoints go under `OUT/checkpoints/` and are reused unless `--retrain`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use flow_data::{Dataset, PointSource, samplers};
+use flow_model::{ModelConfig, VelocityNet, integrate_points};
+use flow_ode::{Record, Solver, TimeGrid, warp_time};
+use flow_train::{
+    PairMode, PairSource, Quality, QualityProbe, ReflowSettings, RunOptions, TimeSampling, TrainConfig,
+};
+use flow_viz::{QualitySeries, RgbImage};
+use ndarray::Array2;
+
+use crate::cli::ReproduceArgs;
+use crate::commands::{self, animation_frames, device_label};
+use crate::error::{CliError, Result};
+
+/// The sizes of a run: the post's, or a quick one for tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub points: usize,
+    pub flow_steps: usize,
+    pub reflow_steps: usize,
+    pub batch_size: usize,
+    pub pool: usize,
+    pub probe: usize,
+}
+
+impl Scale {
+    pub const POST: Scale = Scale {
+        points: 1000,
+        flow_steps: 10_000,
+        reflow_steps: 1000,
+        batch_size: 2048,
+        pool: 65_536,
+        probe: 2000,
+    };
+    pub const QUICK: Scale =
+        Scale { points: 300, flow_steps: 200, reflow_steps: 40, batch_size: 256, pool: 4096, probe: 300 };
+}
+
+/// Step counts of the quality-against-cost figure.
+pub const QUALITY_STEPS: [usize; 7] = [1, 2, 4, 8, 16, 32, 100];
+/// Frames of the time-warp animation: s from 0 to 1.5.
+pub const WARP_FRAMES: usize = 31;
+const FRAME_DELAY_CS: u16 = 5;
+
+/// Every file `reproduce` writes into its output directory.
+pub const FIGURES: [&str; 14] = [
+    "01_source_target.png",
+    "02_initial_velocities.png",
+    "03_loss_flow_matching.png",
+    "04_untrained_euler100.png",
+    "05_flow_matching_euler100.png",
+    "06_flow_matching.gif",
+    "07_time_warp.gif",
+    "08_flow_matching_rk4_20.png",
+    "09_loss_reflow.png",
+    "10_reflow.gif",
+    "11_combined.gif",
+    "12_trajectories.png",
+    "13_quality_vs_steps.png",
+    "report.md",
+];
+
+struct Context {
+    out: PathBuf,
+    device: tch::Device,
+    seed: u64,
+    scale: Scale,
+    retrain: bool,
+    timings: Vec<(String, f64)>,
+    started: Instant,
+}
+
+impl Context {
+    fn path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    fn save_png(&self, name: &str, image: &RgbImage) -> Result<()> {
+        Ok(flow_viz::save_png(&self.path(name), image)?)
+    }
+
+    fn save_gif(&self, name: &str, frames: &[RgbImage]) -> Result<()> {
+        Ok(flow_viz::save_gif(&self.path(name), frames, FRAME_DELAY_CS)?)
+    }
+
+    fn time<T>(&mut self, what: &str, work: impl FnOnce(&mut Context) -> Result<T>) -> Result<T> {
+        let clock = Instant::now();
+        let value = work(self)?;
+        let seconds = clock.elapsed().as_secs_f64();
+        eprintln!("reproduce: {what} ({seconds:.1} s)");
+        self.timings.push((what.to_owned(), seconds));
+        Ok(value)
+    }
+}
+
+fn gaussian() -> Result<PointSource> {
+    Ok(PointSource::builtin(Dataset::Gaussian, 2)?)
+}
+
+fn spiral() -> Result<PointSource> {
+    Ok(PointSource::builtin(Dataset::Spiral, 2)?)
+}
+
+pub fn run(args: ReproduceArgs) -> Result<()> {
+    let device = commands::runtime(&args.runtime)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
+    let mut context = Context {
+        out: args.out.clone(),
+        device,
+        seed: args.runtime.seed,
+        scale: if args.quick { Scale::QUICK } else { Scale::POST },
+        retrain: args.retrain,
+        timings: Vec::new(),
+        started: Instant::now(),
+    };
+    reproduce(&mut context)
+}
+
+fn reproduce(cx: &mut Context) -> Result<()> {
+    let scale = cx.scale;
+    // The post's data: 1 000 Gaussian sources and spiral targets, paired by index.
+    let mut rng = flow_data::seeded_rng(cx.seed);
+    let source = samplers::gaussian(scale.points, 2, 1.0, &mut rng);
+    let target = samplers::spiral(scale.points, 1.0, &mut rng);
+
+    cx.time("figures 1-2: data and initial velocities", |cx| {
+        let pair = [
+            &flow_viz::scatter(&source, "source: Gaussian")?,
+            &flow_viz::scatter(&target, "target: spiral")?,
+        ];
+        cx.save_png("01_source_target.png", &flow_viz::side_by_side(&pair))?;
+        let velocities = &target - &source;
+        cx.save_png("02_initial_velocities.png", &flow_viz::vector_field(&source, &velocities, "x1 − x0")?)
+    })?;
+
+    let (flow, flow_losses) = cx.time("flow matching", |cx| {
+        let pairs = PairSource::independent(gaussian()?, spiral()?)?;
+        let config = TrainConfig {
+            steps: scale.flow_steps,
+            batch_size: scale.batch_size,
+            seed: cx.seed,
+            ..TrainConfig::default()
+        };
+        trained_or_loaded(cx, "flow_matching", |dir| {
+            tch::manual_seed(cx.seed as i64);
+            let mut net = VelocityNet::new(ModelConfig::default(), cx.device)?;
+            let options = run_options(dir, "flow matching", "flow-matching");
+            let report = flow_train::train(&mut net, &pairs, &config, &options)?;
+            Ok((net, report.losses))
+        })
+    })?;
+
+    cx.time("figures 3-8: flow matching", |cx| {
+        cx.save_png("03_loss_flow_matching.png", &flow_viz::loss_curve(&flow_losses, "flow matching loss")?)?;
+        tch::manual_seed(cx.seed as i64 + 1);
+        let untrained = VelocityNet::new(ModelConfig::default(), cx.device)?;
+        let untrained_end = euler(&untrained, &source, 100, Record::Nothing)?.points;
+        cx.save_png(
+            "04_untrained_euler100.png",
+            &flow_viz::scatter(&untrained_end, "untrained, Euler × 100")?,
+        )?;
+        let path = euler(&flow, &source, 100, Record::Every(1))?;
+        cx.save_png(
+            "05_flow_matching_euler100.png",
+            &flow_viz::scatter(&path.points, "flow matching, Euler × 100")?,
+        )?;
+        cx.save_gif("06_flow_matching.gif", &animation_frames(&path.trajectory, "flow matching")?)?;
+        cx.save_gif("07_time_warp.gif", &warp_frames()?)?;
+        let rk4 = integrate_points(&flow, &source, &TimeGrid::uniform(20)?, Solver::Rk4, Record::Nothing)?;
+        cx.save_png(
+            "08_flow_matching_rk4_20.png",
+            &flow_viz::scatter(&rk4.points, "flow matching, RK4 × 20")?,
+        )
+    })?;
+
+    let reflow_settings = |mode| ReflowSettings {
+        mode,
+        train: TrainConfig {
+            steps: scale.reflow_steps,
+            batch_size: scale.batch_size,
+            seed: cx.seed,
+            time_sampling: TimeSampling::Warp(0.5),
+            ..TrainConfig::default()
+        },
+        ..ReflowSettings::default()
+    };
+    let online_settings = reflow_settings(PairMode::Online);
+    let pool_settings = reflow_settings(PairMode::Pool(scale.pool));
+    let (reflow, reflow_losses) = cx.time("reflow, online pairs (the post's sampler)", |cx| {
+        trained_or_loaded(cx, "reflow_online", |dir| reflow_run(&flow, &online_settings, dir))
+    })?;
+    let (pooled, _) = cx.time("reflow, pooled pairs", |cx| {
+        trained_or_loaded(cx, "reflow_pool", |dir| reflow_run(&flow, &pool_settings, dir))
+    })?;
+
+    cx.time("figures 9-12: reflow", |cx| {
+        cx.save_png("09_loss_reflow.png", &flow_viz::loss_curve(&reflow_losses, "reflow loss")?)?;
+        let flow_path = euler(&flow, &source, 100, Record::Every(1))?;
+        let reflow_path = euler(&reflow, &source, 100, Record::Every(1))?;
+        let flow_frames = animation_frames(&flow_path.trajectory, "flow matching")?;
+        let reflow_frames = animation_frames(&reflow_path.trajectory, "reflow")?;
+        cx.save_gif("10_reflow.gif", &reflow_frames)?;
+        let combined: Vec<RgbImage> =
+            flow_frames.iter().zip(&reflow_frames).map(|(a, b)| flow_viz::side_by_side(&[a, b])).collect();
+        cx.save_gif("11_combined.gif", &combined)?;
+        let sides = [
+            &flow_viz::trajectories(&flow_path.trajectory, 300, "flow matching paths")?,
+            &flow_viz::trajectories(&reflow_path.trajectory, 300, "reflow paths")?,
+        ];
+        cx.save_png("12_trajectories.png", &flow_viz::side_by_side(&sides))
+    })?;
+
+    let probe = cx.time("noise floor", |cx| {
+        Ok(QualityProbe::new(&gaussian()?, &spiral()?, scale.probe, cx.seed + 1)?)
+    })?;
+    let models = [("flow matching", &flow), ("reflow (online)", &reflow), ("reflow (pool)", &pooled)];
+    let sweep = cx.time("quality against steps", |cx| {
+        let series = quality_sweep(&probe, &models)?;
+        let chart = flow_viz::quality_chart(&series, probe.floor, "sample quality against cost")?;
+        cx.save_png("13_quality_vs_steps.png", &chart)?;
+        Ok(series)
+    })?;
+    let table = cx.time("metrics table", |_| {
+        let mut rows = Vec::new();
+        for (name, net) in models {
+            for (solver, steps) in [(Solver::Rk4, 20), (Solver::Euler, 1), (Solver::Euler, 100)] {
+                rows.push((name, probe.measure(net, solver, steps)?));
+            }
+        }
+        Ok(rows)
+    })?;
+    let report = report_text(cx, &table, &sweep, probe.floor, &online_settings, &pool_settings);
+    flow_data::files::write_atomically(&cx.path("report.md"), |out| out.write_all(report.as_bytes()))?;
+    eprintln!(
+        "reproduce: done in {:.1} s; figures and report in {}",
+        cx.started.elapsed().as_secs_f64(),
+        cx.out.display()
+    );
+    Ok(())
+}
+
+fn run_options(dir: &Path, label: &str, kind: &str) -> RunOptions {
+    RunOptions {
+        out_dir: Some(dir.to_owned()),
+        show_progress: true,
+        label: label.into(),
+        metadata: BTreeMap::from([
+            ("kind".to_owned(), kind.to_owned()),
+            ("source".to_owned(), "gaussian".to_owned()),
+            ("target".to_owned(), "spiral".to_owned()),
+        ]),
+        ..RunOptions::default()
+    }
+}
+
+fn reflow_run(
+    teacher: &VelocityNet,
+    settings: &ReflowSettings,
+    dir: &Path,
+) -> Result<(VelocityNet, Vec<f32>)> {
+    let options = run_options(dir, &format!("reflow {}", settings.mode.describe()), "reflow");
+    let (net, rounds) = flow_train::reflow(teacher, &gaussian()?, settings, &options)?;
+    let losses = rounds.into_iter().flat_map(|r| r.train.losses).collect();
+    Ok((net, losses))
+}
+
+/// Loads `checkpoints/NAME` when it holds a finished run (and `--retrain` is
+/// off), else trains into it.
+fn trained_or_loaded(
+    cx: &Context,
+    name: &str,
+    train: impl FnOnce(&Path) -> Result<(VelocityNet, Vec<f32>)>,
+) -> Result<(VelocityNet, Vec<f32>)> {
+    let dir = cx
+        .out
+        .join("checkpoints")
+        .join(format!("{name}{}", if cx.scale.flow_steps < 1000 { "_quick" } else { "" }));
+    let model = dir.join(flow_train::MODEL_FILE);
+    let losses = dir.join(flow_train::LOSSES_FILE);
+    if !cx.retrain && model.is_file() && losses.is_file() {
+        let checkpoint = flow_model::checkpoint::load(&model, cx.device)?;
+        eprintln!("reproduce: reusing {} (--retrain to train again)", model.display());
+        return Ok((checkpoint.net, flow_train::read_losses(&losses)?));
+    }
+    train(&dir)
+}
+
+fn euler(
+    net: &VelocityNet,
+    start: &Array2<f32>,
+    steps: usize,
+    record: Record,
+) -> Result<flow_model::PointsSolution> {
+    Ok(integrate_points(net, start, &TimeGrid::uniform(steps)?, Solver::Euler, record)?)
+}
+
+/// warp(t, s) on 101 points of [0, 1].
+pub fn warp_curve(s: f64) -> Vec<(f64, f64)> {
+    (0..=100).map(|i| i as f64 / 100.0).map(|t| (t, warp_time(t, s))).collect()
+}
+
+fn warp_frames() -> Result<Vec<RgbImage>> {
+    (0..WARP_FRAMES)
+        .map(|i| 1.5 * i as f64 / (WARP_FRAMES - 1) as f64)
+        .map(|s| Ok(flow_viz::warp_frame(&warp_curve(s), s)?))
+        .collect()
+}
+
+fn quality_sweep(probe: &QualityProbe, models: &[(&str, &VelocityNet); 3]) -> Result<Vec<QualitySeries>> {
+    let colours = [(200, 30, 30), (30, 90, 200), (30, 150, 70)];
+    let mut series = Vec::new();
+    for ((name, net), colour) in models.iter().zip(colours) {
+        for (solver, dashed) in [(Solver::Euler, false), (Solver::Rk4, true)] {
+            let points = QUALITY_STEPS
+                .iter()
+                .map(|&steps| Ok((steps, probe.w2(net, solver, steps)?.0)))
+                .collect::<Result<Vec<_>>>()?;
+            series.push(QualitySeries {
+                label: format!("{name}, {}", solver.name()),
+                points,
+                colour,
+                dashed,
+            });
+        }
+    }
+    Ok(series)
+}
+
+fn report_text(
+    cx: &Context,
+    table: &[(&str, Quality)],
+    sweep: &[QualitySeries],
+    floor: f64,
+    online: &ReflowSettings,
+    pool: &ReflowSettings,
+) -> String {
+    let scale = cx.scale;
+    let mut text = String::new();
+    let _ = writeln!(text, "# Reproduction report\n");
+    let _ = writeln!(
+        text,
+        "Generated by `cargo xtask reproduce`{} on {} with {} libtorch threads, seed {}.\n",
+        if scale.flow_steps < 1000 { " --quick" } else { "" },
+        device_label(cx.device),
+        tch::get_num_threads(),
+        cx.seed
+    );
+    let _ = writeln!(text, "## Settings\n");
+    let _ = writeln!(
+        text,
+        "- Data: Gaussian source, spiral target (the post's definitions), {} points per figure.",
+        scale.points
+    );
+    let _ = writeln!(
+        text,
+        "- Network: the post's MLP (position ⊕ time → 3 × 64 GELU → position), Adam, learning rate 1e-3."
+    );
+    let _ = writeln!(
+        text,
+        "- Flow matching: {} steps, batch {}, uniform times.",
+        scale.flow_steps, scale.batch_size
+    );
+    let _ = writeln!(
+        text,
+        "- Reflow: teacher RK4 × {}, {} steps, batch {}, warped times (s = 0.5), student from the teacher's weights; pairs `{}` (the post's) and `{}`.",
+        online.teacher.steps,
+        online.train.steps,
+        online.train.batch_size,
+        online.mode.describe(),
+        pool.mode.describe()
+    );
+    let _ = writeln!(
+        text,
+        "- Quality: {} samples against {} target points; W2 noise floor {floor:.4}.\n",
+        scale.probe, scale.probe
+    );
+    let _ = writeln!(text, "## Timings\n\n| stage | seconds |\n|---|---:|");
+    for (stage, seconds) in &cx.timings {
+        let _ = writeln!(text, "| {stage} | {seconds:.1} |");
+    }
+    let _ = writeln!(text, "| total | {:.1} |\n", cx.started.elapsed().as_secs_f64());
+    let _ = writeln!(text, "## Quality\n");
+    let _ = writeln!(
+        text,
+        "W2 is exact (optimal assignment); the floor is the W2 between two independent target samples of the same size. Straightness is E∫‖(X1 − X0) − v(Xt, t)‖² dt on Euler × 100 paths (0 = perfectly straight).\n"
+    );
+    let _ = writeln!(
+        text,
+        "| model | solver | NFE | W2 | W2 / floor | MMD² | energy | straightness |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (name, q) in table {
+        let _ = writeln!(
+            text,
+            "| {name} | {} × {} | {} | {:.4} | {:.3} | {:.5} | {:.5} | {:.4} |",
+            q.solver, q.steps, q.nfe, q.w2, q.w2_ratio, q.mmd, q.energy, q.straightness
+        );
+    }
+    let _ = writeln!(text, "\n### W2 against steps\n");
+    let header: Vec<String> = QUALITY_STEPS.iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(
+        text,
+        "| model, solver | {} |\n|---|{}",
+        header.join(" | "),
+        "---:|".repeat(QUALITY_STEPS.len())
+    );
+    for line in sweep {
+        let cells: Vec<String> = line.points.iter().map(|(_, w)| format!("{w:.3}")).collect();
+        let _ = writeln!(text, "| {} | {} |", line.label, cells.join(" | "));
+    }
+    let _ = writeln!(text, "\n## Figures\n");
+    for name in FIGURES.iter().filter(|n| **n != "report.md") {
+        let _ = writeln!(text, "- [{name}]({name})");
+    }
+    text
+}

@@ -1,0 +1,409 @@
+//! The real `flowmatch` binary, run for every subcommand and every bad input
+//! the tool promises to reject cleanly. (One test binary: it links libtorch.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flowmatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("flowmatch runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn succeeds(args: &[&str]) -> Output {
+    let output = flowmatch(args);
+    assert!(output.status.success(), "{args:?} failed: {}", stderr(&output));
+    output
+}
+
+/// Runs a command that must fail with `code`, one line naming the problem, no panic.
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let output = flowmatch(args);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {message}");
+    assert!(message.contains(needle), "{args:?}: expected `{needle}` in: {message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{args:?}: not one line: {message}");
+    assert!(message.starts_with("flowmatch: "), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("flowmatch-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        std::fs::write(self.0.join(name), text).expect("write");
+        self.path(name)
+    }
+
+    /// Nothing half-written: no temp files anywhere under the scratch dir.
+    fn assert_no_temp_files(&self) {
+        fn walk(dir: &Path) {
+            for entry in std::fs::read_dir(dir).expect("list").flatten() {
+                let path = entry.path();
+                assert!(!path.to_string_lossy().ends_with(".tmp"), "left behind: {}", path.display());
+                if path.is_dir() {
+                    walk(&path);
+                }
+            }
+        }
+        walk(&self.0);
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn train_small(scratch: &Scratch, run: &str, extra: &[&str]) -> String {
+    let out = scratch.path(run);
+    let mut args = vec!["train", "--steps", "30", "--batch-size", "64", "--device", "cpu", "--out", &out];
+    if !extra.iter().any(|a| *a == "--data" || *a == "--target") {
+        args.extend(["--target", "spiral"]);
+    }
+    args.extend(extra);
+    succeeds(&args);
+    format!("{out}/model.safetensors")
+}
+
+fn lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path).expect("read").lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn data_writes_csv_and_npy() {
+    let scratch = Scratch::new("data");
+    let csv = scratch.path("points.csv");
+    succeeds(&["data", "--name", "spiral", "--n", "50", "--seed", "3", "--out", &csv]);
+    let rows = lines(&csv);
+    assert_eq!(rows[0], "x0,x1");
+    assert_eq!(rows.len(), 51);
+    let npy = scratch.path("noise.npy");
+    succeeds(&["data", "--name", "gaussian", "--dim", "4", "--n", "10", "--out", &npy]);
+    assert!(std::fs::metadata(&npy).expect("written").len() > 10 * 4 * 4);
+    let help = succeeds(&["data", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
+}
+
+#[test]
+fn train_reflow_sample_eval_and_plot_work_together() {
+    let scratch = Scratch::new("pipeline");
+    let model = train_small(&scratch, "fm", &["--time-sampling", "warp:0.8"]);
+    let losses = lines(&scratch.path("fm/losses.csv"));
+    assert_eq!(losses.len(), 31);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path("fm/run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(record["settings"]["steps"], 30);
+    assert_eq!(record["settings"]["time_sampling"], "warp:0.8");
+    assert_eq!(record["device"], "cpu");
+
+    let reflowed = scratch.path("rf");
+    succeeds(&[
+        "reflow",
+        "--teacher",
+        &model,
+        "--pairs",
+        "pool:256",
+        "--steps",
+        "5",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        &reflowed,
+    ]);
+    assert!(Path::new(&format!("{reflowed}/model.safetensors")).is_file());
+
+    let samples = scratch.path("samples.csv");
+    succeeds(&["sample", "--model", &model, "--n", "40", "--solver", "dopri5", "--out", &samples]);
+    assert_eq!(lines(&samples).len(), 41);
+    let back = scratch.path("back.npy");
+    succeeds(&["sample", "--model", &model, "--reverse", "--input", &samples, "--out", &back]);
+    let path = scratch.path("path.csv");
+    succeeds(&[
+        "sample",
+        "--model",
+        &model,
+        "--n",
+        "7",
+        "--steps",
+        "10",
+        "--trajectory",
+        "5",
+        "--out",
+        &path,
+    ]);
+    let rows = lines(&path);
+    assert_eq!(rows[0], "t,particle,x0,x1");
+    assert_eq!(rows.len(), 1 + 3 * 7, "start, step 5, step 10");
+
+    let output = succeeds(&["eval", "--model", &model, "--n", "100", "--solver", "euler", "--steps", "4"]);
+    let quality: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
+    for key in ["w2", "w2_floor", "w2_ratio", "mmd", "energy", "straightness"] {
+        assert!(quality[key].as_f64().is_some_and(f64::is_finite), "{key}: {quality}");
+    }
+    assert_eq!(quality["nfe"], 4);
+
+    for name in ["flow.gif", "samples.png"] {
+        let out = scratch.path(name);
+        succeeds(&["plot", "--model", &model, "--n", "50", "--steps", "5", "--out", &out]);
+        assert!(image::open(&out).is_ok(), "{name} decodes");
+    }
+    let points = scratch.path("points.png");
+    succeeds(&["plot", "--input", &samples, "--out", &points]);
+    scratch.assert_no_temp_files();
+}
+
+#[test]
+fn user_data_of_any_dimension_trains_and_evaluates() {
+    let scratch = Scratch::new("userdata");
+    let data = scratch.path("cloud.csv");
+    succeeds(&["data", "--name", "gaussian", "--dim", "3", "--n", "200", "--out", &data]);
+    let model = train_small(&scratch, "run", &["--data", &data]);
+    let output = succeeds(&["eval", "--model", &model, "--data", &data, "--n", "50"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"w2\""));
+    fails(&["plot", "--model", &model, "--out", &scratch.path("x.png")], 1, "plots need 2-D data");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let scratch = Scratch::new("usage");
+    let out = scratch.path("out.csv");
+    fails(&["data", "--name", "spirall", "--out", &out], 2, "unknown dataset `spirall`");
+    fails(&["data", "--name", "spiral", "--n", "0", "--out", &out], 2, "--n");
+    fails(&["train", "--target", "spiral", "--steps", "0", "--out", &out], 2, "--steps");
+    fails(&["train", "--target", "spiral", "--batch-size=-3", "--out", &out], 2, "--batch-size");
+    fails(
+        &["train", "--target", "spiral", "--lr", "0", "--out", &out],
+        2,
+        "must be a positive finite number",
+    );
+    fails(
+        &["train", "--target", "spiral", "--lr", "nan", "--out", &out],
+        2,
+        "must be a positive finite number",
+    );
+    fails(
+        &["train", "--target", "spiral", "--time-sampling", "warp:2", "--out", &out],
+        2,
+        "outside [0, 1.5]",
+    );
+    fails(&["train", "--out", &out], 2, "--target NAME or --data FILE");
+    fails(
+        &["sample", "--model", "m.safetensors", "--solver", "rk5", "--out", &out],
+        2,
+        "unknown solver `rk5`",
+    );
+    fails(&["train", "--target", "spiral", "--device", "tpu", "--out", &out], 2, "unknown device `tpu`");
+    fails(&["data", "--name", "spiral", "--out", &scratch.path("out.txt")], 2, "unsupported extension");
+    fails(&["frobnicate"], 2, "frobnicate");
+    assert!(!Path::new(&out).exists());
+}
+
+#[test]
+fn bad_data_files_are_named_with_their_line_and_column() {
+    let scratch = Scratch::new("baddata");
+    let run = scratch.path("run");
+    let cases = [
+        ("cell.csv", "x,y\n1,2\n3,oops\n", "line 3, column 2: `oops` is not a number"),
+        ("ragged.csv", "1,2\n3\n", "line 2 has 1 columns, expected 2"),
+        ("nan.csv", "1,2\nnan,3\n", "line 2, column 1: NaN is not finite"),
+        ("inf.csv", "1,2\n3,-inf\n", "line 2, column 2: -inf is not finite"),
+        ("empty.csv", "x,y\n", "no data points"),
+    ];
+    for (name, text, needle) in cases {
+        let path = scratch.write(name, text);
+        fails(&["train", "--data", &path, "--out", &run], 1, needle);
+    }
+    let mut int_npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }";
+    let padded = format!("{header:<117}\n");
+    int_npy.extend((padded.len() as u16).to_le_bytes());
+    int_npy.extend(padded.as_bytes());
+    int_npy.extend([0u8; 16]);
+    std::fs::write(scratch.0.join("ints.npy"), &int_npy).expect("write");
+    fails(&["train", "--data", &scratch.path("ints.npy"), "--out", &run], 1, "float32 or float64");
+    let rank3 = int_npy.clone();
+    let text = String::from_utf8_lossy(&rank3).replace("'<i4'", "'<f4'").replace("(2, 2)", "(1, 2, 2)");
+    std::fs::write(scratch.0.join("cube.npy"), text.as_bytes()).expect("write");
+    fails(&["train", "--data", &scratch.path("cube.npy"), "--out", &run], 1, "expected a 2-D array");
+    assert!(!Path::new(&format!("{run}/model.safetensors")).exists());
+}
+
+#[test]
+fn bad_checkpoints_outputs_and_devices_are_runtime_errors() {
+    let scratch = Scratch::new("runtime");
+    let model = train_small(&scratch, "fm", &[]);
+    let out = scratch.path("out.csv");
+
+    fails(&["sample", "--model", &scratch.path("none.safetensors"), "--out", &out], 1, "none.safetensors");
+    let bytes = std::fs::read(&model).expect("model");
+    std::fs::write(scratch.0.join("cut.safetensors"), &bytes[..bytes.len() / 3]).expect("write");
+    fails(
+        &["sample", "--model", &scratch.path("cut.safetensors"), "--out", &out],
+        1,
+        "not a flowmatch checkpoint",
+    );
+    let text = scratch.write("text.safetensors", "hello");
+    fails(&["eval", "--model", &text], 1, "not a flowmatch checkpoint");
+
+    let cube = scratch.path("cube.csv");
+    succeeds(&["data", "--name", "gaussian", "--dim", "3", "--n", "5", "--out", &cube]);
+    fails(
+        &["sample", "--model", &model, "--input", &cube, "--out", &out],
+        1,
+        "is 3-dimensional but the model is 2-dimensional",
+    );
+    fails(
+        &[
+            "train",
+            "--target",
+            "spiral",
+            "--hidden",
+            "32",
+            "--resume",
+            "--steps",
+            "40",
+            "--out",
+            &scratch.path("fm"),
+        ],
+        1,
+        "checkpoint is for dim 2, 3 hidden layers of 64",
+    );
+
+    fails(
+        &["data", "--name", "spiral", "--out", "/nonexistent/dir/points.csv"],
+        1,
+        "/nonexistent/dir/points.csv",
+    );
+    std::fs::create_dir_all(scratch.0.join("taken.csv")).expect("dir");
+    fails(&["sample", "--model", &model, "--out", &scratch.path("taken.csv")], 1, "is a directory");
+    std::fs::write(scratch.0.join("file-not-dir"), "x").expect("write");
+    fails(&["train", "--target", "spiral", "--out", &scratch.path("file-not-dir")], 1, "not a directory");
+    if tch::Cuda::device_count() == 0 {
+        fails(
+            &["train", "--target", "spiral", "--device", "cuda", "--out", &scratch.path("gpu")],
+            1,
+            "no CUDA device",
+        );
+        assert!(!scratch.0.join("gpu").exists());
+    }
+    assert!(!Path::new(&out).exists());
+    scratch.assert_no_temp_files();
+}
+
+#[test]
+fn ctrl_c_leaves_a_loadable_checkpoint_that_resumes() {
+    let scratch = Scratch::new("interrupt");
+    let run = scratch.path("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+        .args([
+            "train",
+            "--target",
+            "spiral",
+            "--steps",
+            "1000000",
+            "--batch-size",
+            "32",
+            "--checkpoint-every",
+            "0",
+        ])
+        .args(["--device", "cpu", "--out", &run])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Let it get well into training, then interrupt as a terminal would.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("exits");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("interrupted at step") && message.contains("--resume"), "{message}");
+    let steps = lines(&format!("{run}/losses.csv")).len() - 1;
+    assert!(steps > 0);
+
+    let model = format!("{run}/model.safetensors");
+    succeeds(&["sample", "--model", &model, "--n", "5", "--out", &scratch.path("s.csv")]);
+    let target = (steps + 10).to_string();
+    let resume = [
+        "train",
+        "--target",
+        "spiral",
+        "--steps",
+        &target,
+        "--batch-size",
+        "32",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        &run,
+    ];
+    succeeds(&resume);
+    assert_eq!(lines(&format!("{run}/losses.csv")).len() - 1, steps + 10);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{run}/run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(record["resumed_from_step"], steps);
+}
+
+#[test]
+fn quick_reproduce_writes_every_figure_at_its_size() {
+    let scratch = Scratch::new("reproduce");
+    let out = scratch.path("figures");
+    succeeds(&["reproduce", "--quick", "--device", "cpu", "--out", &out]);
+    let expected_frames = [
+        ("06_flow_matching.gif", 101),
+        ("07_time_warp.gif", 31),
+        ("10_reflow.gif", 101),
+        ("11_combined.gif", 101),
+    ];
+    let square = (426, 448);
+    let expected_sizes = [
+        ("01_source_target.png", (2 * square.0, square.1)),
+        ("02_initial_velocities.png", (square.0 + 90, square.1)),
+        ("03_loss_flow_matching.png", (640, 420)),
+        ("04_untrained_euler100.png", square),
+        ("05_flow_matching_euler100.png", square),
+        ("08_flow_matching_rk4_20.png", square),
+        ("09_loss_reflow.png", (640, 420)),
+        ("12_trajectories.png", (2 * square.0, square.1)),
+        ("13_quality_vs_steps.png", (640, 420)),
+    ];
+    for (name, size) in expected_sizes {
+        let image = image::open(format!("{out}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((image.width(), image.height()), size, "{name}");
+    }
+    for (name, frames) in expected_frames {
+        let file = std::fs::File::open(format!("{out}/{name}")).expect("gif");
+        let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).expect("gif header");
+        let count = image::AnimationDecoder::into_frames(decoder).count();
+        assert_eq!(count, frames, "{name}");
+    }
+    let report = std::fs::read_to_string(format!("{out}/report.md")).expect("report");
+    for needle in ["W2 / floor", "straightness", "reflow (pool)", "13_quality_vs_steps.png"] {
+        assert!(report.contains(needle), "report lacks {needle}");
+    }
+    scratch.assert_no_temp_files();
+}
