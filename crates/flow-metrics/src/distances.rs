@@ -98,3 +98,22 @@ pub fn straightness(trajectory: &[(f64, Array2<f32>)]) -> Result<f64> {
     }
     Ok(total / span.abs())
 }
+
+/// [`wasserstein2`] of several pairs at once, spread over the machine's cores
+/// (each assignment is independent and single-threaded).
+pub fn wasserstein2_many(pairs: &[(&Array2<f32>, &Array2<f32>)]) -> Result<Vec<f64>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pairs.len().max(1));
+    let mut results: Vec<Option<Result<f64>>> = (0..pairs.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        for (worker, slots) in results.chunks_mut(pairs.len().div_ceil(workers).max(1)).enumerate() {
+            let first = worker * pairs.len().div_ceil(workers).max(1);
+            scope.spawn(move || {
+                for (offset, slot) in slots.iter_mut().enumerate() {
+                    let (a, b) = pairs[first + offset];
+                    *slot = Some(wasserstein2(a, b));
+                }
+            });
+        }
+    });
+    results.into_iter().map(|r| r.unwrap_or(Err(MetricsError::Empty))).collect()
+}

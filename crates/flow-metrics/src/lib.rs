@@ -15,5 +15,7 @@ mod distances;
 mod error;
 
 pub use assignment::assign_min_cost;
-pub use distances::{MMD_BANDWIDTHS, energy_distance, mmd_rbf, straightness, wasserstein2};
+pub use distances::{
+    MMD_BANDWIDTHS, energy_distance, mmd_rbf, straightness, wasserstein2, wasserstein2_many,
+};
 pub use error::{MetricsError, Result};

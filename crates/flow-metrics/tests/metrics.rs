@@ -64,6 +64,16 @@ fn assignment_is_optimal_against_brute_force() {
 }
 
 #[test]
+fn many_w2_in_parallel_equal_one_at_a_time() {
+    let sets: Vec<Array2<f32>> = (0..5).map(|s| samplers::spiral(60, 1.0, &mut seeded_rng(s))).collect();
+    let pairs: Vec<(&Array2<f32>, &Array2<f32>)> = sets.iter().zip(sets.iter().skip(1)).collect();
+    let parallel = flow_metrics::wasserstein2_many(&pairs).expect("same shapes");
+    let serial: Vec<f64> = pairs.iter().map(|(a, b)| wasserstein2(a, b).expect("same shape")).collect();
+    assert_eq!(parallel, serial);
+    assert!(flow_metrics::wasserstein2_many(&[]).expect("nothing to do").is_empty());
+}
+
+#[test]
 fn wasserstein2_of_a_translation_is_its_length() {
     let a = samplers::spiral(300, 1.0, &mut seeded_rng(1));
     let shifted = &a + &array![[0.3f32, -0.4]];

@@ -246,6 +246,20 @@ impl VelocityNet {
         self.slots.iter().flat_map(|s| [s.weight(&self.flat), s.bias(&self.flat)]).collect()
     }
 
+    /// A network of the same architecture holding `flat` as its parameters
+    /// (e.g. an average of this one's weights).
+    pub fn with_parameters(&self, flat: &Tensor) -> Result<VelocityNet> {
+        if flat.size() != self.flat.size() {
+            return Err(ModelError::Config(format!(
+                "parameter vector of {:?} elements for a network of {:?}",
+                flat.size(),
+                self.flat.size()
+            )));
+        }
+        let flat = flat.detach().copy().set_requires_grad(true);
+        Ok(VelocityNet { config: self.config, flat, slots: self.slots.clone() })
+    }
+
     /// Copies every parameter from `other` (same architecture), e.g. a reflow
     /// student starting from its teacher.
     pub fn copy_weights_from(&mut self, other: &VelocityNet) -> Result<()> {
@@ -277,8 +291,7 @@ impl VelocityNet {
     /// v(x, t) for positions `x` (n × d) and times `t` (n × 1), with autograd
     /// when the caller has it on (training).
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Tensor {
-        let input = Tensor::cat(&[x.shallow_clone(), self.time_features(t)], 1);
-        self.forward_input(&input)
+        self.forward_input(&self.input_features(x, t))
     }
 
     /// The network on an already assembled input `x ⊕ time features`.
@@ -292,6 +305,11 @@ impl VelocityNet {
             }
         }
         h
+    }
+
+    /// Network input for positions `x` (n × d) and times `t` (n × 1): x ⊕ time features.
+    pub fn input_features(&self, x: &Tensor, t: &Tensor) -> Tensor {
+        Tensor::cat(&[x.shallow_clone(), self.time_features(t)], 1)
     }
 
     /// v(x, t) at one shared time, without autograd.

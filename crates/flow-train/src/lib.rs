@@ -32,4 +32,4 @@ pub use quality::{Quality, QualityProbe, QualitySettings, STRAIGHTNESS_STEPS, ev
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
 pub use time_sampling::TimeSampling;
-pub use trainer::{TrainConfig, TrainReport, train};
+pub use trainer::{LrSchedule, TrainConfig, TrainReport, train};

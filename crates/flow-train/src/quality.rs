@@ -86,20 +86,41 @@ impl QualityProbe {
     }
 
     pub fn measure(&self, net: &VelocityNet, solver: Solver, steps: usize) -> Result<Quality> {
-        let (samples, nfe) = self.samples(net, solver, steps)?;
-        let w2 = flow_metrics::wasserstein2(&samples, &self.targets)?;
-        Ok(Quality {
-            solver: solver.name().into(),
-            steps,
-            nfe,
-            n: self.sources.nrows(),
-            w2,
-            w2_floor: self.floor,
-            w2_ratio: w2 / self.floor,
-            mmd: flow_metrics::mmd_rbf(&samples, &self.targets)?,
-            energy: flow_metrics::energy_distance(&samples, &self.targets)?,
-            straightness: self.straightness(net)?,
-        })
+        let mut all = self.measure_many(net, &[(solver, steps)])?;
+        all.pop().ok_or(flow_metrics::MetricsError::Empty.into())
+    }
+
+    /// [`QualityProbe::measure`] for several solver settings of one model:
+    /// straightness is measured once and the W₂ assignments run in parallel.
+    pub fn measure_many(&self, net: &VelocityNet, settings: &[(Solver, usize)]) -> Result<Vec<Quality>> {
+        let straightness = self.straightness(net)?;
+        let runs = settings
+            .iter()
+            .map(|&(solver, steps)| self.samples(net, solver, steps))
+            .collect::<Result<Vec<_>>>()?;
+        let w2s = self.w2_of(&runs.iter().map(|(samples, _)| samples).collect::<Vec<_>>())?;
+        let mut measured = Vec::with_capacity(runs.len());
+        for ((&(solver, steps), (samples, nfe)), w2) in settings.iter().zip(&runs).zip(w2s) {
+            measured.push(Quality {
+                solver: solver.name().into(),
+                steps,
+                nfe: *nfe,
+                n: self.sources.nrows(),
+                w2,
+                w2_floor: self.floor,
+                w2_ratio: w2 / self.floor,
+                mmd: flow_metrics::mmd_rbf(samples, &self.targets)?,
+                energy: flow_metrics::energy_distance(samples, &self.targets)?,
+                straightness,
+            });
+        }
+        Ok(measured)
+    }
+
+    /// W₂ of each sample set against the probe's targets, in parallel.
+    pub fn w2_of(&self, samples: &[&Array2<f32>]) -> Result<Vec<f64>> {
+        let pairs: Vec<_> = samples.iter().map(|s| (*s, &self.targets)).collect();
+        Ok(flow_metrics::wasserstein2_many(&pairs)?)
     }
 }
 

@@ -74,19 +74,26 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
     Ok(points.column(1).to_vec())
 }
 
-/// The optimiser and batch-RNG position, beside the model checkpoint.
-pub(crate) fn save_state(path: &Path, adam: &FlatAdam, rng_word: u128) -> Result<()> {
+/// The raw weights, optimiser and batch-RNG position, beside the model checkpoint.
+pub(crate) fn save_state(path: &Path, parameters: &Tensor, adam: &FlatAdam, rng_word: u128) -> Result<()> {
     let (first, second) = adam.moments();
+    let parameters = parameters.detach();
     let counters = Tensor::from_slice(&[adam.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
     let temp = path.with_extension("safetensors.tmp");
     Tensor::write_safetensors(
-        &[("first_moment", first), ("second_moment", second), ("counters", &counters)],
+        &[
+            ("parameters", &parameters),
+            ("first_moment", first),
+            ("second_moment", second),
+            ("counters", &counters),
+        ],
         &temp,
     )?;
     std::fs::rename(&temp, path).map_err(io_error(path))
 }
 
 pub(crate) struct SavedState {
+    pub parameters: Tensor,
     pub first: Tensor,
     pub second: Tensor,
     pub step: u64,
@@ -109,6 +116,7 @@ pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
         return Err(bad("malformed counters".into()));
     };
     Ok(SavedState {
+        parameters: get("parameters")?,
         first: get("first_moment")?,
         second: get("second_moment")?,
         step: step as u64,

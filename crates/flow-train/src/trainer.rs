@@ -10,12 +10,56 @@ use tch::{Device, Tensor};
 use crate::run::{self, LOSSES_FILE, MODEL_FILE, RunOptions, STATE_FILE};
 use crate::{FlatAdam, PairSource, Result, TimeSampling, TrainError};
 
+/// How the learning rate changes over a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrSchedule {
+    /// The post's: the same rate throughout.
+    Constant,
+    /// Half a cosine from the rate down to zero at the last step: the final
+    /// weights average out Adam's step-to-step noise.
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn parse(text: &str) -> Result<LrSchedule> {
+        match text {
+            "constant" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            other => Err(TrainError::Config(format!(
+                "unknown learning-rate schedule `{other}` (valid: constant, cosine)"
+            ))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+
+    /// The rate for step `step` (0-based) of `steps`.
+    pub fn rate(&self, base: f64, step: usize, steps: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                let progress = step as f64 / steps.max(1) as f64;
+                base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
 /// Training hyper-parameters; the defaults are the post's flow matching.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     pub steps: usize,
     pub batch_size: usize,
     pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    /// Keep an exponential moving average of the weights with this decay and
+    /// save and return it instead of the last weights (`None`: the post's way).
+    pub ema: Option<f64>,
     pub time_sampling: TimeSampling,
     pub seed: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
@@ -28,6 +72,8 @@ impl Default for TrainConfig {
             steps: 10_000,
             batch_size: 2048,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            ema: None,
             time_sampling: TimeSampling::Uniform,
             seed: 0,
             checkpoint_every: 1000,
@@ -48,6 +94,11 @@ impl TrainConfig {
                 "learning rate must be positive and finite, not {}",
                 self.lr
             )));
+        }
+        if let Some(decay) = self.ema
+            && !(decay > 0.0 && decay < 1.0)
+        {
+            return Err(TrainError::Config(format!("EMA decay must be in (0, 1), not {decay}")));
         }
         Ok(())
     }
@@ -99,8 +150,18 @@ pub fn train(
     let mut adam = FlatAdam::new(net.flat_parameters(), config.lr);
     let mut rng = batch_rng(config.seed);
     let mut losses = Vec::with_capacity(config.steps);
+    let mut average = None;
     if options.resume {
-        losses = resume(net, &mut adam, &mut rng, options)?;
+        let resumed = resume(net, &mut adam, &mut rng, options)?;
+        losses = resumed.losses;
+        // The model file holds what the run publishes: the average when there is one.
+        if config.ema.is_some() {
+            average = Some(net.flat_parameters().detach().copy());
+        }
+        tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&resumed.parameters));
+    }
+    if config.ema.is_some() && average.is_none() {
+        average = Some(net.flat_parameters().detach().copy());
     }
     let started_at = losses.len();
     let (kind, device) = (net.kind(), net.device());
@@ -124,7 +185,13 @@ pub fn train(
         let position = &x0 + &t * &velocity;
         let loss = (net.forward(&position, &t) - velocity).square().mean(kind);
         loss.backward();
+        adam.lr = config.lr_schedule.rate(config.lr, step, config.steps);
         adam.step(&mut parameters);
+        if let (Some(average), Some(decay)) = (&mut average, config.ema) {
+            tch::no_grad(|| {
+                let _ = average.lerp_(&parameters, 1.0 - decay);
+            });
+        }
         pending.push(loss.detach());
 
         let done = step + 1;
@@ -140,11 +207,14 @@ pub fn train(
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
             read_back(&mut pending, &mut losses)?;
-            save(net, &adam, &rng, &losses, options)?;
+            save(net, average.as_ref(), &adam, &rng, &losses, options)?;
         }
     }
     read_back(&mut pending, &mut losses)?;
-    save(net, &adam, &rng, &losses, options)?;
+    save(net, average.as_ref(), &adam, &rng, &losses, options)?;
+    if let Some(average) = &average {
+        tch::no_grad(|| parameters.copy_(average));
+    }
     bar.finish_and_clear();
     let seconds = clock.elapsed().as_secs_f64();
     let taken = losses.len() - started_at;
@@ -183,6 +253,7 @@ fn smoothed(losses: &[f32]) -> f32 {
 
 fn save(
     net: &VelocityNet,
+    average: Option<&Tensor>,
     adam: &FlatAdam,
     rng: &ChaCha8Rng,
     losses: &[f32],
@@ -194,19 +265,32 @@ fn save(
     let mut metadata = options.metadata.clone();
     metadata.insert("step".into(), losses.len().to_string());
     // Model last: a run directory whose model exists has the state that goes with it.
-    run::save_state(&dir.join(STATE_FILE), adam, rng.get_word_pos())?;
+    run::save_state(&dir.join(STATE_FILE), net.flat_parameters(), adam, rng.get_word_pos())?;
     run::write_losses(&dir.join(LOSSES_FILE), losses)?;
-    flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?;
+    match average {
+        Some(average) => {
+            let published = net.with_parameters(average)?;
+            flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
+        }
+        None => flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?,
+    }
     tracing::debug!(step = losses.len(), dir = %dir.display(), "checkpoint");
     Ok(())
 }
 
+/// The raw weights and loss log of a run to continue.
+struct Resumed {
+    losses: Vec<f32>,
+    parameters: Tensor,
+}
+
+/// Restores optimiser, RNG and losses; leaves the model file's weights in `net`.
 fn resume(
     net: &mut VelocityNet,
     adam: &mut FlatAdam,
     rng: &mut ChaCha8Rng,
     options: &RunOptions,
-) -> Result<Vec<f32>> {
+) -> Result<Resumed> {
     let Some(dir) = &options.out_dir else {
         return Err(TrainError::Config("resuming needs the run directory".into()));
     };
@@ -228,7 +312,7 @@ fn resume(
     rng.set_word_pos(state.rng_word);
     losses.truncate(state.step as usize);
     tracing::info!(step = state.step, dir = %dir.display(), "resumed");
-    Ok(losses)
+    Ok(Resumed { losses, parameters: state.parameters })
 }
 
 fn progress_bar(steps: usize, position: usize, options: &RunOptions) -> ProgressBar {

@@ -159,6 +159,36 @@ fn resuming_continues_exactly_where_the_run_stopped() {
 }
 
 #[test]
+fn weight_averaging_is_published_and_resumes_exactly() {
+    let dir = scratch("ema");
+    let averaged = |steps| TrainConfig { ema: Some(0.9), ..short(steps, 128) };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let mut first = fresh_net(8);
+    train(&mut first, &flow_matching_pairs(), &averaged(20), &options).expect("first half");
+    let resume = RunOptions { resume: true, ..options };
+    let mut resumed = fresh_net(8);
+    let report = train(&mut resumed, &flow_matching_pairs(), &averaged(40), &resume).expect("resumes");
+
+    let mut straight = fresh_net(8);
+    let whole =
+        train(&mut straight, &flow_matching_pairs(), &averaged(40), &RunOptions::default()).expect("trains");
+    assert_eq!(report.losses, whole.losses);
+    assert!(resumed.flat_parameters().equal(straight.flat_parameters()));
+    let saved = flow_model::checkpoint::load(&dir.join("model.safetensors"), Device::Cpu).expect("loads");
+    assert!(
+        saved.net.flat_parameters().equal(straight.flat_parameters()),
+        "the model file holds the average"
+    );
+
+    let mut plain = fresh_net(8);
+    train(&mut plain, &flow_matching_pairs(), &short(40, 128), &RunOptions::default()).expect("trains");
+    assert!(!plain.flat_parameters().equal(straight.flat_parameters()), "averaging changed nothing");
+    let bad = TrainConfig { ema: Some(1.0), ..short(5, 8) };
+    assert!(bad.validate().is_err());
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
 fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     let dir = scratch("nan");
     let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use flow_data::Dataset;
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::Solver;
-use flow_train::{PairMode, TimeSampling};
+use flow_train::{LrSchedule, PairMode, TimeSampling};
 
 #[derive(Parser)]
 #[command(name = "flowmatch", version, about = "Flow matching and rectified flow (reflow) on libtorch")]
@@ -86,6 +86,17 @@ fn time_sampling(text: &str) -> Result<TimeSampling, String> {
 
 fn pair_mode(text: &str) -> Result<PairMode, String> {
     PairMode::parse(text).map_err(|e| e.to_string())
+}
+
+fn lr_schedule(text: &str) -> Result<LrSchedule, String> {
+    LrSchedule::parse(text).map_err(|e| e.to_string())
+}
+
+fn ema_decay(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!("`{text}` must be a decay strictly between 0 and 1")),
+    }
 }
 
 fn positive_float(text: &str) -> Result<f64, String> {
@@ -167,6 +178,12 @@ pub struct TrainArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 1e-3, value_parser = positive_float)]
     pub lr: f64,
+    /// constant (the post's) or cosine (decays to zero at the last step).
+    #[arg(long, default_value = "constant", value_parser = lr_schedule)]
+    pub lr_schedule: LrSchedule,
+    /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
+    #[arg(long, value_parser = ema_decay)]
+    pub ema: Option<f64>,
     /// uniform, warp (s = 0.5), warp:S with S in [0, 1.5], or logit-normal.
     #[arg(long, default_value = "uniform", value_parser = time_sampling)]
     pub time_sampling: TimeSampling,
@@ -211,6 +228,12 @@ pub struct ReflowArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 1e-3, value_parser = positive_float)]
     pub lr: f64,
+    /// constant (the post's) or cosine (decays to zero at the last step).
+    #[arg(long, default_value = "constant", value_parser = lr_schedule)]
+    pub lr_schedule: LrSchedule,
+    /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
+    #[arg(long, value_parser = ema_decay)]
+    pub ema: Option<f64>,
     #[arg(long, default_value = "warp", value_parser = time_sampling)]
     pub time_sampling: TimeSampling,
     /// Rounds of reflow: each student teaches the next.
