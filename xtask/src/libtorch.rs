@@ -131,3 +131,11 @@ pub fn python() -> PathBuf {
     }
     venv_location().join("bin").join("python")
 }
+
+/// A Python that can import torch and safetensors, for the checkpoint-loading
+/// test: the provisioned one, or the user's when they manage libtorch themselves.
+pub fn python_with_torch() -> Option<PathBuf> {
+    let python = python();
+    let probe = Command::new(&python).args(["-c", "import torch, safetensors"]).output();
+    probe.ok().filter(|out| out.status.success()).map(|_| python)
+}

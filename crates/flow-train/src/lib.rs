@@ -28,7 +28,9 @@ mod trainer;
 pub use adam::FlatAdam;
 pub use error::{Result, TrainError};
 pub use pairs::{PairMode, PairSource, TeacherSettings};
-pub use quality::{Quality, QualityProbe, QualitySettings, STRAIGHTNESS_STEPS, evaluate, noise_floor};
+pub use quality::{
+    FLOOR_DRAWS, Quality, QualityProbe, QualitySettings, STRAIGHTNESS_STEPS, evaluate, noise_floor,
+};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
 pub use time_sampling::TimeSampling;

@@ -24,6 +24,10 @@ impl Default for QualitySettings {
     }
 }
 
+/// Independent draws averaged for every W₂ and for the noise floor: a single
+/// W₂ between two 2 000-point spiral samples varies by ±15 % from draw to draw.
+pub const FLOOR_DRAWS: usize = 4;
+
 /// Steps of the Euler trajectory on which straightness is measured.
 pub const STRAIGHTNESS_STEPS: usize = 100;
 
@@ -35,23 +39,25 @@ pub struct Quality {
     /// Velocity evaluations per sample.
     pub nfe: usize,
     pub n: usize,
-    /// Exact W₂ between the model's samples and a target sample.
+    /// Exact W₂ between `n` model samples and `n` target points, mean of [`FLOOR_DRAWS`] draws.
     pub w2: f64,
-    /// W₂ between two independent target samples of the same size: the best a
-    /// perfect model could score.
+    /// W₂ between two independent target samples of the same size, mean of
+    /// [`FLOOR_DRAWS`] draws: what a perfect model would score.
     pub w2_floor: f64,
     pub w2_ratio: f64,
+    /// MMD² and energy distance on the first draw.
     pub mmd: f64,
     pub energy: f64,
     /// E ∫ ‖(X₁ − X₀) − v(Xₜ, t)‖² dt on Euler trajectories of [`STRAIGHTNESS_STEPS`] steps.
     pub straightness: f64,
 }
 
-/// A fixed source sample, target sample and noise floor, so that several
-/// models or solver settings are compared on the same numbers.
+/// Fixed source and target samples and a noise floor, so that several models
+/// or solver settings are compared on the same numbers.
 pub struct QualityProbe {
-    pub sources: Array2<f32>,
-    pub targets: Array2<f32>,
+    /// [`FLOOR_DRAWS`] independent source samples and target samples.
+    pub sources: Vec<Array2<f32>>,
+    pub targets: Vec<Array2<f32>>,
     pub floor: f64,
 }
 
@@ -59,29 +65,63 @@ impl QualityProbe {
     pub fn new(source: &PointSource, target: &PointSource, n: usize, seed: u64) -> Result<QualityProbe> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(3);
-        let sources = source.draw(n, &mut rng);
-        let targets = target.draw(n, &mut rng);
-        let other = target.draw(n, &mut rng);
-        let floor = flow_metrics::wasserstein2(&targets, &other)?;
+        let sources = (0..FLOOR_DRAWS).map(|_| source.draw(n, &mut rng)).collect();
+        let targets: Vec<Array2<f32>> = (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect();
+        let others: Vec<Array2<f32>> = (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect();
+        let pairs: Vec<_> = targets.iter().zip(&others).collect();
+        let floor = mean(&flow_metrics::wasserstein2_many(&pairs)?);
         Ok(QualityProbe { sources, targets, floor })
     }
 
-    /// The model's samples from the probe's sources.
-    pub fn samples(&self, net: &VelocityNet, solver: Solver, steps: usize) -> Result<(Array2<f32>, usize)> {
-        let solution =
-            integrate_points(net, &self.sources, &TimeGrid::uniform(steps)?, solver, Record::Nothing)?;
-        Ok((solution.points, solution.nfe))
+    pub fn n(&self) -> usize {
+        self.sources[0].nrows()
     }
 
-    /// W₂ only (the cheap part of [`QualityProbe::measure`]), with the NFE it cost.
+    /// The model's samples from each of the probe's source draws, and the NFE per sample.
+    pub fn samples(
+        &self,
+        net: &VelocityNet,
+        solver: Solver,
+        steps: usize,
+    ) -> Result<(Vec<Array2<f32>>, usize)> {
+        let grid = TimeGrid::uniform(steps)?;
+        let mut nfe = 0;
+        let samples = self
+            .sources
+            .iter()
+            .map(|sources| {
+                let solution = integrate_points(net, sources, &grid, solver, Record::Nothing)?;
+                nfe = solution.nfe;
+                Ok(solution.points)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((samples, nfe))
+    }
+
+    /// Mean W₂ of the model's samples against the targets, with the NFE it cost.
     pub fn w2(&self, net: &VelocityNet, solver: Solver, steps: usize) -> Result<(f64, usize)> {
         let (samples, nfe) = self.samples(net, solver, steps)?;
-        Ok((flow_metrics::wasserstein2(&samples, &self.targets)?, nfe))
+        Ok((self.w2_of(&[samples])?[0], nfe))
+    }
+
+    /// For each set of draws (one sample per target draw), the mean W₂ against
+    /// the probe's targets; every assignment runs in parallel.
+    pub fn w2_of(&self, sample_sets: &[Vec<Array2<f32>>]) -> Result<Vec<f64>> {
+        let pairs: Vec<_> =
+            sample_sets.iter().flat_map(|samples| samples.iter().zip(&self.targets)).collect();
+        let all = flow_metrics::wasserstein2_many(&pairs)?;
+        Ok(all.chunks(FLOOR_DRAWS).map(mean).collect())
+    }
+
+    /// Mean W₂ of one fixed sample (e.g. another program's) against every target draw.
+    pub fn w2_of_sample(&self, sample: &Array2<f32>) -> Result<f64> {
+        let pairs: Vec<_> = self.targets.iter().map(|t| (sample, t)).collect();
+        Ok(mean(&flow_metrics::wasserstein2_many(&pairs)?))
     }
 
     pub fn straightness(&self, net: &VelocityNet) -> Result<f64> {
         let grid = TimeGrid::uniform(STRAIGHTNESS_STEPS)?;
-        let path = integrate_points(net, &self.sources, &grid, Solver::Euler, Record::Every(1))?;
+        let path = integrate_points(net, &self.sources[0], &grid, Solver::Euler, Record::Every(1))?;
         Ok(flow_metrics::straightness(&path.trajectory)?)
     }
 
@@ -98,30 +138,29 @@ impl QualityProbe {
             .iter()
             .map(|&(solver, steps)| self.samples(net, solver, steps))
             .collect::<Result<Vec<_>>>()?;
-        let w2s = self.w2_of(&runs.iter().map(|(samples, _)| samples).collect::<Vec<_>>())?;
+        let sample_sets: Vec<Vec<Array2<f32>>> = runs.iter().map(|(samples, _)| samples.clone()).collect();
+        let w2s = self.w2_of(&sample_sets)?;
         let mut measured = Vec::with_capacity(runs.len());
         for ((&(solver, steps), (samples, nfe)), w2) in settings.iter().zip(&runs).zip(w2s) {
             measured.push(Quality {
                 solver: solver.name().into(),
                 steps,
                 nfe: *nfe,
-                n: self.sources.nrows(),
+                n: self.n(),
                 w2,
                 w2_floor: self.floor,
                 w2_ratio: w2 / self.floor,
-                mmd: flow_metrics::mmd_rbf(samples, &self.targets)?,
-                energy: flow_metrics::energy_distance(samples, &self.targets)?,
+                mmd: flow_metrics::mmd_rbf(&samples[0], &self.targets[0])?,
+                energy: flow_metrics::energy_distance(&samples[0], &self.targets[0])?,
                 straightness,
             });
         }
         Ok(measured)
     }
+}
 
-    /// W₂ of each sample set against the probe's targets, in parallel.
-    pub fn w2_of(&self, samples: &[&Array2<f32>]) -> Result<Vec<f64>> {
-        let pairs: Vec<_> = samples.iter().map(|s| (*s, &self.targets)).collect();
-        Ok(flow_metrics::wasserstein2_many(&pairs)?)
-    }
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 /// All quality measures of `net` carrying `source` toward `target`.

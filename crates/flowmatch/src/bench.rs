@@ -60,8 +60,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         floor: probe.floor,
         ours_fm: probe.w2(&ours.flow, Solver::Rk4, 20)?.0,
         ours_reflow: probe.w2(&ours.reflow, Solver::Euler, 1)?.0,
-        theirs_fm: flow_metrics::wasserstein2(&their_fm, &probe.targets)?,
-        theirs_reflow: flow_metrics::wasserstein2(&their_reflow, &probe.targets)?,
+        theirs_fm: probe.w2_of_sample(&their_fm)?,
+        theirs_reflow: probe.w2_of_sample(&their_reflow)?,
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
     let table = table(&ours, &theirs, &quality, threads, device, &sizes)?;
