@@ -25,7 +25,7 @@ use crate::error::{CliError, Result};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/post_pytorch.py");
 const BATCH: usize = 2048;
-const POOL: usize = 65_536;
+const POOL: usize = PairMode::DEFAULT_POOL;
 const SAMPLED: usize = 100_000;
 
 struct Sizes {

@@ -34,7 +34,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Distil a trained model into straighter paths (rectified flow).
     #[command(
-        after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:65536 --rounds 2 --out runs/r2"
+        after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:32768 --rounds 2 --out runs/r2"
     )]
     Reflow(ReflowArgs),
     /// Generate samples (or invert target points with --reverse).

@@ -38,7 +38,7 @@ impl Scale {
         flow_steps: 10_000,
         reflow_steps: 1000,
         batch_size: 2048,
-        pool: 65_536,
+        pool: PairMode::DEFAULT_POOL,
         probe: 2000,
     };
     pub const QUICK: Scale =
@@ -75,6 +75,8 @@ struct Context {
     seed: u64,
     scale: Scale,
     retrain: bool,
+    /// Checkpoints loaded instead of trained (their training time is not in `timings`).
+    reused: Vec<PathBuf>,
     timings: Vec<(String, f64)>,
     started: Instant,
 }
@@ -120,6 +122,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         seed: args.runtime.seed,
         scale: if args.quick { Scale::QUICK } else { Scale::POST },
         retrain: args.retrain,
+        reused: Vec::new(),
         timings: Vec::new(),
         started: Instant::now(),
     };
@@ -151,9 +154,10 @@ fn reproduce(cx: &mut Context) -> Result<()> {
             seed: cx.seed,
             ..TrainConfig::default()
         };
+        let (seed, device) = (cx.seed, cx.device);
         trained_or_loaded(cx, "flow_matching", |dir| {
-            tch::manual_seed(cx.seed as i64);
-            let mut net = VelocityNet::new(ModelConfig::default(), cx.device)?;
+            tch::manual_seed(seed as i64);
+            let mut net = VelocityNet::new(ModelConfig::default(), device)?;
             let options = run_options(dir, "flow matching", "flow-matching");
             let report = flow_train::train(&mut net, &pairs, &config, &options)?;
             Ok((net, report.losses))
@@ -200,7 +204,9 @@ fn reproduce(cx: &mut Context) -> Result<()> {
         trained_or_loaded(cx, "reflow_online", |dir| reflow_run(&flow, &online_settings, dir))
     })?;
     let (pooled, _) = cx.time("reflow, pooled pairs", |cx| {
-        trained_or_loaded(cx, "reflow_pool", |dir| reflow_run(&flow, &pool_settings, dir))
+        trained_or_loaded(cx, &format!("reflow_pool{}", scale.pool), |dir| {
+            reflow_run(&flow, &pool_settings, dir)
+        })
     })?;
 
     cx.time("figures 9-12: reflow", |cx| {
@@ -276,19 +282,19 @@ fn reflow_run(
 /// Loads `checkpoints/NAME` when it holds a finished run (and `--retrain` is
 /// off), else trains into it.
 fn trained_or_loaded(
-    cx: &Context,
+    cx: &mut Context,
     name: &str,
     train: impl FnOnce(&Path) -> Result<(VelocityNet, Vec<f32>)>,
 ) -> Result<(VelocityNet, Vec<f32>)> {
-    let dir = cx
-        .out
-        .join("checkpoints")
-        .join(format!("{name}{}", if cx.scale.flow_steps < 1000 { "_quick" } else { "" }));
+    // The name carries what changes the result, so a checkpoint is only reused for the same run.
+    let quick = if cx.scale.flow_steps < 1000 { "-quick" } else { "" };
+    let dir = cx.out.join("checkpoints").join(format!("{name}-seed{}{quick}", cx.seed));
     let model = dir.join(flow_train::MODEL_FILE);
     let losses = dir.join(flow_train::LOSSES_FILE);
     if !cx.retrain && model.is_file() && losses.is_file() {
         let checkpoint = flow_model::checkpoint::load(&model, cx.device)?;
         eprintln!("reproduce: reusing {} (--retrain to train again)", model.display());
+        cx.reused.push(model.clone());
         return Ok((checkpoint.net, flow_train::read_losses(&losses)?));
     }
     train(&dir)
@@ -401,6 +407,14 @@ fn report_text(
         let _ = writeln!(text, "| {stage} | {seconds:.1} |");
     }
     let _ = writeln!(text, "| total | {:.1} |\n", cx.started.elapsed().as_secs_f64());
+    if !cx.reused.is_empty() {
+        let names: Vec<String> = cx.reused.iter().map(|p| format!("`{}`", p.display())).collect();
+        let _ = writeln!(
+            text,
+            "Reused from an earlier run (training time not included): {}.\n",
+            names.join(", ")
+        );
+    }
     let _ = writeln!(text, "## Quality\n");
     let _ = writeln!(
         text,
