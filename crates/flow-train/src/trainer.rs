@@ -82,6 +82,20 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The settings as JSON, for run records.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "lr_schedule": self.lr_schedule.name(),
+            "ema": self.ema,
+            "time_sampling": self.time_sampling.describe(),
+            "seed": self.seed,
+            "checkpoint_every": self.checkpoint_every,
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 {
             return Err(TrainError::Config("steps must be at least 1".into()));

@@ -112,8 +112,8 @@ fn train_reflow_sample_eval_and_plot_work_together() {
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(scratch.path("fm/run.json")).expect("run.json"))
             .expect("json");
-    assert_eq!(record["settings"]["steps"], 30);
-    assert_eq!(record["settings"]["time_sampling"], "warp:0.8");
+    assert_eq!(record["settings"]["training"]["steps"], 30);
+    assert_eq!(record["settings"]["training"]["time_sampling"], "warp:0.8");
     assert_eq!(record["device"], "cpu");
 
     let reflowed = scratch.path("rf");

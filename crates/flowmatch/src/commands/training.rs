@@ -129,13 +129,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "target": target_label(&args.target),
         "source": args.source.name(),
         "model": model,
-        "steps": config.steps,
-        "batch_size": config.batch_size,
-        "lr": config.lr,
-        "lr_schedule": config.lr_schedule.name(),
-        "ema": config.ema,
-        "time_sampling": config.time_sampling.describe(),
-        "seed": config.seed,
+        "training": config.to_json(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
     finish(&args.out, &report)
@@ -186,13 +180,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "teacher_steps": args.teacher_steps,
         "rounds": settings.rounds,
         "from_teacher": settings.from_teacher,
-        "steps": settings.train.steps,
-        "batch_size": settings.train.batch_size,
-        "lr": settings.train.lr,
-        "lr_schedule": settings.train.lr_schedule.name(),
-        "ema": settings.train.ema,
-        "time_sampling": settings.train.time_sampling.describe(),
-        "seed": settings.train.seed,
+        "training": settings.train.to_json(),
         "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
