@@ -65,10 +65,12 @@ fn record(
     }
 }
 
-fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
+/// Reports the run; an interrupted run is an error that says where its checkpoint is.
+fn finish(dir: &Path, report: &TrainReport, resumable: bool) -> Result<()> {
     if report.interrupted {
+        let next = if resumable { "continues with --resume" } else { "is loadable" };
         return Err(CliError::runtime(format!(
-            "interrupted at step {}; the checkpoint in {} continues with --resume",
+            "interrupted at step {}; the checkpoint in {} {next}",
             report.losses.len(),
             dir.display()
         )));
@@ -132,7 +134,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "training": config.to_json(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
-    finish(&args.out, &report)
+    finish(&args.out, &report, true)
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
@@ -184,5 +186,5 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
-    finish(&args.out, &last.train)
+    finish(&args.out, &last.train, false)
 }
