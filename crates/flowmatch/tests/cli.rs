@@ -326,14 +326,20 @@ fn ctrl_c_leaves_a_loadable_checkpoint_that_resumes() {
             "--batch-size",
             "32",
             "--checkpoint-every",
-            "0",
+            "50",
         ])
         .args(["--device", "cpu", "--out", &run])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
-    // Let it get well into training, then interrupt as a terminal would.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Wait until training is under way (its first checkpoint is written, so the Ctrl-C
+    // handler is installed), however slow the machine, then interrupt as a terminal would.
+    let first_checkpoint = Path::new(&run).join("losses.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first_checkpoint.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(first_checkpoint.exists(), "training never wrote its first checkpoint");
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let output = child.wait_with_output().expect("exits");
