@@ -85,11 +85,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })
 }
 
-/// The architecture stored in a checkpoint's header, without loading weights.
-pub fn read_config(path: &Path) -> Result<(ModelConfig, BTreeMap<String, String>)> {
-    config_from_bytes(path, &read_file(path)?)
-}
-
 fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap<String, String>)> {
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;

@@ -8,7 +8,7 @@
 //!   integrated targets, per batch (`online`, the post's way) or from a pool
 //!   generated once (`pool`, the rectified-flow paper's way).
 //! - [`reflow`]: rounds of distillation, each student teaching the next.
-//! - [`evaluate`]: sample quality (W₂ with its noise floor, MMD, energy
+//! - [`QualityProbe`]: sample quality (W₂ with its noise floor, MMD, energy
 //!   distance, straightness, NFE).
 //!
 //! Invariants: every random draw comes from the run's seed (ChaCha8 for batches,
@@ -28,9 +28,7 @@ mod trainer;
 pub use adam::FlatAdam;
 pub use error::{Result, TrainError};
 pub use pairs::{PairMode, PairSource, TeacherSettings};
-pub use quality::{
-    FLOOR_DRAWS, Quality, QualityProbe, QualitySettings, STRAIGHTNESS_STEPS, evaluate, noise_floor,
-};
+pub use quality::{FLOOR_DRAWS, Quality, QualityProbe, STRAIGHTNESS_STEPS};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
 pub use time_sampling::TimeSampling;

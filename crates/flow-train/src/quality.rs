@@ -8,22 +8,6 @@ use serde::Serialize;
 
 use crate::Result;
 
-/// How to measure a model: sample size, solver, steps, seed.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QualitySettings {
-    pub n: usize,
-    pub solver: Solver,
-    pub steps: usize,
-    pub seed: u64,
-}
-
-impl Default for QualitySettings {
-    /// 2 000 samples through RK4 with 20 steps, as the post samples.
-    fn default() -> QualitySettings {
-        QualitySettings { n: 2000, solver: Solver::Rk4, steps: 20, seed: 0 }
-    }
-}
-
 /// Independent draws averaged for every W₂ and for the noise floor: a single
 /// W₂ between two 2 000-point spiral samples varies by ±15 % from draw to draw.
 pub const FLOOR_DRAWS: usize = 4;
@@ -161,23 +145,4 @@ impl QualityProbe {
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-/// All quality measures of `net` carrying `source` toward `target`.
-pub fn evaluate(
-    net: &VelocityNet,
-    source: &PointSource,
-    target: &PointSource,
-    settings: &QualitySettings,
-) -> Result<Quality> {
-    QualityProbe::new(source, target, settings.n, settings.seed)?.measure(
-        net,
-        settings.solver,
-        settings.steps,
-    )
-}
-
-/// W₂ between two independent target samples of size `n`.
-pub fn noise_floor(target: &PointSource, n: usize, seed: u64) -> Result<f64> {
-    Ok(QualityProbe::new(target, target, n, seed)?.floor)
 }
