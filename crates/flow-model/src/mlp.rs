@@ -260,6 +260,11 @@ impl VelocityNet {
         Ok(VelocityNet { config: self.config, flat, slots: self.slots.clone() })
     }
 
+    /// An independent copy on the same device (a reflow teacher, a student's start).
+    pub fn try_clone(&self) -> Result<VelocityNet> {
+        self.with_parameters(&self.flat)
+    }
+
     /// Copies every parameter from `other` (same architecture), e.g. a reflow
     /// student starting from its teacher.
     pub fn copy_weights_from(&mut self, other: &VelocityNet) -> Result<()> {

@@ -118,18 +118,19 @@ impl QualityProbe {
     /// straightness is measured once and the W₂ assignments run in parallel.
     pub fn measure_many(&self, net: &VelocityNet, settings: &[(Solver, usize)]) -> Result<Vec<Quality>> {
         let straightness = self.straightness(net)?;
-        let runs = settings
+        let (sample_sets, nfes): (Vec<Vec<Array2<f32>>>, Vec<usize>) = settings
             .iter()
             .map(|&(solver, steps)| self.samples(net, solver, steps))
-            .collect::<Result<Vec<_>>>()?;
-        let sample_sets: Vec<Vec<Array2<f32>>> = runs.iter().map(|(samples, _)| samples.clone()).collect();
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let w2s = self.w2_of(&sample_sets)?;
-        let mut measured = Vec::with_capacity(runs.len());
-        for ((&(solver, steps), (samples, nfe)), w2) in settings.iter().zip(&runs).zip(w2s) {
+        let mut measured = Vec::with_capacity(settings.len());
+        for (((&(solver, steps), samples), nfe), w2) in settings.iter().zip(&sample_sets).zip(nfes).zip(w2s) {
             measured.push(Quality {
                 solver: solver.name().into(),
                 steps,
-                nfe: *nfe,
+                nfe,
                 n: self.n(),
                 w2,
                 w2_floor: self.floor,

@@ -68,14 +68,14 @@ pub fn reflow(
             teacher.config().dim
         )));
     }
-    let mut current = copy_of(teacher)?;
+    let mut current = teacher.try_clone()?;
     let mut reports = Vec::with_capacity(settings.rounds);
     for round in 1..=settings.rounds {
         let round_options = options_for_round(options, settings.rounds, round);
         let clock = Instant::now();
         let pairs = match settings.mode {
             PairMode::Online => PairSource::Online {
-                teacher: Box::new(copy_of(&current)?),
+                teacher: Box::new(current.try_clone()?),
                 source: source.clone(),
                 settings: settings.teacher,
             },
@@ -86,7 +86,7 @@ pub fn reflow(
         };
         let pool_seconds = clock.elapsed().as_secs_f64();
         let mut student = if settings.from_teacher {
-            copy_of(&current)?
+            current.try_clone()?
         } else {
             tch::manual_seed(settings.train.seed as i64 + round as i64);
             VelocityNet::new(*current.config(), current.device())?
@@ -107,12 +107,6 @@ pub fn reflow(
         flow_model::checkpoint::save(&current, &dir.join(MODEL_FILE), &options.metadata)?;
     }
     Ok((current, reports))
-}
-
-fn copy_of(net: &VelocityNet) -> Result<VelocityNet> {
-    let mut copy = VelocityNet::new(*net.config(), net.device())?;
-    copy.copy_weights_from(net)?;
-    Ok(copy)
 }
 
 /// Pools are drawn on their own stream of the run's seed, one per round.

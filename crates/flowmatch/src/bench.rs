@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use flow_data::{Dataset, PointSource};
 use flow_model::{ModelConfig, VelocityNet, integrate_points};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::{
@@ -22,6 +21,7 @@ use serde_json::Value;
 use crate::cli::BenchArgs;
 use crate::commands::{device_label, runtime};
 use crate::error::{CliError, Result};
+use crate::reproduce::{gaussian, spiral};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/post_pytorch.py");
 const BATCH: usize = 2048;
@@ -69,14 +69,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("bench: table written to {}", args.out.display());
     Ok(())
-}
-
-fn gaussian() -> Result<PointSource> {
-    Ok(PointSource::builtin(Dataset::Gaussian, 2)?)
-}
-
-fn spiral() -> Result<PointSource> {
-    Ok(PointSource::builtin(Dataset::Spiral, 2)?)
 }
 
 fn pytorch(python: &Path, threads: i32, sizes: &Sizes, samples: &PathBuf) -> Result<Value> {
@@ -133,11 +125,11 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
 
     let reflow_config = |steps| TrainConfig { time_sampling: TimeSampling::Warp(0.5), ..config(steps) };
     let online = PairSource::Online {
-        teacher: Box::new(copy_of(&flow)?),
+        teacher: Box::new(flow.try_clone()?),
         source: gaussian()?,
         settings: TeacherSettings::default(),
     };
-    let mut student = copy_of(&flow)?;
+    let mut student = flow.try_clone()?;
     let online_steps = (sizes.timed_steps / 10).max(5);
     let online_steps_per_s =
         flow_train::train(&mut student, &online, &reflow_config(online_steps), &quiet())?.steps_per_second;
@@ -151,7 +143,7 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
         &mut flow_data::seeded_rng(5),
     )?;
     let pool_seconds = clock.elapsed().as_secs_f64();
-    let mut student = copy_of(&flow)?;
+    let mut student = flow.try_clone()?;
     let pool_steps_per_s =
         flow_train::train(&mut student, &pool, &reflow_config(sizes.timed_steps), &quiet())?.steps_per_second;
 
@@ -188,12 +180,6 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
         flow,
         reflow,
     })
-}
-
-fn copy_of(net: &VelocityNet) -> Result<VelocityNet> {
-    let mut copy = VelocityNet::new(*net.config(), net.device())?;
-    copy.copy_weights_from(net)?;
-    Ok(copy)
 }
 
 struct Quality {

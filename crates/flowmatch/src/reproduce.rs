@@ -104,11 +104,13 @@ impl Context {
     }
 }
 
-fn gaussian() -> Result<PointSource> {
+/// The post's source distribution, 2-D.
+pub fn gaussian() -> Result<PointSource> {
     Ok(PointSource::builtin(Dataset::Gaussian, 2)?)
 }
 
-fn spiral() -> Result<PointSource> {
+/// The post's target distribution.
+pub fn spiral() -> Result<PointSource> {
     Ok(PointSource::builtin(Dataset::Spiral, 2)?)
 }
 
@@ -164,7 +166,7 @@ fn reproduce(cx: &mut Context) -> Result<()> {
         })
     })?;
 
-    cx.time("figures 3-8: flow matching", |cx| {
+    let (flow_path, flow_frames) = cx.time("figures 3-8: flow matching", |cx| {
         cx.save_png("03_loss_flow_matching.png", &flow_viz::loss_curve(&flow_losses, "flow matching loss")?)?;
         tch::manual_seed(cx.seed as i64 + 1);
         let untrained = VelocityNet::new(ModelConfig::default(), cx.device)?;
@@ -178,13 +180,15 @@ fn reproduce(cx: &mut Context) -> Result<()> {
             "05_flow_matching_euler100.png",
             &flow_viz::scatter(&path.points, "flow matching, Euler × 100")?,
         )?;
-        cx.save_gif("06_flow_matching.gif", &animation_frames(&path.trajectory, "flow matching")?)?;
+        let frames = animation_frames(&path.trajectory, "flow matching")?;
+        cx.save_gif("06_flow_matching.gif", &frames)?;
         cx.save_gif("07_time_warp.gif", &warp_frames()?)?;
         let rk4 = integrate_points(&flow, &source, &TimeGrid::uniform(20)?, Solver::Rk4, Record::Nothing)?;
         cx.save_png(
             "08_flow_matching_rk4_20.png",
             &flow_viz::scatter(&rk4.points, "flow matching, RK4 × 20")?,
-        )
+        )?;
+        Ok((path, frames))
     })?;
 
     let reflow_settings = |mode| ReflowSettings {
@@ -211,9 +215,7 @@ fn reproduce(cx: &mut Context) -> Result<()> {
 
     cx.time("figures 9-12: reflow", |cx| {
         cx.save_png("09_loss_reflow.png", &flow_viz::loss_curve(&reflow_losses, "reflow loss")?)?;
-        let flow_path = euler(&flow, &source, 100, Record::Every(1))?;
         let reflow_path = euler(&reflow, &source, 100, Record::Every(1))?;
-        let flow_frames = animation_frames(&flow_path.trajectory, "flow matching")?;
         let reflow_frames = animation_frames(&reflow_path.trajectory, "reflow")?;
         cx.save_gif("10_reflow.gif", &reflow_frames)?;
         let combined: Vec<RgbImage> =
