@@ -5,80 +5,127 @@
 //! search per row, O(n³) in the worst case and far less on point clouds; a
 //! 2 000-point problem takes about a second.
 
+const NONE: usize = usize::MAX;
+
 /// Returns `col_of_row`: the column matched to each row, minimising the total cost.
 /// `cost` is row-major `n × n`.
 pub fn assign_min_cost(cost: &[f64], n: usize) -> Vec<usize> {
-    const NONE: usize = usize::MAX;
-    let mut u = vec![0.0f64; n];
     let mut v = vec![0.0f64; n];
     let mut col_of_row = vec![NONE; n];
     let mut row_of_col = vec![NONE; n];
-    let mut path = vec![NONE; n];
-    let mut shortest = vec![f64::INFINITY; n];
-    let mut row_seen = vec![false; n];
-    let mut col_seen = vec![false; n];
-    let mut remaining: Vec<usize> = Vec::with_capacity(n);
 
+    // Column reduction (Jonker & Volgenant 1987): each column's dual is its
+    // cheapest cost, and a column joins its cheapest row when that row is still
+    // free. The duals stay feasible and matched edges tight, so the searches
+    // below need only run for the rows left free, typically about a third.
+    for col in (0..n).rev() {
+        let (mut best_row, mut best) = (0, f64::INFINITY);
+        for row in 0..n {
+            let c = cost[row * n + col];
+            if c < best {
+                (best_row, best) = (row, c);
+            }
+        }
+        v[col] = best;
+        if col_of_row[best_row] == NONE {
+            col_of_row[best_row] = col;
+            row_of_col[col] = best_row;
+        }
+    }
+
+    let mut search = Search { distance: vec![0.0; n], previous_row: vec![0; n], columns: vec![0; n] };
     for start_row in 0..n {
-        shortest.fill(f64::INFINITY);
-        row_seen.fill(false);
-        col_seen.fill(false);
-        remaining.clear();
-        remaining.extend((0..n).rev());
-
-        // Grow shortest paths from `start_row` until one reaches a free column.
-        let mut min_value = 0.0;
-        let mut row = start_row;
-        let sink = loop {
-            row_seen[row] = true;
-            let mut lowest = f64::INFINITY;
-            let mut lowest_at = 0;
-            let costs = &cost[row * n..(row + 1) * n];
-            for (slot, &col) in remaining.iter().enumerate() {
-                let reduced = min_value + costs[col] - u[row] - v[col];
-                if reduced < shortest[col] {
-                    path[col] = row;
-                    shortest[col] = reduced;
-                }
-                // Prefer free columns on ties: the search ends sooner.
-                if shortest[col] < lowest || (shortest[col] == lowest && row_of_col[col] == NONE) {
-                    lowest = shortest[col];
-                    lowest_at = slot;
-                }
-            }
-            min_value = lowest;
-            let col = remaining.swap_remove(lowest_at);
-            col_seen[col] = true;
-            if row_of_col[col] == NONE {
-                break col;
-            }
-            row = row_of_col[col];
-        };
-
-        // Update the duals so reduced costs stay non-negative.
-        u[start_row] += min_value;
-        for r in 0..n {
-            if row_seen[r] && r != start_row {
-                u[r] += min_value - shortest[col_of_row[r]];
-            }
+        if col_of_row[start_row] != NONE {
+            continue;
         }
-        for c in 0..n {
-            if col_seen[c] {
-                v[c] -= min_value - shortest[c];
-            }
-        }
-
+        let sink = search.shortest_path(cost, n, start_row, &mut v, &row_of_col);
         // Flip the matching along the path back to `start_row`.
         let mut col = sink;
         loop {
-            let r = path[col];
-            row_of_col[col] = r;
-            let previous = std::mem::replace(&mut col_of_row[r], col);
-            if r == start_row {
+            let row = search.previous_row[col];
+            row_of_col[col] = row;
+            let previous = std::mem::replace(&mut col_of_row[row], col);
+            if row == start_row {
                 break;
             }
             col = previous;
         }
     }
     col_of_row
+}
+
+/// Buffers of one shortest-augmenting-path search, reused across rows.
+struct Search {
+    distance: Vec<f64>,
+    previous_row: Vec<usize>,
+    /// A permutation of the columns: `[..scanned]` are final, `[scanned..frontier]`
+    /// sit at the current minimum distance, `[frontier..]` are not reached yet.
+    columns: Vec<usize>,
+}
+
+impl Search {
+    /// Dijkstra over reduced costs c − v (row duals implicit, as in LAPJV)
+    /// from a free row to the nearest free column, which it returns; updates
+    /// the column duals so the augmented matching stays tight.
+    fn shortest_path(
+        &mut self,
+        cost: &[f64],
+        n: usize,
+        start: usize,
+        v: &mut [f64],
+        row_of_col: &[usize],
+    ) -> usize {
+        let Search { distance, previous_row, columns } = self;
+        let start_costs = &cost[start * n..(start + 1) * n];
+        for col in 0..n {
+            distance[col] = start_costs[col] - v[col];
+            previous_row[col] = start;
+            columns[col] = col;
+        }
+        let (mut scanned, mut frontier) = (0, 0);
+        let mut minimum = 0.0;
+        let sink = 'search: loop {
+            if scanned == frontier {
+                // Every column at the lowest distance joins the frontier at once.
+                minimum = columns[frontier..].iter().map(|&c| distance[c]).fold(f64::INFINITY, f64::min);
+                // `frontier` grows inside; the range keeps its first value, as intended.
+                let unreached = frontier;
+                for k in unreached..n {
+                    let col = columns[k];
+                    if distance[col] == minimum {
+                        if row_of_col[col] == NONE {
+                            break 'search col;
+                        }
+                        columns.swap(k, frontier);
+                        frontier += 1;
+                    }
+                }
+            }
+            let col = columns[scanned];
+            scanned += 1;
+            let row = row_of_col[col];
+            let costs = &cost[row * n..(row + 1) * n];
+            let offset = costs[col] - v[col] - minimum;
+            let unreached = frontier;
+            for k in unreached..n {
+                let next = columns[k];
+                let reduced = costs[next] - v[next] - offset;
+                if reduced < distance[next] {
+                    distance[next] = reduced;
+                    previous_row[next] = row;
+                    if reduced == minimum {
+                        if row_of_col[next] == NONE {
+                            break 'search next;
+                        }
+                        columns.swap(k, frontier);
+                        frontier += 1;
+                    }
+                }
+            }
+        };
+        for &col in &columns[..scanned] {
+            v[col] += distance[col] - minimum;
+        }
+        sink
+    }
 }

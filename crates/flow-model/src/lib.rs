@@ -22,4 +22,6 @@ mod state;
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use mlp::{Activation, ModelConfig, Precision, TimeEmbedding, VelocityNet};
-pub use state::{PointsSolution, TensorState, array_to_tensor, integrate_points, tensor_to_array};
+pub use state::{
+    NativeField, PointsSolution, TensorState, array_to_tensor, integrate_points, tensor_to_array,
+};

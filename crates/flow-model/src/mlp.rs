@@ -279,6 +279,49 @@ impl VelocityNet {
         Ok(())
     }
 
+    /// The same network for [`flow_native`]'s CPU kernels, or why it cannot be:
+    /// they work in `f32` on the raw-time input, host memory only.
+    pub fn to_native(&self) -> Result<flow_native::Mlp> {
+        let unsupported = if self.config.precision != Precision::F32 {
+            Some("it is f64 (native kernels are f32)")
+        } else if self.config.time_embedding != TimeEmbedding::Raw {
+            Some("it has a sinusoidal time embedding")
+        } else if self.device() != Device::Cpu {
+            Some("it lives on a GPU")
+        } else {
+            None
+        };
+        if let Some(reason) = unsupported {
+            return Err(ModelError::Config(format!(
+                "this network cannot run on the native CPU kernels: {reason}"
+            )));
+        }
+        let parameters = Vec::<f32>::try_from(self.flat.detach())?;
+        let activation = match self.config.activation {
+            Activation::Gelu => flow_native::Activation::Gelu,
+            Activation::Silu => flow_native::Activation::Silu,
+            Activation::Relu => flow_native::Activation::Relu,
+            Activation::Tanh => flow_native::Activation::Tanh,
+        };
+        flow_native::Mlp::new(self.config.linear_shapes(), activation, parameters)
+            .map_err(|e| ModelError::Config(e.to_string()))
+    }
+
+    /// Overwrites the parameters with a flat host vector in this network's
+    /// layout (what [`VelocityNet::to_native`] and the native trainer use).
+    pub fn set_parameters(&mut self, flat: &[f32]) -> Result<()> {
+        if flat.len() as i64 != self.flat.numel() as i64 {
+            return Err(ModelError::Config(format!(
+                "{} parameter values for a network of {}",
+                flat.len(),
+                self.flat.numel()
+            )));
+        }
+        let values = Tensor::from_slice(flat).to_kind(self.kind()).to_device(self.device());
+        tch::no_grad(|| self.flat.copy_(&values));
+        Ok(())
+    }
+
     /// The time features for a column of times `t` (n × 1).
     fn time_features(&self, t: &Tensor) -> Tensor {
         match self.config.time_embedding {

@@ -1,3 +1,5 @@
+use std::cell::RefCell;
+
 use flow_ode::{State, VelocityField};
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
@@ -59,8 +61,9 @@ pub struct PointsSolution {
     pub trajectory: Vec<(f64, Array2<f32>)>,
 }
 
-/// Integrates host points through `net` on its device, copying to and from the
-/// device once (and once per recorded state).
+/// Integrates host points through `net`: on flow-native's CPU kernels when
+/// the network fits them (CPU, f32, raw time), else on its libtorch device,
+/// copying to and from the device once (and once per recorded state).
 pub fn integrate_points(
     net: &VelocityNet,
     start: &Array2<f32>,
@@ -68,6 +71,14 @@ pub fn integrate_points(
     solver: flow_ode::Solver,
     record: flow_ode::Record,
 ) -> flow_ode::Result<PointsSolution> {
+    if let Some(field) = NativeField::new(net, start.ncols()) {
+        let solution = flow_ode::integrate(&field, start.clone(), grid, solver, record)?;
+        return Ok(PointsSolution {
+            points: solution.state,
+            nfe: solution.nfe,
+            trajectory: solution.trajectory,
+        });
+    }
     let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
     let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
     Ok(PointsSolution {
@@ -75,4 +86,40 @@ pub fn integrate_points(
         nfe: solution.nfe,
         trajectory: solution.trajectory.iter().map(|(t, x)| (*t, tensor_to_array(&x.0))).collect(),
     })
+}
+
+/// A network on flow-native's kernels, as a velocity field over host points.
+pub struct NativeField {
+    mlp: flow_native::Mlp,
+    workspace: RefCell<flow_native::Workspace>,
+}
+
+impl NativeField {
+    /// `None` when the network does not fit the native kernels or its
+    /// dimension is not `dim` (callers then use libtorch, which reports it).
+    pub fn new(net: &VelocityNet, dim: usize) -> Option<NativeField> {
+        if net.config().dim != dim {
+            return None;
+        }
+        let mlp = net.to_native().ok()?;
+        let workspace = flow_native::Workspace::new(tch::get_num_threads().max(1) as usize).ok()?;
+        Some(NativeField { mlp, workspace: RefCell::new(workspace) })
+    }
+}
+
+impl VelocityField<Array2<f32>> for NativeField {
+    fn velocity(&self, x: &Array2<f32>, t: f64) -> Array2<f32> {
+        let (rows, dim) = x.dim();
+        let mut inputs = Vec::with_capacity(rows * (dim + 1));
+        for row in x.rows() {
+            inputs.extend(row.iter().copied());
+            inputs.push(t as f32);
+        }
+        let outputs = self
+            .workspace
+            .borrow_mut()
+            .forward(&self.mlp, &inputs)
+            .expect("NativeField::new matched the network's dimension to the points'");
+        Array2::from_shape_vec((rows, dim), outputs).expect("the network outputs one velocity per point")
+    }
 }

@@ -243,3 +243,53 @@ fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
     let _ = checkpoint::FORMAT;
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn native_kernels_agree_with_libtorch() {
+    for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+        let model = net(ModelConfig { activation, dim: 3, hidden: 40, ..ModelConfig::default() }, 8);
+        let x = Tensor::randn([700, 3], (Kind::Float, Device::Cpu));
+        let t = Tensor::rand([700, 1], (Kind::Float, Device::Cpu));
+        let theirs = tch::no_grad(|| model.forward(&x, &t));
+        let inputs = Vec::<f32>::try_from(Tensor::cat(&[&x, &t], 1).view([-1])).expect("floats");
+        let mut workspace = flow_native::Workspace::new(2).expect("threads");
+        let ours = workspace.forward(&model.to_native().expect("fits"), &inputs).expect("shapes");
+        let theirs = Vec::<f32>::try_from(theirs.view([-1])).expect("floats");
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{activation:?}: largest difference {worst}");
+    }
+    // Host points through both paths of integrate_points: the native one, and libtorch's for f64.
+    let model = net(ModelConfig::default(), 9);
+    let start = tensor_to_array(&Tensor::randn([300, 2], (Kind::Float, Device::Cpu)));
+    let grid = TimeGrid::uniform(20).expect("grid");
+    let native =
+        flow_model::integrate_points(&model, &start, &grid, Solver::Rk4, Record::Nothing).expect("native");
+    let on_tensors = integrate(
+        &model,
+        TensorState(array_to_tensor(&start, Kind::Float, Device::Cpu)),
+        &grid,
+        Solver::Rk4,
+        Record::Nothing,
+    )
+    .expect("libtorch");
+    let difference =
+        (array_to_tensor(&native.points, Kind::Float, Device::Cpu) - on_tensors.state.0).abs().max();
+    assert!(difference.double_value(&[]) < 1e-4, "RK4 × 20 end points differ by {difference}");
+}
+
+#[test]
+fn native_kernels_refuse_what_they_cannot_run() {
+    let double = net(ModelConfig { precision: Precision::F64, ..ModelConfig::default() }, 1);
+    let message = double.to_native().expect_err("f64").to_string();
+    assert!(message.contains("f64"), "{message}");
+    let embedded = net(
+        ModelConfig {
+            time_embedding: TimeEmbedding::Sinusoidal { frequencies: 4 },
+            ..ModelConfig::default()
+        },
+        1,
+    );
+    assert!(embedded.to_native().expect_err("embedding").to_string().contains("sinusoidal"));
+    let mut model = net(ModelConfig::default(), 2);
+    assert!(model.set_parameters(&[0.0; 3]).is_err());
+}

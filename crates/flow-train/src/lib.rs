@@ -17,6 +17,7 @@
 //! and a non-finite loss stops training before anything bad is saved.
 
 mod adam;
+mod engine;
 mod error;
 mod pairs;
 mod quality;
@@ -26,8 +27,9 @@ mod time_sampling;
 mod trainer;
 
 pub use adam::FlatAdam;
+pub use engine::Backend;
 pub use error::{Result, TrainError};
-pub use pairs::{PairMode, PairSource, TeacherSettings};
+pub use pairs::{Batch, PairMode, PairSource, Place, TeacherSettings};
 pub use quality::{FLOOR_DRAWS, Quality, QualityProbe, STRAIGHTNESS_STEPS};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};

@@ -1,6 +1,7 @@
 use flow_data::PointSource;
-use flow_model::{TensorState, VelocityNet, array_to_tensor};
+use flow_model::{VelocityNet, array_to_tensor, integrate_points};
 use flow_ode::{Record, Solver, TimeGrid};
+use ndarray::Array2;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -20,11 +21,11 @@ impl Default for TeacherSettings {
 }
 
 impl TeacherSettings {
-    /// The teacher's map x₀ ↦ x₁ on a batch already on the device.
-    pub fn transport(&self, teacher: &VelocityNet, x0: Tensor) -> Result<Tensor> {
+    /// The teacher's map x₀ ↦ x₁ on host points (native kernels when the
+    /// teacher fits them, else its libtorch device).
+    pub fn transport(&self, teacher: &VelocityNet, x0: &Array2<f32>) -> Result<Array2<f32>> {
         let grid = TimeGrid::uniform(self.steps)?;
-        let solution = flow_ode::integrate(teacher, TensorState(x0), &grid, self.solver, Record::Nothing)?;
-        Ok(solution.state.0)
+        Ok(integrate_points(teacher, x0, &grid, self.solver, Record::Nothing)?.points)
     }
 }
 
@@ -105,9 +106,9 @@ impl PairSource {
         let mut made = 0;
         while made < size {
             let count = POOL_CHUNK.min(size - made);
-            let x0 = array_to_tensor(&source.draw(count, rng), kind, device);
-            ends.push(settings.transport(teacher, x0.shallow_clone())?);
-            starts.push(x0);
+            let x0 = source.draw(count, rng);
+            ends.push(array_to_tensor(&settings.transport(teacher, &x0)?, kind, device));
+            starts.push(array_to_tensor(&x0, kind, device));
             made += count;
         }
         Ok(PairSource::Pool { x0: Tensor::cat(&starts, 0), x1: Tensor::cat(&ends, 0) })
@@ -136,34 +137,59 @@ impl PairSource {
         }
     }
 
-    /// `n` pairs as `(x₀, x₁)`, each `n × d` of `kind` on `device`.
-    pub fn next_batch<R: Rng + ?Sized>(
-        &self,
-        n: usize,
-        rng: &mut R,
-        kind: Kind,
-        device: Device,
-    ) -> Result<(Tensor, Tensor)> {
-        match self {
+    /// `n` pairs (x₀, x₁), each `n × d`, where the training engine wants them.
+    /// Both places consume the same draws, so both engines see the same pairs.
+    pub fn next_batch<R: Rng + ?Sized>(&self, n: usize, rng: &mut R, place: Place) -> Result<Batch> {
+        let (x0, x1) = match self {
             PairSource::Independent { source, target } => {
-                let x0 = source.draw(n, rng);
-                let x1 = target.draw(n, rng);
-                let both = ndarray::concatenate![ndarray::Axis(1), x0, x1];
-                let both = array_to_tensor(&both, kind, device);
-                let d = x0.ncols() as i64;
-                Ok((both.narrow(1, 0, d), both.narrow(1, d, d)))
+                return Ok(arrays_batch(source.draw(n, rng), target.draw(n, rng), place));
             }
             PairSource::Online { teacher, source, settings } => {
-                let x0 = array_to_tensor(&source.draw(n, rng), kind, device);
-                let x1 = settings.transport(teacher, x0.shallow_clone())?;
-                Ok((x0, x1))
+                let x0 = source.draw(n, rng);
+                let x1 = settings.transport(teacher, &x0)?;
+                return Ok(arrays_batch(x0, x1, place));
             }
             PairSource::Pool { x0, x1 } => {
                 let size = x0.size()[0];
                 let rows: Vec<i64> = (0..n).map(|_| rng.random_range(0..size)).collect();
-                let rows = Tensor::from_slice(&rows).to_device(device);
-                Ok((x0.index_select(0, &rows), x1.index_select(0, &rows)))
+                let rows = Tensor::from_slice(&rows).to_device(x0.device());
+                (x0.index_select(0, &rows), x1.index_select(0, &rows))
             }
+        };
+        Ok(match place {
+            Place::Host => Batch::Host { x0: host_values(&x0)?, x1: host_values(&x1)? },
+            Place::Device(kind, device) => Batch::Device {
+                x0: x0.to_kind(kind).to_device(device),
+                x1: x1.to_kind(kind).to_device(device),
+            },
+        })
+    }
+}
+
+fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, place: Place) -> Batch {
+    match place {
+        Place::Host => Batch::Host { x0: x0.iter().copied().collect(), x1: x1.iter().copied().collect() },
+        Place::Device(kind, device) => {
+            let both = array_to_tensor(&ndarray::concatenate![ndarray::Axis(1), x0, x1], kind, device);
+            let d = x0.ncols() as i64;
+            Batch::Device { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d) }
         }
     }
+}
+
+/// Where a batch goes: host memory (native kernels) or a libtorch device.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Place {
+    Host,
+    Device(Kind, Device),
+}
+
+/// A batch of pairs, row-major `n × d` each.
+pub enum Batch {
+    Host { x0: Vec<f32>, x1: Vec<f32> },
+    Device { x0: Tensor, x1: Tensor },
+}
+
+pub(crate) fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1))?)
 }

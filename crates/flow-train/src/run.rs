@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Kind, Tensor};
 
-use crate::{FlatAdam, Result, TrainError};
+use crate::engine::OptimiserState;
+use crate::{Result, TrainError};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const STATE_FILE: &str = "train-state.safetensors";
@@ -75,16 +76,14 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
 }
 
 /// The raw weights, optimiser and batch-RNG position, beside the model checkpoint.
-pub(crate) fn save_state(path: &Path, parameters: &Tensor, adam: &FlatAdam, rng_word: u128) -> Result<()> {
-    let (first, second) = adam.moments();
-    let parameters = parameters.detach();
-    let counters = Tensor::from_slice(&[adam.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
+pub(crate) fn save_state(path: &Path, state: &OptimiserState, rng_word: u128) -> Result<()> {
+    let counters = Tensor::from_slice(&[state.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
     let temp = path.with_extension("safetensors.tmp");
     Tensor::write_safetensors(
         &[
-            ("parameters", &parameters),
-            ("first_moment", first),
-            ("second_moment", second),
+            ("parameters", &state.parameters.detach()),
+            ("first_moment", &state.first),
+            ("second_moment", &state.second),
             ("counters", &counters),
         ],
         &temp,
@@ -93,10 +92,7 @@ pub(crate) fn save_state(path: &Path, parameters: &Tensor, adam: &FlatAdam, rng_
 }
 
 pub(crate) struct SavedState {
-    pub parameters: Tensor,
-    pub first: Tensor,
-    pub second: Tensor,
-    pub step: u64,
+    pub optimiser: OptimiserState,
     pub rng_word: u128,
 }
 
@@ -116,10 +112,12 @@ pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
         return Err(bad("malformed counters".into()));
     };
     Ok(SavedState {
-        parameters: get("parameters")?,
-        first: get("first_moment")?,
-        second: get("second_moment")?,
-        step: step as u64,
+        optimiser: OptimiserState {
+            parameters: get("parameters")?,
+            first: get("first_moment")?,
+            second: get("second_moment")?,
+            step: step as u64,
+        },
         rng_word: ((high as u64 as u128) << 64) | (low as u64 as u128),
     })
 }

@@ -5,10 +5,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::{Device, Tensor};
 
+use crate::engine::{Backend, Engine};
 use crate::run::{self, LOSSES_FILE, MODEL_FILE, RunOptions, STATE_FILE};
-use crate::{FlatAdam, PairSource, Result, TimeSampling, TrainError};
+use crate::{PairSource, Result, TimeSampling, TrainError};
 
 /// How the learning rate changes over a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// Which code computes the steps (results agree to rounding, not bit for bit).
+    pub backend: Backend,
 }
 
 impl Default for TrainConfig {
@@ -77,6 +79,7 @@ impl Default for TrainConfig {
             time_sampling: TimeSampling::Uniform,
             seed: 0,
             checkpoint_every: 1000,
+            backend: Backend::Auto,
         }
     }
 }
@@ -93,6 +96,7 @@ impl TrainConfig {
             "time_sampling": self.time_sampling.describe(),
             "seed": self.seed,
             "checkpoint_every": self.checkpoint_every,
+            "backend": self.backend.name(),
         })
     }
 
@@ -129,6 +133,8 @@ pub struct TrainReport {
     pub steps_per_second: f64,
     /// Stopped early by the stop flag; a checkpoint was written.
     pub interrupted: bool,
+    /// The code that trained: `libtorch` or `native`.
+    pub backend: &'static str,
 }
 
 /// Losses are read back from the device this often: the non-finite check does
@@ -161,56 +167,40 @@ pub fn train(
     if let Some(dir) = &options.out_dir {
         run::create_dir(dir)?;
     }
-    let mut adam = FlatAdam::new(net.flat_parameters(), config.lr);
+    let mut engine = Engine::new(net, config.backend, config.lr, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
     let mut losses = Vec::with_capacity(config.steps);
-    let mut average = None;
     if options.resume {
-        let resumed = resume(net, &mut adam, &mut rng, options)?;
-        losses = resumed.losses;
-        // The model file holds what the run publishes: the average when there is one.
-        if config.ema.is_some() {
-            average = Some(net.flat_parameters().detach().copy());
-        }
-        tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&resumed.parameters));
-    }
-    if config.ema.is_some() && average.is_none() {
-        average = Some(net.flat_parameters().detach().copy());
+        losses = resume(net, &mut engine, &mut rng, options)?;
     }
     let started_at = losses.len();
-    let (kind, device) = (net.kind(), net.device());
+    let place = engine.place(net);
     let bar = progress_bar(config.steps, started_at, options);
     let clock = Instant::now();
-    let mut parameters = net.flat_parameters().shallow_clone();
-    let mut pending: Vec<Tensor> = Vec::with_capacity(LOSS_READBACK);
     let mut interrupted = false;
-    tracing::info!(label = %options.label, steps = config.steps, batch = config.batch_size, pairs = %pairs.describe(), "training");
+    tracing::info!(
+        label = %options.label,
+        steps = config.steps,
+        batch = config.batch_size,
+        pairs = %pairs.describe(),
+        backend = engine.backend().name(),
+        "training"
+    );
 
     for step in started_at..config.steps {
         if options.stop_requested() {
             interrupted = true;
             break;
         }
-        let (x0, x1) = pairs.next_batch(config.batch_size, &mut rng, kind, device)?;
+        let batch = pairs.next_batch(config.batch_size, &mut rng, place)?;
         let times: Vec<f32> =
             (0..config.batch_size).map(|_| config.time_sampling.draw(&mut rng) as f32).collect();
-        let t = Tensor::from_slice(&times).view([-1, 1]).to_kind(kind).to_device(device);
-        let velocity = &x1 - &x0;
-        let position = &x0 + &t * &velocity;
-        let loss = (net.forward(&position, &t) - velocity).square().mean(kind);
-        loss.backward();
-        adam.lr = config.lr_schedule.rate(config.lr, step, config.steps);
-        adam.step(&mut parameters);
-        if let (Some(average), Some(decay)) = (&mut average, config.ema) {
-            tch::no_grad(|| {
-                let _ = average.lerp_(&parameters, 1.0 - decay);
-            });
-        }
-        pending.push(loss.detach());
+        let lr = config.lr_schedule.rate(config.lr, step, config.steps);
+        engine.step(net, &batch, &times, lr, config.ema)?;
 
         let done = step + 1;
-        if pending.len() == LOSS_READBACK || done == config.steps {
-            read_back(&mut pending, &mut losses)?;
+        if done.is_multiple_of(LOSS_READBACK) || done == config.steps {
+            engine.drain_losses(&mut losses)?;
             bar.set_position(done as u64);
             bar.set_message(format!(
                 "loss {:.4}  {:.0} steps/s",
@@ -220,14 +210,15 @@ pub fn train(
         }
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
-            read_back(&mut pending, &mut losses)?;
-            save(net, average.as_ref(), &adam, &rng, &losses, options)?;
+            engine.drain_losses(&mut losses)?;
+            save(net, &engine, &rng, &losses, options)?;
         }
     }
-    read_back(&mut pending, &mut losses)?;
-    save(net, average.as_ref(), &adam, &rng, &losses, options)?;
-    if let Some(average) = &average {
-        tch::no_grad(|| parameters.copy_(average));
+    engine.drain_losses(&mut losses)?;
+    save(net, &engine, &rng, &losses, options)?;
+    match engine.average(net) {
+        Some(average) => net.set_parameters(&Vec::<f32>::try_from(average.to_kind(tch::Kind::Float))?)?,
+        None => engine.sync(net)?,
     }
     bar.finish_and_clear();
     let seconds = clock.elapsed().as_secs_f64();
@@ -239,24 +230,8 @@ pub fn train(
         started_at,
         seconds,
         interrupted,
+        backend: engine.backend().name(),
     })
-}
-
-/// Moves queued device losses to the host, stopping at the first non-finite one.
-fn read_back(pending: &mut Vec<Tensor>, losses: &mut Vec<f32>) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let values =
-        Vec::<f32>::try_from(Tensor::stack(pending, 0).to_device(Device::Cpu).to_kind(tch::Kind::Float))?;
-    pending.clear();
-    for value in values {
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value });
-        }
-        losses.push(value);
-    }
-    Ok(())
 }
 
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.
@@ -266,9 +241,8 @@ fn smoothed(losses: &[f32]) -> f32 {
 }
 
 fn save(
-    net: &VelocityNet,
-    average: Option<&Tensor>,
-    adam: &FlatAdam,
+    net: &mut VelocityNet,
+    engine: &Engine,
     rng: &ChaCha8Rng,
     losses: &[f32],
     options: &RunOptions,
@@ -276,14 +250,15 @@ fn save(
     let Some(dir) = &options.out_dir else {
         return Ok(());
     };
+    engine.sync(net)?;
     let mut metadata = options.metadata.clone();
     metadata.insert("step".into(), losses.len().to_string());
     // Model last: a run directory whose model exists has the state that goes with it.
-    run::save_state(&dir.join(STATE_FILE), net.flat_parameters(), adam, rng.get_word_pos())?;
+    run::save_state(&dir.join(STATE_FILE), &engine.state(net), rng.get_word_pos())?;
     run::write_losses(&dir.join(LOSSES_FILE), losses)?;
-    match average {
+    match engine.average(net) {
         Some(average) => {
-            let published = net.with_parameters(average)?;
+            let published = net.with_parameters(&average)?;
             flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
         }
         None => flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?,
@@ -292,19 +267,13 @@ fn save(
     Ok(())
 }
 
-/// The raw weights and loss log of a run to continue.
-struct Resumed {
-    losses: Vec<f32>,
-    parameters: Tensor,
-}
-
-/// Restores optimiser, RNG and losses; leaves the model file's weights in `net`.
+/// Restores weights, optimiser, RNG and losses; returns the losses so far.
 fn resume(
     net: &mut VelocityNet,
-    adam: &mut FlatAdam,
+    engine: &mut Engine,
     rng: &mut ChaCha8Rng,
     options: &RunOptions,
-) -> Result<Resumed> {
+) -> Result<Vec<f32>> {
     let Some(dir) = &options.out_dir else {
         return Err(TrainError::Config("resuming needs the run directory".into()));
     };
@@ -312,21 +281,22 @@ fn resume(
     let metadata = flow_model::checkpoint::load_into(net, &dir.join(MODEL_FILE))?;
     let mut losses = run::read_losses(&dir.join(LOSSES_FILE))?;
     let model_step: u64 = metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    if model_step != state.step || losses.len() as u64 != state.step {
+    if model_step != state.optimiser.step || losses.len() as u64 != state.optimiser.step {
         return Err(TrainError::Resume {
             path: dir.clone(),
             reason: format!(
                 "model (step {model_step}), optimiser (step {}) and loss log ({} steps) disagree",
-                state.step,
+                state.optimiser.step,
                 losses.len()
             ),
         });
     }
-    adam.restore(&state.first, &state.second, state.step);
+    // The model file holds what the run publishes (the average, when there is one).
+    engine.restore(net, &state.optimiser)?;
     rng.set_word_pos(state.rng_word);
-    losses.truncate(state.step as usize);
-    tracing::info!(step = state.step, dir = %dir.display(), "resumed");
-    Ok(Resumed { losses, parameters: state.parameters })
+    losses.truncate(state.optimiser.step as usize);
+    tracing::info!(step = state.optimiser.step, dir = %dir.display(), "resumed");
+    Ok(losses)
 }
 
 fn progress_bar(steps: usize, position: usize, options: &RunOptions) -> ProgressBar {

@@ -7,8 +7,8 @@ use flow_data::{Dataset, PointSource};
 use flow_model::{ModelConfig, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    PairMode, PairSource, QualityProbe, ReflowSettings, RunOptions, TimeSampling, TrainConfig, TrainError,
-    reflow, train,
+    Backend, PairMode, PairSource, QualityProbe, ReflowSettings, RunOptions, TimeSampling, TrainConfig,
+    TrainError, reflow, train,
 };
 use tch::Device;
 
@@ -220,4 +220,40 @@ fn settings_parse_and_bad_values_are_named() {
     let mismatch =
         PairSource::independent(PointSource::builtin(Dataset::Gaussian, 3).expect("3-D"), spiral());
     assert!(mismatch.is_err());
+}
+
+#[test]
+fn native_and_libtorch_backends_train_the_same_network() {
+    // Both engines consume the same batches; they differ only in rounding, which
+    // stays small over a short run.
+    let run = |backend| {
+        let mut net = fresh_net(3);
+        let config = TrainConfig { backend, ..short(200, 256) };
+        let report =
+            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+        assert_eq!(report.backend, backend.name());
+        (report.losses, Vec::<f32>::try_from(net.flat_parameters().detach()).expect("floats"))
+    };
+    let (native_losses, native_weights) = run(Backend::Native);
+    let (torch_losses, torch_weights) = run(Backend::Libtorch);
+    assert!(native_losses[199] < native_losses[0] * 0.8, "native training does not learn");
+    for (step, (a, b)) in native_losses.iter().zip(&torch_losses).enumerate() {
+        assert!((a - b).abs() < 1e-3 * b, "step {}: native loss {a}, libtorch {b}", step + 1);
+    }
+    let worst = native_weights.iter().zip(&torch_weights).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "weights differ by {worst}");
+}
+
+#[test]
+fn native_backend_says_when_it_cannot_train_a_network() {
+    tch::manual_seed(0);
+    let config = ModelConfig { precision: flow_model::Precision::F64, ..ModelConfig::default() };
+    let mut net = VelocityNet::new(config, Device::Cpu).expect("f64 network");
+    let settings = TrainConfig { backend: Backend::Native, ..short(5, 16) };
+    let error = train(&mut net, &flow_matching_pairs(), &settings, &RunOptions::default()).expect_err("f64");
+    assert!(error.to_string().contains("f64"), "{error}");
+    // Auto falls back to libtorch for it.
+    let report =
+        train(&mut net, &flow_matching_pairs(), &short(5, 16), &RunOptions::default()).expect("trains");
+    assert_eq!(report.backend, "libtorch");
 }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use flow_data::Dataset;
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::Solver;
-use flow_train::{LrSchedule, PairMode, TimeSampling};
+use flow_train::{Backend, LrSchedule, PairMode, TimeSampling};
 
 #[derive(Parser)]
 #[command(name = "flowmatch", version, about = "Flow matching and rectified flow (reflow) on libtorch")]
@@ -90,6 +90,10 @@ fn pair_mode(text: &str) -> Result<PairMode, String> {
 
 fn lr_schedule(text: &str) -> Result<LrSchedule, String> {
     LrSchedule::parse(text).map_err(|e| e.to_string())
+}
+
+fn backend(text: &str) -> Result<Backend, String> {
+    Backend::parse(text).map_err(|e| e.to_string())
 }
 
 fn ema_decay(text: &str) -> Result<f64, String> {
@@ -184,6 +188,9 @@ pub struct TrainArgs {
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
     pub ema: Option<f64>,
+    /// auto (native CPU kernels for f32 raw-time networks on the CPU, else libtorch), libtorch or native.
+    #[arg(long, default_value = "auto", value_parser = backend)]
+    pub backend: Backend,
     /// uniform, warp (s = 0.5), warp:S with S in [0, 1.5], or logit-normal.
     #[arg(long, default_value = "uniform", value_parser = time_sampling)]
     pub time_sampling: TimeSampling,
@@ -234,6 +241,9 @@ pub struct ReflowArgs {
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
     pub ema: Option<f64>,
+    /// auto (native CPU kernels for f32 raw-time networks on the CPU, else libtorch), libtorch or native.
+    #[arg(long, default_value = "auto", value_parser = backend)]
+    pub backend: Backend,
     #[arg(long, default_value = "warp", value_parser = time_sampling)]
     pub time_sampling: TimeSampling,
     /// Rounds of reflow: each student teaches the next.

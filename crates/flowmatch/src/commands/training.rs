@@ -110,6 +110,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         time_sampling: args.time_sampling,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
+        backend: args.backend,
     };
     let metadata = BTreeMap::from([
         ("kind".to_owned(), "flow-matching".to_owned()),
@@ -159,6 +160,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             time_sampling: args.time_sampling,
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
+            backend: args.backend,
         },
     };
     let mut metadata = teacher.metadata.clone();

@@ -1,0 +1,356 @@
+use rayon::prelude::*;
+
+use crate::kernels::{self, Activation, Kernel, Rows, Strided};
+use crate::{NativeError, Result};
+
+/// A multilayer perceptron in PyTorch's `nn.Sequential` layout: each linear map
+/// is a row-major `out × in` weight followed by its bias, maps one after the
+/// other in one flat vector; the activation follows every map but the last.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    shapes: Vec<(usize, usize)>,
+    activation: Activation,
+    parameters: Vec<f32>,
+}
+
+impl Mlp {
+    /// `shapes` are `(in, out)` per linear map, first to last.
+    pub fn new(shapes: Vec<(usize, usize)>, activation: Activation, parameters: Vec<f32>) -> Result<Mlp> {
+        if shapes.is_empty() || shapes.iter().any(|&(i, o)| i == 0 || o == 0) {
+            return Err(NativeError::Shape(format!("no empty layers allowed, got {shapes:?}")));
+        }
+        if let Some(pair) = shapes.windows(2).find(|pair| pair[0].1 != pair[1].0) {
+            return Err(NativeError::Shape(format!(
+                "a layer with {} outputs feeds one with {} inputs",
+                pair[0].1, pair[1].0
+            )));
+        }
+        let expected = parameter_count(&shapes);
+        if parameters.len() != expected {
+            return Err(NativeError::Shape(format!(
+                "{} parameters for layers {shapes:?}, which have {expected}",
+                parameters.len()
+            )));
+        }
+        Ok(Mlp { shapes, activation, parameters })
+    }
+
+    pub fn shapes(&self) -> &[(usize, usize)] {
+        &self.shapes
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    pub fn parameters(&self) -> &[f32] {
+        &self.parameters
+    }
+
+    pub fn parameters_mut(&mut self) -> &mut [f32] {
+        &mut self.parameters
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.shapes[0].0
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.shapes[self.shapes.len() - 1].1
+    }
+
+    /// Offset of each map's weight in the flat vector (its bias follows).
+    fn offsets(&self) -> Vec<usize> {
+        self.shapes
+            .iter()
+            .scan(0, |offset, &(i, o)| {
+                let start = *offset;
+                *offset += (i + 1) * o;
+                Some(start)
+            })
+            .collect()
+    }
+
+    fn widest(&self) -> usize {
+        self.shapes.iter().map(|&(i, o)| i.max(o)).max().unwrap_or(0)
+    }
+}
+
+/// Number of parameters of layers with these `(in, out)` shapes.
+pub fn parameter_count(shapes: &[(usize, usize)]) -> usize {
+    shapes.iter().map(|&(i, o)| (i + 1) * o).sum()
+}
+
+/// Batches are cut into blocks of this many rows, each worked on by one
+/// thread; gradients are summed block by block in order, so results do not
+/// depend on the number of threads. 256 rows keep a block's activations in L2.
+const BLOCK_ROWS: usize = 256;
+
+/// One block's buffers: activations and slopes of every layer, the
+/// back-propagated error, and the block's share of the gradient.
+#[derive(Default)]
+struct Block {
+    start: usize,
+    rows: usize,
+    activations: Vec<Vec<f32>>,
+    slopes: Vec<Vec<f32>>,
+    error: Vec<f32>,
+    error_below: Vec<f32>,
+    gradient: Vec<f32>,
+    squared_error: f64,
+}
+
+/// Reusable buffers and threads for training and evaluating an [`Mlp`].
+pub struct Workspace {
+    kernel: Kernel,
+    threads: rayon::ThreadPool,
+    blocks: Vec<Block>,
+    /// Each weight transposed (in × out), so forward products read rows.
+    transposed: Vec<Vec<f32>>,
+    gradient: Vec<f32>,
+}
+
+impl Workspace {
+    /// Buffers for `mlp`-shaped networks, computing on `threads` threads.
+    pub fn new(threads: usize) -> Result<Workspace> {
+        Workspace::with_kernel(threads, Kernel::detect())
+    }
+
+    /// As [`Workspace::new`] with a chosen kernel (tests compare the two).
+    pub fn with_kernel(threads: usize, kernel: Kernel) -> Result<Workspace> {
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("flow-native-{i}"))
+            .build()
+            .map_err(|e| NativeError::Threads(e.to_string()))?;
+        Ok(Workspace { kernel, threads, blocks: Vec::new(), transposed: Vec::new(), gradient: Vec::new() })
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The network's outputs (rows × outputs) for `inputs` (rows × inputs).
+    pub fn forward(&mut self, mlp: &Mlp, inputs: &[f32]) -> Result<Vec<f32>> {
+        let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
+        self.prepare(mlp, rows);
+        let (kernel, transposed) = (self.kernel, &self.transposed);
+        let blocks = &mut self.blocks;
+        self.threads.install(|| {
+            blocks.par_iter_mut().for_each(|block| forward_block(kernel, mlp, transposed, inputs, block));
+        });
+        let outputs = mlp.outputs();
+        let mut result = Vec::with_capacity(rows * outputs);
+        for block in &self.blocks {
+            result.extend_from_slice(&block.activations[mlp.shapes.len() - 1][..block.rows * outputs]);
+        }
+        Ok(result)
+    }
+
+    /// Mean squared error of `mlp` on `inputs` (rows × inputs) against
+    /// `targets` (rows × outputs), averaged over every element as PyTorch's
+    /// `mse_loss` does, and its gradient in the flat parameter layout.
+    pub fn loss_and_gradient(&mut self, mlp: &Mlp, inputs: &[f32], targets: &[f32]) -> Result<(f32, &[f32])> {
+        let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
+        let target_rows = check_rows(targets.len(), mlp.outputs(), "targets")?;
+        if rows != target_rows || rows == 0 {
+            return Err(NativeError::Shape(format!("{rows} input rows against {target_rows} target rows")));
+        }
+        self.prepare(mlp, rows);
+        let scale = 2.0 / (rows * mlp.outputs()) as f32;
+        let (kernel, transposed) = (self.kernel, &self.transposed);
+        let blocks = &mut self.blocks;
+        self.threads.install(|| {
+            blocks.par_iter_mut().for_each(|block| {
+                forward_block(kernel, mlp, transposed, inputs, block);
+                backward_block(kernel, mlp, inputs, targets, scale, block);
+            });
+        });
+        self.gradient.clear();
+        self.gradient.resize(mlp.parameters.len(), 0.0);
+        let mut squared_error = 0.0;
+        for block in &self.blocks {
+            squared_error += block.squared_error;
+            for (total, &part) in self.gradient.iter_mut().zip(&block.gradient) {
+                *total += part;
+            }
+        }
+        let loss = (squared_error / (rows * mlp.outputs()) as f64) as f32;
+        Ok((loss, &self.gradient))
+    }
+
+    /// Sizes the blocks for `rows` rows and transposes the weights.
+    fn prepare(&mut self, mlp: &Mlp, rows: usize) {
+        let count = rows.div_ceil(BLOCK_ROWS);
+        self.blocks.resize_with(count, Block::default);
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.start = i * BLOCK_ROWS;
+            block.rows = BLOCK_ROWS.min(rows - block.start);
+            resize_block(block, mlp);
+        }
+        self.transposed.resize_with(mlp.shapes.len(), Vec::new);
+        for ((&(inputs, outputs), offset), transposed) in
+            mlp.shapes.iter().zip(mlp.offsets()).zip(&mut self.transposed)
+        {
+            let weight = &mlp.parameters[offset..offset + inputs * outputs];
+            transposed.resize(inputs * outputs, 0.0);
+            for o in 0..outputs {
+                for i in 0..inputs {
+                    transposed[i * outputs + o] = weight[o * inputs + i];
+                }
+            }
+        }
+    }
+}
+
+fn check_rows(len: usize, width: usize, what: &str) -> Result<usize> {
+    if !len.is_multiple_of(width) {
+        return Err(NativeError::Shape(format!("{len} {what} values do not make rows of {width}")));
+    }
+    Ok(len / width)
+}
+
+fn resize_block(block: &mut Block, mlp: &Mlp) {
+    let layers = mlp.shapes.len();
+    block.activations.resize_with(layers, Vec::new);
+    block.slopes.resize_with(layers - 1, Vec::new);
+    for (l, &(_, outputs)) in mlp.shapes.iter().enumerate() {
+        block.activations[l].resize(BLOCK_ROWS * outputs, 0.0);
+        if l + 1 < layers {
+            block.slopes[l].resize(BLOCK_ROWS * outputs, 0.0);
+        }
+    }
+    block.error.resize(BLOCK_ROWS * mlp.widest(), 0.0);
+    block.error_below.resize(BLOCK_ROWS * mlp.widest(), 0.0);
+    block.gradient.resize(mlp.parameters.len(), 0.0);
+}
+
+fn forward_block(kernel: Kernel, mlp: &Mlp, transposed: &[Vec<f32>], inputs: &[f32], block: &mut Block) {
+    let rows = block.rows;
+    let width = mlp.inputs();
+    let input = &inputs[block.start * width..(block.start + rows) * width];
+    let last = mlp.shapes.len() - 1;
+    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets()).enumerate() {
+        let bias = &mlp.parameters[offset + ins * outs..offset + (ins + 1) * outs];
+        let (below, here) = block.activations.split_at_mut(l);
+        let a = if l == 0 { input } else { &below[l - 1][..rows * ins] };
+        let out = &mut here[0][..rows * outs];
+        kernels::matmul(
+            kernel,
+            (rows, outs, ins),
+            Strided { data: a, row: ins, col: 1 },
+            Rows { data: &transposed[l], stride: outs },
+            Rows { data: out, stride: outs },
+            Some(bias),
+        );
+        if l < last {
+            kernels::activate(kernel, mlp.activation, out, &mut block.slopes[l][..rows * outs]);
+        }
+    }
+}
+
+fn backward_block(kernel: Kernel, mlp: &Mlp, inputs: &[f32], targets: &[f32], scale: f32, block: &mut Block) {
+    let rows = block.rows;
+    let outputs = mlp.outputs();
+    let last = mlp.shapes.len() - 1;
+    let target = &targets[block.start * outputs..(block.start + rows) * outputs];
+    let prediction = &block.activations[last][..rows * outputs];
+    let mut squared_error = 0.0f64;
+    for ((e, &p), &t) in block.error.iter_mut().zip(prediction).zip(target) {
+        let difference = p - t;
+        squared_error += f64::from(difference * difference);
+        *e = difference * scale;
+    }
+    block.squared_error = squared_error;
+
+    let width = mlp.inputs();
+    let input = &inputs[block.start * width..(block.start + rows) * width];
+    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets()).enumerate().rev() {
+        let a = if l == 0 { input } else { &block.activations[l - 1][..rows * ins] };
+        let error = &block.error[..rows * outs];
+        let (weight_gradient, bias_gradient) =
+            block.gradient[offset..offset + (ins + 1) * outs].split_at_mut(ins * outs);
+        // ∂W = errorᵀ · a: the error read transposed through its strides.
+        kernels::matmul(
+            kernel,
+            (outs, ins, rows),
+            Strided { data: error, row: 1, col: outs },
+            Rows { data: a, stride: ins },
+            Rows { data: weight_gradient, stride: ins },
+            None,
+        );
+        kernels::column_sums(error, outs, bias_gradient);
+        if l == 0 {
+            break;
+        }
+        let weight = &mlp.parameters[offset..offset + ins * outs];
+        let below = &mut block.error_below[..rows * ins];
+        kernels::matmul(
+            kernel,
+            (rows, ins, outs),
+            Strided { data: error, row: outs, col: 1 },
+            Rows { data: weight, stride: ins },
+            Rows { data: &mut *below, stride: ins },
+            None,
+        );
+        for (e, &slope) in below.iter_mut().zip(&block.slopes[l - 1][..rows * ins]) {
+            *e *= slope;
+        }
+        std::mem::swap(&mut block.error, &mut block.error_below);
+    }
+}
+
+/// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8), the same
+/// arithmetic as `torch.optim.Adam` without weight decay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam {
+    pub lr: f64,
+    /// Updates taken so far (bias correction uses it; resuming restores it).
+    pub step: u64,
+    first_moment: Vec<f32>,
+    second_moment: Vec<f32>,
+}
+
+impl Adam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f32 = 1e-8;
+
+    pub fn new(parameters: usize, lr: f64) -> Adam {
+        Adam { lr, step: 0, first_moment: vec![0.0; parameters], second_moment: vec![0.0; parameters] }
+    }
+
+    pub fn update(&mut self, parameters: &mut [f32], gradient: &[f32]) {
+        self.step += 1;
+        let step = self.step as i32;
+        let bias1 = 1.0 - Adam::BETA1.powi(step);
+        let root_bias2 = (1.0 - Adam::BETA2.powi(step)).sqrt() as f32;
+        let rate = (self.lr / bias1) as f32;
+        let (keep1, keep2) = (Adam::BETA1 as f32, Adam::BETA2 as f32);
+        for (((p, &g), m), v) in
+            parameters.iter_mut().zip(gradient).zip(&mut self.first_moment).zip(&mut self.second_moment)
+        {
+            *m += (1.0 - keep1) * (g - *m);
+            *v = *v * keep2 + g * g * (1.0 - keep2);
+            *p -= *m / (v.sqrt() / root_bias2 + Adam::EPS) * rate;
+        }
+    }
+
+    pub fn moments(&self) -> (&[f32], &[f32]) {
+        (&self.first_moment, &self.second_moment)
+    }
+
+    /// Restores what [`Adam::moments`] and `step` gave.
+    pub fn restore(&mut self, first: Vec<f32>, second: Vec<f32>, step: u64) -> Result<()> {
+        if first.len() != self.first_moment.len() || second.len() != self.second_moment.len() {
+            return Err(NativeError::Shape(format!(
+                "optimiser moments of {} and {} values for {} parameters",
+                first.len(),
+                second.len(),
+                self.first_moment.len()
+            )));
+        }
+        (self.first_moment, self.second_moment, self.step) = (first, second, step);
+        Ok(())
+    }
+}

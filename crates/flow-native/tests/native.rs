@@ -1,0 +1,193 @@
+//! The native network against a plain f64 reference: outputs, the gradient
+//! (checked by central differences of the reference), kernels and thread counts.
+
+use flow_native::{Activation, Adam, Kernel, Mlp, NativeError, Workspace, parameter_count};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Small enough for a quick check, with every tile shape the kernels have:
+/// 3- and 2-wide ends, a 20-wide layer (a masked 16-lane tail), 70 rows (not a
+/// multiple of the 6-row tiles), 300 rows across two 256-row blocks.
+const SHAPES: [(usize, usize); 4] = [(3, 20), (20, 70), (70, 20), (20, 2)];
+
+fn random(rng: &mut ChaCha8Rng, n: usize, bound: f64) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect()
+}
+
+fn network(activation: Activation, seed: u64) -> Mlp {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let parameters = random(&mut rng, parameter_count(&SHAPES), 0.3);
+    Mlp::new(SHAPES.to_vec(), activation, parameters).expect("valid shapes")
+}
+
+fn batch(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (random(&mut rng, rows * 3, 2.0), random(&mut rng, rows * 2, 1.0))
+}
+
+/// erf by its Taylor series: exact to ~1e-13 for |x| ≤ 3, where the tests' inputs stay.
+fn erf(x: f64) -> f64 {
+    let (mut term, mut sum) = (x, x);
+    for n in 1..200 {
+        term *= -x * x / n as f64;
+        sum += term / (2 * n + 1) as f64;
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+fn reference_activation(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Gelu => 0.5 * z * (1.0 + erf(z / std::f64::consts::SQRT_2)),
+        Activation::Silu => z / (1.0 + (-z).exp()),
+        Activation::Relu => z.max(0.0),
+        Activation::Tanh => z.tanh(),
+    }
+}
+
+/// The network in f64, written as plainly as possible.
+fn reference_forward(shapes: &[(usize, usize)], activation: Activation, p: &[f64], x: &[f64]) -> Vec<f64> {
+    let mut h = x.to_vec();
+    let mut offset = 0;
+    for (l, &(ins, outs)) in shapes.iter().enumerate() {
+        let rows = h.len() / ins;
+        let mut next = vec![0.0; rows * outs];
+        for r in 0..rows {
+            for o in 0..outs {
+                let mut z = p[offset + ins * outs + o];
+                for i in 0..ins {
+                    z += p[offset + o * ins + i] * h[r * ins + i];
+                }
+                next[r * outs + o] =
+                    if l + 1 < shapes.len() { reference_activation(activation, z) } else { z };
+            }
+        }
+        offset += (ins + 1) * outs;
+        h = next;
+    }
+    h
+}
+
+fn reference_loss(mlp: &Mlp, p: &[f64], x: &[f64], y: &[f32]) -> f64 {
+    let out = reference_forward(mlp.shapes(), mlp.activation(), p, x);
+    out.iter().zip(y).map(|(o, &t)| (o - t as f64).powi(2)).sum::<f64>() / out.len() as f64
+}
+
+fn to_f64(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
+
+const ACTIVATIONS: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
+
+#[test]
+fn outputs_match_the_f64_reference_for_every_activation() {
+    let (inputs, _) = batch(300, 1);
+    for activation in ACTIVATIONS {
+        let mlp = network(activation, 2);
+        let ours = Workspace::new(2).unwrap().forward(&mlp, &inputs).unwrap();
+        let reference =
+            reference_forward(mlp.shapes(), activation, &to_f64(mlp.parameters()), &to_f64(&inputs));
+        let worst = ours.iter().zip(&reference).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 2e-5, "{activation:?}: largest output difference {worst}");
+    }
+}
+
+#[test]
+fn gradient_matches_central_differences_of_the_reference() {
+    let (inputs, targets) = batch(300, 3);
+    let x = to_f64(&inputs);
+    // ReLU's kinks make finite differences unreliable; the smooth activations cover the backward pass.
+    for activation in [Activation::Gelu, Activation::Silu, Activation::Tanh] {
+        let mlp = network(activation, 4);
+        let mut workspace = Workspace::new(2).unwrap();
+        let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
+        let p = to_f64(mlp.parameters());
+        let reference = reference_loss(&mlp, &p, &x, &targets);
+        assert!(
+            (loss as f64 - reference).abs() < 1e-5 * reference,
+            "{activation:?} loss {loss} vs {reference}"
+        );
+        let scale = gradient.iter().map(|g| g.abs()).fold(0.0f32, f32::max) as f64;
+        // Every parameter of the first and last map, and a stride through the rest.
+        let first = (3 + 1) * 20;
+        let last_start = p.len() - (20 + 1) * 2;
+        let checked = (0..first).chain((first..last_start).step_by(37)).chain(last_start..p.len());
+        for index in checked {
+            let h = 1e-5;
+            let (mut up, mut down) = (p.clone(), p.clone());
+            up[index] += h;
+            down[index] -= h;
+            let numeric = (reference_loss(&mlp, &up, &x, &targets)
+                - reference_loss(&mlp, &down, &x, &targets))
+                / (2.0 * h);
+            let difference = (gradient[index] as f64 - numeric).abs();
+            assert!(
+                difference < 1e-4 * scale,
+                "{activation:?} parameter {index}: {} vs central difference {numeric}",
+                gradient[index]
+            );
+        }
+    }
+}
+
+#[test]
+fn kernels_and_thread_counts_agree() {
+    let (inputs, targets) = batch(600, 5);
+    let mlp = network(Activation::Gelu, 6);
+    let run = |threads, kernel| {
+        let mut workspace = Workspace::with_kernel(threads, kernel).unwrap();
+        let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
+        (loss, gradient.to_vec())
+    };
+    let detected = Kernel::detect();
+    // Blocks are fixed and summed in order: the thread count changes nothing, bit for bit.
+    assert_eq!(run(1, detected), run(3, detected));
+    let (loss, gradient) = run(2, detected);
+    let (portable_loss, portable_gradient) = run(2, Kernel::Portable);
+    assert!((loss - portable_loss).abs() < 1e-6 * loss);
+    let scale = gradient.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    for (a, b) in gradient.iter().zip(&portable_gradient) {
+        assert!((a - b).abs() < 1e-5 * scale, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn adam_fits_a_regression() {
+    // Targets from a fixed random network of the same shape: reachable, so the loss must fall far.
+    let (inputs, _) = batch(512, 7);
+    let teacher = network(Activation::Gelu, 8);
+    let mut workspace = Workspace::new(2).unwrap();
+    let targets = workspace.forward(&teacher, &inputs).unwrap();
+    let mut student = network(Activation::Gelu, 9);
+    let mut adam = Adam::new(student.parameters().len(), 3e-3);
+    let mut losses = Vec::new();
+    for _ in 0..300 {
+        let (loss, gradient) = workspace.loss_and_gradient(&student, &inputs, &targets).unwrap();
+        losses.push(loss);
+        adam.update(student.parameters_mut(), gradient);
+    }
+    assert!(losses[299] < losses[0] / 20.0, "loss {} → {}", losses[0], losses[299]);
+}
+
+#[test]
+fn adam_first_step_moves_each_parameter_by_the_rate() {
+    // With zero moments, bias correction makes the first update lr · g / (|g| + ε): ±lr.
+    let mut parameters = vec![1.0f32, -2.0, 0.5];
+    let mut adam = Adam::new(3, 0.01);
+    adam.update(&mut parameters, &[0.3, -4.0, 1e-3]);
+    for (after, expected) in parameters.iter().zip([0.99f32, -1.99, 0.49]) {
+        assert!((after - expected).abs() < 1e-6, "{after} vs {expected}");
+    }
+    assert!(adam.restore(vec![0.0; 2], vec![0.0; 3], 1).is_err());
+}
+
+#[test]
+fn shapes_are_checked() {
+    let too_few = Mlp::new(SHAPES.to_vec(), Activation::Gelu, vec![0.0; 5]);
+    assert!(matches!(too_few, Err(NativeError::Shape(_))));
+    let broken_chain = Mlp::new(vec![(3, 4), (5, 2)], Activation::Gelu, vec![0.0; 16 + 12]);
+    assert!(matches!(broken_chain, Err(NativeError::Shape(_))));
+    let mlp = network(Activation::Gelu, 10);
+    let mut workspace = Workspace::new(1).unwrap();
+    assert!(workspace.forward(&mlp, &[0.0; 7]).is_err());
+    assert!(workspace.loss_and_gradient(&mlp, &[0.0; 6], &[0.0; 6]).is_err());
+}

@@ -1,0 +1,276 @@
+//! What computes a training step: libtorch (any device, any precision) or
+//! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
+
+use flow_model::{Precision, TimeEmbedding, VelocityNet};
+use tch::{Device, Kind, Tensor};
+
+use crate::pairs::{Batch, Place, host_values};
+use crate::{FlatAdam, Result, TrainError};
+
+/// Which code trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Native kernels where they apply (CPU, f32, raw time), libtorch elsewhere.
+    #[default]
+    Auto,
+    Libtorch,
+    Native,
+}
+
+impl Backend {
+    pub fn parse(text: &str) -> Result<Backend> {
+        match text {
+            "auto" => Ok(Backend::Auto),
+            "libtorch" => Ok(Backend::Libtorch),
+            "native" => Ok(Backend::Native),
+            other => {
+                Err(TrainError::Config(format!("unknown backend `{other}` (valid: auto, libtorch, native)")))
+            }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Libtorch => "libtorch",
+            Backend::Native => "native",
+        }
+    }
+
+    /// The backend that will actually train `net`.
+    pub fn resolve(self, net: &VelocityNet) -> Result<Backend> {
+        let config = net.config();
+        let native_fits = net.device() == Device::Cpu
+            && config.precision == Precision::F32
+            && config.time_embedding == TimeEmbedding::Raw;
+        match self {
+            Backend::Auto if native_fits => Ok(Backend::Native),
+            Backend::Auto => Ok(Backend::Libtorch),
+            Backend::Native if !native_fits => {
+                net.to_native()?;
+                Ok(Backend::Native)
+            }
+            chosen => Ok(chosen),
+        }
+    }
+}
+
+/// Weights, optimiser moments and step: what a resumable checkpoint holds.
+pub(crate) struct OptimiserState {
+    pub parameters: Tensor,
+    pub first: Tensor,
+    pub second: Tensor,
+    pub step: u64,
+}
+
+pub(crate) enum Engine {
+    Libtorch {
+        adam: FlatAdam,
+        average: Option<Tensor>,
+        /// Losses still on the device, read back in groups (see LOSS_READBACK).
+        pending: Vec<Tensor>,
+    },
+    Native {
+        mlp: Box<flow_native::Mlp>,
+        workspace: flow_native::Workspace,
+        adam: flow_native::Adam,
+        average: Option<Vec<f32>>,
+        pending: Vec<f32>,
+        inputs: Vec<f32>,
+        targets: Vec<f32>,
+    },
+}
+
+impl Engine {
+    /// An engine training `net` from its current weights; `ema` keeps an average.
+    pub fn new(net: &VelocityNet, backend: Backend, lr: f64, ema: bool) -> Result<Engine> {
+        Ok(match backend.resolve(net)? {
+            Backend::Native => {
+                let mlp = net.to_native()?;
+                let count = mlp.parameters().len();
+                Engine::Native {
+                    average: ema.then(|| mlp.parameters().to_vec()),
+                    mlp: Box::new(mlp),
+                    workspace: flow_native::Workspace::new(tch::get_num_threads().max(1) as usize)
+                        .map_err(|e| TrainError::Config(e.to_string()))?,
+                    adam: flow_native::Adam::new(count, lr),
+                    pending: Vec::new(),
+                    inputs: Vec::new(),
+                    targets: Vec::new(),
+                }
+            }
+            _ => Engine::Libtorch {
+                adam: FlatAdam::new(net.flat_parameters(), lr),
+                average: ema.then(|| net.flat_parameters().detach().copy()),
+                pending: Vec::new(),
+            },
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Engine::Libtorch { .. } => Backend::Libtorch,
+            Engine::Native { .. } => Backend::Native,
+        }
+    }
+
+    /// One regression step of v(xₜ, t) onto x₁ − x₀ at rate `lr`.
+    pub fn step(
+        &mut self,
+        net: &mut VelocityNet,
+        batch: &Batch,
+        times: &[f32],
+        lr: f64,
+        ema: Option<f64>,
+    ) -> Result<()> {
+        match (self, batch) {
+            (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1 }) => {
+                let kind = net.kind();
+                let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
+                let velocity = x1 - x0;
+                let position = x0 + &t * &velocity;
+                let loss = (net.forward(&position, &t) - velocity).square().mean(kind);
+                loss.backward();
+                adam.lr = lr;
+                let mut parameters = net.flat_parameters().shallow_clone();
+                adam.step(&mut parameters);
+                if let (Some(average), Some(decay)) = (average, ema) {
+                    tch::no_grad(|| {
+                        let _ = average.lerp_(&parameters, 1.0 - decay);
+                    });
+                }
+                pending.push(loss.detach());
+            }
+            (
+                Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
+                Batch::Host { x0, x1 },
+            ) => {
+                straight_line_batch(x0, x1, times, inputs, targets);
+                let (loss, gradient) = workspace
+                    .loss_and_gradient(mlp, inputs, targets)
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                adam.lr = lr;
+                adam.update(mlp.parameters_mut(), gradient);
+                if let (Some(average), Some(decay)) = (average, ema) {
+                    let weight = (1.0 - decay) as f32;
+                    for (a, &p) in average.iter_mut().zip(mlp.parameters()) {
+                        *a += weight * (p - *a);
+                    }
+                }
+                pending.push(loss);
+            }
+            _ => return Err(TrainError::Config("a batch in the wrong place for the training engine".into())),
+        }
+        Ok(())
+    }
+
+    /// Where this engine wants its batches.
+    pub fn place(&self, net: &VelocityNet) -> Place {
+        match self {
+            Engine::Libtorch { .. } => Place::Device(net.kind(), net.device()),
+            Engine::Native { .. } => Place::Host,
+        }
+    }
+
+    /// Moves finished losses into `losses`, stopping at the first non-finite one.
+    pub fn drain_losses(&mut self, losses: &mut Vec<f32>) -> Result<()> {
+        let values = match self {
+            Engine::Libtorch { pending, .. } if !pending.is_empty() => {
+                let values = Vec::<f32>::try_from(
+                    Tensor::stack(pending, 0).to_device(Device::Cpu).to_kind(Kind::Float),
+                )?;
+                pending.clear();
+                values
+            }
+            Engine::Native { pending, .. } => std::mem::take(pending),
+            _ => return Ok(()),
+        };
+        for value in values {
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value });
+            }
+            losses.push(value);
+        }
+        Ok(())
+    }
+
+    /// Puts the raw (not averaged) weights into `net`.
+    pub fn sync(&self, net: &mut VelocityNet) -> Result<()> {
+        if let Engine::Native { mlp, .. } = self {
+            net.set_parameters(mlp.parameters())?;
+        }
+        Ok(())
+    }
+
+    /// The averaged weights, if an average is kept.
+    pub fn average(&self, net: &VelocityNet) -> Option<Tensor> {
+        match self {
+            Engine::Libtorch { average, .. } => average.as_ref().map(Tensor::shallow_clone),
+            Engine::Native { average, .. } => {
+                average.as_ref().map(|a| Tensor::from_slice(a).to_kind(net.kind()).to_device(net.device()))
+            }
+        }
+    }
+
+    /// Weights (raw), moments and step, as tensors for the state file.
+    pub fn state(&self, net: &VelocityNet) -> OptimiserState {
+        match self {
+            Engine::Libtorch { adam, .. } => {
+                let (first, second) = adam.moments();
+                OptimiserState {
+                    parameters: net.flat_parameters().detach(),
+                    first: first.shallow_clone(),
+                    second: second.shallow_clone(),
+                    step: adam.step,
+                }
+            }
+            Engine::Native { mlp, adam, .. } => {
+                let (first, second) = adam.moments();
+                OptimiserState {
+                    parameters: Tensor::from_slice(mlp.parameters()),
+                    first: Tensor::from_slice(first),
+                    second: Tensor::from_slice(second),
+                    step: adam.step,
+                }
+            }
+        }
+    }
+
+    /// Continues from a saved state; `net` holds what the model file published.
+    pub fn restore(&mut self, net: &mut VelocityNet, state: &OptimiserState) -> Result<()> {
+        match self {
+            Engine::Libtorch { adam, average, .. } => {
+                if let Some(average) = average {
+                    tch::no_grad(|| average.copy_(net.flat_parameters()));
+                }
+                adam.restore(&state.first, &state.second, state.step);
+                tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.parameters));
+            }
+            Engine::Native { mlp, adam, average, .. } => {
+                if let Some(average) = average {
+                    *average = host_values(net.flat_parameters())?;
+                }
+                adam.restore(host_values(&state.first)?, host_values(&state.second)?, state.step)
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                mlp.parameters_mut().copy_from_slice(&host_values(&state.parameters)?);
+                net.set_parameters(mlp.parameters())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Network inputs `[xₜ, t]` with xₜ = x₀ + t(x₁ − x₀), and targets x₁ − x₀, row by row.
+fn straight_line_batch(x0: &[f32], x1: &[f32], times: &[f32], inputs: &mut Vec<f32>, targets: &mut Vec<f32>) {
+    let dim = x0.len() / times.len().max(1);
+    inputs.clear();
+    targets.clear();
+    for ((start, end), &t) in x0.chunks_exact(dim).zip(x1.chunks_exact(dim)).zip(times) {
+        for (&a, &b) in start.iter().zip(end) {
+            let velocity = b - a;
+            targets.push(velocity);
+            inputs.push(a + t * velocity);
+        }
+        inputs.push(t);
+    }
+}
