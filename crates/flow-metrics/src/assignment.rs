@@ -33,7 +33,7 @@ pub fn assign_min_cost(cost: &[f64], n: usize) -> Vec<usize> {
         }
     }
 
-    let mut search = Search { distance: vec![0.0; n], previous_row: vec![0; n], columns: vec![0; n] };
+    let mut search = Search::new(n);
     for start_row in 0..n {
         if col_of_row[start_row] != NONE {
             continue;
@@ -55,15 +55,28 @@ pub fn assign_min_cost(cost: &[f64], n: usize) -> Vec<usize> {
 }
 
 /// Buffers of one shortest-augmenting-path search, reused across rows.
+/// `columns` is a permutation of the columns: `[..scanned]` are final,
+/// `[scanned..frontier]` sit at the current minimum distance, `[frontier..]`
+/// are not reached yet. Distances and duals are kept in the same order, so
+/// the hot scan reads them contiguously and only the cost row is gathered.
 struct Search {
     distance: Vec<f64>,
+    dual: Vec<f64>,
     previous_row: Vec<usize>,
-    /// A permutation of the columns: `[..scanned]` are final, `[scanned..frontier]`
-    /// sit at the current minimum distance, `[frontier..]` are not reached yet.
     columns: Vec<usize>,
 }
 
 impl Search {
+    fn new(n: usize) -> Search {
+        Search { distance: vec![0.0; n], dual: vec![0.0; n], previous_row: vec![0; n], columns: vec![0; n] }
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.columns.swap(a, b);
+        self.distance.swap(a, b);
+        self.dual.swap(a, b);
+    }
+
     /// Dijkstra over reduced costs c − v (row duals implicit, as in LAPJV)
     /// from a free row to the nearest free column, which it returns; updates
     /// the column duals so the augmented matching stays tight.
@@ -75,56 +88,56 @@ impl Search {
         v: &mut [f64],
         row_of_col: &[usize],
     ) -> usize {
-        let Search { distance, previous_row, columns } = self;
         let start_costs = &cost[start * n..(start + 1) * n];
         for col in 0..n {
-            distance[col] = start_costs[col] - v[col];
-            previous_row[col] = start;
-            columns[col] = col;
+            self.distance[col] = start_costs[col] - v[col];
+            self.dual[col] = v[col];
+            self.previous_row[col] = start;
+            self.columns[col] = col;
         }
         let (mut scanned, mut frontier) = (0, 0);
         let mut minimum = 0.0;
         let sink = 'search: loop {
             if scanned == frontier {
                 // Every column at the lowest distance joins the frontier at once.
-                minimum = columns[frontier..].iter().map(|&c| distance[c]).fold(f64::INFINITY, f64::min);
+                minimum = self.distance[frontier..].iter().copied().fold(f64::INFINITY, f64::min);
                 // `frontier` grows inside; the range keeps its first value, as intended.
                 let unreached = frontier;
                 for k in unreached..n {
-                    let col = columns[k];
-                    if distance[col] == minimum {
+                    if self.distance[k] == minimum {
+                        let col = self.columns[k];
                         if row_of_col[col] == NONE {
                             break 'search col;
                         }
-                        columns.swap(k, frontier);
+                        self.swap(k, frontier);
                         frontier += 1;
                     }
                 }
             }
-            let col = columns[scanned];
-            scanned += 1;
+            let col = self.columns[scanned];
             let row = row_of_col[col];
             let costs = &cost[row * n..(row + 1) * n];
-            let offset = costs[col] - v[col] - minimum;
+            let offset = costs[col] - self.dual[scanned] - minimum;
+            scanned += 1;
             let unreached = frontier;
             for k in unreached..n {
-                let next = columns[k];
-                let reduced = costs[next] - v[next] - offset;
-                if reduced < distance[next] {
-                    distance[next] = reduced;
-                    previous_row[next] = row;
+                let next = self.columns[k];
+                let reduced = costs[next] - self.dual[k] - offset;
+                if reduced < self.distance[k] {
+                    self.distance[k] = reduced;
+                    self.previous_row[next] = row;
                     if reduced == minimum {
                         if row_of_col[next] == NONE {
                             break 'search next;
                         }
-                        columns.swap(k, frontier);
+                        self.swap(k, frontier);
                         frontier += 1;
                     }
                 }
             }
         };
-        for &col in &columns[..scanned] {
-            v[col] += distance[col] - minimum;
+        for k in 0..scanned {
+            v[self.columns[k]] += self.distance[k] - minimum;
         }
         sink
     }

@@ -103,17 +103,27 @@ pub fn straightness(trajectory: &[(f64, Array2<f32>)]) -> Result<f64> {
 /// (each assignment is independent and single-threaded).
 pub fn wasserstein2_many(pairs: &[(&Array2<f32>, &Array2<f32>)]) -> Result<Vec<f64>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pairs.len().max(1));
-    let mut results: Vec<Option<Result<f64>>> = (0..pairs.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        for (worker, slots) in results.chunks_mut(pairs.len().div_ceil(workers).max(1)).enumerate() {
-            let first = worker * pairs.len().div_ceil(workers).max(1);
-            scope.spawn(move || {
-                for (offset, slot) in slots.iter_mut().enumerate() {
-                    let (a, b) = pairs[first + offset];
-                    *slot = Some(wasserstein2(a, b));
-                }
-            });
-        }
+    // Workers take the next pair as they finish: assignment times vary several-fold
+    // between pairs, so fixed shares would leave a core idle.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(a, b)) = pairs.get(i) else { break mine };
+                        mine.push((i, wasserstein2(a, b)));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
-    results.into_iter().map(|r| r.unwrap_or(Err(MetricsError::Empty))).collect()
+    done.sort_by_key(|(i, _)| *i);
+    if done.len() != pairs.len() {
+        return Err(MetricsError::Empty);
+    }
+    done.into_iter().map(|(_, w2)| w2).collect()
 }

@@ -34,4 +34,4 @@ pub use quality::{FLOOR_DRAWS, Quality, QualityProbe, STRAIGHTNESS_STEPS};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
 pub use time_sampling::TimeSampling;
-pub use trainer::{LrSchedule, TrainConfig, TrainReport, train};
+pub use trainer::{LrSchedule, Recipe, TrainConfig, TrainReport, train};

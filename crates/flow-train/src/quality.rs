@@ -125,8 +125,29 @@ impl QualityProbe {
             .into_iter()
             .unzip();
         let w2s = self.w2_of(&sample_sets)?;
+        // MMD and energy distance of each setting on its own thread: each is an
+        // O(n²) pass that would otherwise run on one core after the assignments.
+        let target = &self.targets[0];
+        let kernels: Vec<(f64, f64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sample_sets
+                .iter()
+                .map(|samples| {
+                    scope.spawn(move || -> Result<(f64, f64)> {
+                        Ok((
+                            flow_metrics::mmd_rbf(&samples[0], target)?,
+                            flow_metrics::energy_distance(&samples[0], target)?,
+                        ))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(flow_metrics::MetricsError::Empty.into())))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let mut measured = Vec::with_capacity(settings.len());
-        for (((&(solver, steps), samples), nfe), w2) in settings.iter().zip(&sample_sets).zip(nfes).zip(w2s) {
+        for (((&(solver, steps), (mmd, energy)), nfe), w2) in settings.iter().zip(kernels).zip(nfes).zip(w2s)
+        {
             measured.push(Quality {
                 solver: solver.name().into(),
                 steps,
@@ -135,8 +156,8 @@ impl QualityProbe {
                 w2,
                 w2_floor: self.floor,
                 w2_ratio: w2 / self.floor,
-                mmd: flow_metrics::mmd_rbf(&samples[0], &self.targets[0])?,
-                energy: flow_metrics::energy_distance(&samples[0], &self.targets[0])?,
+                mmd,
+                energy,
                 straightness,
             });
         }

@@ -106,7 +106,7 @@ fn data_writes_csv_and_npy() {
 #[test]
 fn train_reflow_sample_eval_and_plot_work_together() {
     let scratch = Scratch::new("pipeline");
-    let model = train_small(&scratch, "fm", &["--time-sampling", "warp:0.8"]);
+    let model = train_small(&scratch, "fm", &["--time-sampling", "warp:0.8", "--recipe", "tuned"]);
     let losses = lines(&scratch.path("fm/losses.csv"));
     assert_eq!(losses.len(), 31);
     let record: serde_json::Value =
@@ -114,6 +114,11 @@ fn train_reflow_sample_eval_and_plot_work_together() {
             .expect("json");
     assert_eq!(record["settings"]["training"]["steps"], 30);
     assert_eq!(record["settings"]["training"]["time_sampling"], "warp:0.8");
+    // The recipe sets the rate and schedule; the record says which.
+    assert_eq!(record["settings"]["recipe"], "tuned");
+    assert_eq!(record["settings"]["training"]["lr"], 3e-3);
+    assert_eq!(record["settings"]["training"]["lr_schedule"], "cosine");
+    assert_eq!(record["settings"]["training"]["backend"], "auto");
     assert_eq!(record["device"], "cpu");
 
     let reflowed = scratch.path("rf");
@@ -215,6 +220,8 @@ fn bad_flags_are_usage_errors() {
         "unknown solver `rk5`",
     );
     fails(&["train", "--target", "spiral", "--device", "tpu", "--out", &out], 2, "unknown device `tpu`");
+    fails(&["train", "--target", "spiral", "--recipe", "fast", "--out", &out], 2, "unknown recipe `fast`");
+    fails(&["train", "--target", "spiral", "--backend", "cuda", "--out", &out], 2, "unknown backend `cuda`");
     fails(&["data", "--name", "spiral", "--out", &scratch.path("out.txt")], 2, "unsupported extension");
     fails(&["frobnicate"], 2, "frobnicate");
     assert!(!Path::new(&out).exists());

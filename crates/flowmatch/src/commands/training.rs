@@ -101,16 +101,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         time_embedding: args.time_embedding,
         precision: Precision::F32,
     };
+    let optimiser = &args.optimiser;
+    let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.flow_matching());
     let config = TrainConfig {
         steps: args.steps,
         batch_size: args.batch_size,
-        lr: args.lr,
-        lr_schedule: args.lr_schedule,
-        ema: args.ema,
+        lr,
+        lr_schedule,
+        ema: optimiser.ema,
         time_sampling: args.time_sampling,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
-        backend: args.backend,
+        backend: optimiser.backend,
     };
     let metadata = BTreeMap::from([
         ("kind".to_owned(), "flow-matching".to_owned()),
@@ -132,6 +134,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "target": target_label(&args.target),
         "source": args.source.name(),
         "model": model,
+        "recipe": optimiser.recipe.name(),
         "training": config.to_json(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
@@ -143,6 +146,8 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     check_run_dir(&args.out)?;
     let teacher = load_model(&args.teacher, device)?;
     let source = source_of(&teacher)?;
+    let optimiser = &args.optimiser;
+    let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.reflow());
     let settings = ReflowSettings {
         teacher: TeacherSettings {
             solver: Solver::from_name(&args.teacher_solver, 1e-5, 1e-5)?,
@@ -154,13 +159,13 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         train: TrainConfig {
             steps: args.steps,
             batch_size: args.batch_size,
-            lr: args.lr,
-            lr_schedule: args.lr_schedule,
-            ema: args.ema,
+            lr,
+            lr_schedule,
+            ema: optimiser.ema,
             time_sampling: args.time_sampling,
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
-            backend: args.backend,
+            backend: optimiser.backend,
         },
     };
     let mut metadata = teacher.metadata.clone();
@@ -184,6 +189,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "teacher_steps": args.teacher_steps,
         "rounds": settings.rounds,
         "from_teacher": settings.from_teacher,
+        "recipe": optimiser.recipe.name(),
         "training": settings.train.to_json(),
         "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
     });
