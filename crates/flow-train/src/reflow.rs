@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::run::{MODEL_FILE, RunOptions};
+use crate::run::{MODEL_FILE, RunOptions, STATE_FILE};
 use crate::{
     PairMode, PairSource, Result, TeacherSettings, TimeSampling, TrainConfig, TrainError, TrainReport, train,
 };
@@ -51,7 +51,9 @@ pub struct RoundReport {
 
 /// Runs `settings.rounds` rounds of reflow from `teacher`; returns the last student.
 /// With several rounds, round k writes into `out_dir/round-k` and the final
-/// model is also saved as `out_dir/model.safetensors`.
+/// model is also saved as `out_dir/model.safetensors`. With `options.resume`,
+/// an interrupted run continues with the same settings and ends with the
+/// weights an uninterrupted one would have.
 pub fn reflow(
     teacher: &VelocityNet,
     source: &PointSource,
@@ -71,7 +73,12 @@ pub fn reflow(
     let mut current = teacher.try_clone()?;
     let mut reports = Vec::with_capacity(settings.rounds);
     for round in 1..=settings.rounds {
-        let round_options = options_for_round(options, settings.rounds, round);
+        let mut round_options = options_for_round(options, settings.rounds, round);
+        // Resume rounds that left a training state; finished ones return at once with their
+        // weights (and regenerate the same pool, so the next round sees the same teacher),
+        // rounds never started train afresh.
+        round_options.resume = options.resume
+            && round_options.out_dir.as_ref().is_some_and(|dir| dir.join(STATE_FILE).is_file());
         let clock = Instant::now();
         let pairs = match settings.mode {
             PairMode::Online => PairSource::Online {

@@ -65,7 +65,11 @@ pub(crate) fn write_losses(path: &Path, losses: &[f32]) -> Result<()> {
 
 /// The losses of a `losses.csv` written by a run.
 pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
-    let points = flow_data::files::read_points(path)?;
+    let points = match flow_data::files::read_points(path) {
+        // A run stopped before its first step logs only the header.
+        Err(flow_data::DataError::Empty { .. }) => return Ok(Vec::new()),
+        other => other?,
+    };
     if points.ncols() != 2 {
         return Err(TrainError::Resume {
             path: path.to_owned(),

@@ -116,6 +116,40 @@ fn online_reflow_and_rounds_run_and_write_each_round() {
 }
 
 #[test]
+fn interrupted_reflow_resumes_to_the_same_weights() {
+    let teacher = trained_teacher(100);
+    let settings = ReflowSettings {
+        rounds: 2,
+        mode: PairMode::Pool(512),
+        train: TrainConfig {
+            steps: 10,
+            batch_size: 64,
+            checkpoint_every: 5,
+            ..ReflowSettings::default().train
+        },
+        ..ReflowSettings::default()
+    };
+    let (whole, _) = reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    let dir = scratch("reflow-resume");
+    let in_dir = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    // A stop already requested: round 1 checkpoints at step 0 and round 2 never starts.
+    let stop = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    let stopped = RunOptions { stop, ..in_dir.clone() };
+    let (_, reports) = reflow(&teacher, &gaussian(), &settings, &stopped).expect("stops");
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].train.interrupted);
+    let resume = RunOptions { resume: true, ..in_dir };
+    let (resumed, reports) = reflow(&teacher, &gaussian(), &settings, &resume).expect("resumes");
+    assert_eq!(reports.len(), 2);
+    assert!(resumed.flat_parameters().equal(whole.flat_parameters()));
+    // Resuming a finished run retrains nothing and changes nothing.
+    let (again, reports) = reflow(&teacher, &gaussian(), &settings, &resume).expect("resumes");
+    assert_eq!(reports[1].train.started_at, 10);
+    assert!(again.flat_parameters().equal(whole.flat_parameters()));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
 fn same_seed_gives_identical_losses_and_weights() {
     let run = |seed| {
         let mut net = fresh_net(3);

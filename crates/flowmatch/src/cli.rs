@@ -34,7 +34,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Distil a trained model into straighter paths (rectified flow).
     #[command(
-        after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:32768 --rounds 2 --out runs/r2"
+        after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:32768 --rounds 2 --out runs/r2\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow --resume   # after Ctrl-C"
     )]
     Reflow(ReflowArgs),
     /// Generate samples (or invert target points with --reverse).
@@ -266,6 +266,9 @@ pub struct ReflowArgs {
     /// Start the student from fresh weights instead of the teacher's.
     #[arg(long)]
     pub fresh: bool,
+    /// Continue the run in --out (same settings) from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_every: usize,
     #[command(flatten)]

@@ -138,6 +138,12 @@ fn train_reflow_sample_eval_and_plot_work_together() {
         &reflowed,
     ]);
     assert!(Path::new(&format!("{reflowed}/model.safetensors")).is_file());
+    // Resuming a finished reflow trains nothing more and keeps its loss log.
+    let before = std::fs::read(format!("{reflowed}/losses.csv")).expect("losses");
+    let args = ["reflow", "--teacher", &model, "--pairs", "pool:256", "--steps", "5", "--batch-size", "32"];
+    let resumed = succeeds(&[&args[..], &["--device", "cpu", "--resume", "--out", &reflowed]].concat());
+    assert!(stderr(&resumed).contains("trained 0 steps"), "{}", stderr(&resumed));
+    assert_eq!(std::fs::read(format!("{reflowed}/losses.csv")).expect("losses"), before);
 
     let samples = scratch.path("samples.csv");
     succeeds(&["sample", "--model", &model, "--n", "40", "--solver", "dopri5", "--out", &samples]);

@@ -66,11 +66,10 @@ fn record(
 }
 
 /// Reports the run; an interrupted run is an error that says where its checkpoint is.
-fn finish(dir: &Path, report: &TrainReport, resumable: bool) -> Result<()> {
+fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
     if report.interrupted {
-        let next = if resumable { "continues with --resume" } else { "is loadable" };
         return Err(CliError::runtime(format!(
-            "interrupted at step {}; the checkpoint in {} {next}",
+            "interrupted at step {}; the checkpoint in {} continues with --resume",
             report.losses.len(),
             dir.display()
         )));
@@ -138,7 +137,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "training": config.to_json(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
-    finish(&args.out, &report, true)
+    finish(&args.out, &report)
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
@@ -174,7 +173,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     metadata.remove("step");
     let options = RunOptions {
         out_dir: Some(args.out.clone()),
-        resume: false,
+        resume: args.resume,
         stop: Some(interrupt_flag()),
         show_progress: true,
         label: "reflow".into(),
@@ -194,5 +193,5 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
     });
     write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
-    finish(&args.out, &last.train, false)
+    finish(&args.out, &last.train)
 }
