@@ -231,10 +231,15 @@ pub enum Activation {
     Tanh,
 }
 
-/// Applies `activation` to `values` in place and writes its derivative at the
-/// old values into `slopes` (the backward pass multiplies by it).
-pub(crate) fn activate(kernel: Kernel, activation: Activation, values: &mut [f32], slopes: &mut [f32]) {
-    assert_eq!(values.len(), slopes.len());
+/// Applies `activation` to `values` in place and, when `slopes` is given (training),
+/// writes its derivative at the old values there for the backward pass.
+pub(crate) fn activate(
+    kernel: Kernel,
+    activation: Activation,
+    values: &mut [f32],
+    slopes: Option<&mut [f32]>,
+) {
+    assert!(slopes.as_ref().is_none_or(|s| s.len() == values.len()));
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only on CPUs with AVX-512F; the body is safe code.
@@ -245,13 +250,14 @@ pub(crate) fn activate(kernel: Kernel, activation: Activation, values: &mut [f32
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn activate_avx512(activation: Activation, values: &mut [f32], slopes: &mut [f32]) {
+unsafe fn activate_avx512(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
     activate_portable(activation, values, slopes)
 }
 
-/// Branch-free element functions, so the loops vectorise.
+/// Branch-free element functions, so the loops vectorise; without slopes the
+/// compiler drops the derivative's arithmetic.
 #[inline(always)]
-fn activate_portable(activation: Activation, values: &mut [f32], slopes: &mut [f32]) {
+fn activate_portable(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
     match activation {
         Activation::Gelu => each(values, slopes, gelu),
         Activation::Silu => each(values, slopes, silu),
@@ -261,9 +267,18 @@ fn activate_portable(activation: Activation, values: &mut [f32], slopes: &mut [f
 }
 
 #[inline(always)]
-fn each(values: &mut [f32], slopes: &mut [f32], f: impl Fn(f32) -> (f32, f32)) {
-    for (v, s) in values.iter_mut().zip(slopes.iter_mut()) {
-        (*v, *s) = f(*v);
+fn each(values: &mut [f32], slopes: Option<&mut [f32]>, f: impl Fn(f32) -> (f32, f32)) {
+    match slopes {
+        Some(slopes) => {
+            for (v, s) in values.iter_mut().zip(slopes.iter_mut()) {
+                (*v, *s) = f(*v);
+            }
+        }
+        None => {
+            for v in values.iter_mut() {
+                *v = f(*v).0;
+            }
+        }
     }
 }
 

@@ -137,7 +137,9 @@ impl Workspace {
         let (kernel, transposed) = (self.kernel, &self.transposed);
         let blocks = &mut self.blocks;
         self.threads.install(|| {
-            blocks.par_iter_mut().for_each(|block| forward_block(kernel, mlp, transposed, inputs, block));
+            blocks
+                .par_iter_mut()
+                .for_each(|block| forward_block(kernel, mlp, transposed, inputs, block, Pass::Inference));
         });
         let outputs = mlp.outputs();
         let mut result = Vec::with_capacity(rows * outputs);
@@ -162,7 +164,7 @@ impl Workspace {
         let blocks = &mut self.blocks;
         self.threads.install(|| {
             blocks.par_iter_mut().for_each(|block| {
-                forward_block(kernel, mlp, transposed, inputs, block);
+                forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
                 backward_block(kernel, mlp, inputs, targets, scale, block);
             });
         });
@@ -225,7 +227,21 @@ fn resize_block(block: &mut Block, mlp: &Mlp) {
     block.gradient.resize(mlp.parameters.len(), 0.0);
 }
 
-fn forward_block(kernel: Kernel, mlp: &Mlp, transposed: &[Vec<f32>], inputs: &[f32], block: &mut Block) {
+/// Whether a forward pass keeps the activations' slopes for a backward pass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Training,
+    Inference,
+}
+
+fn forward_block(
+    kernel: Kernel,
+    mlp: &Mlp,
+    transposed: &[Vec<f32>],
+    inputs: &[f32],
+    block: &mut Block,
+    pass: Pass,
+) {
     let rows = block.rows;
     let width = mlp.inputs();
     let input = &inputs[block.start * width..(block.start + rows) * width];
@@ -244,7 +260,8 @@ fn forward_block(kernel: Kernel, mlp: &Mlp, transposed: &[Vec<f32>], inputs: &[f
             Some(bias),
         );
         if l < last {
-            kernels::activate(kernel, mlp.activation, out, &mut block.slopes[l][..rows * outs]);
+            let slopes = (pass == Pass::Training).then(|| &mut block.slopes[l][..rows * outs]);
+            kernels::activate(kernel, mlp.activation, out, slopes);
         }
     }
 }
