@@ -136,7 +136,7 @@ pub struct RuntimeArgs {
     /// auto (CUDA if present), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = device)]
     pub device: DeviceChoice,
-    /// CPU threads for libtorch (default: libtorch's choice). Results are reproducible for a fixed count.
+    /// CPU threads for libtorch and the native kernels (default: libtorch's choice). Results are reproducible for a fixed count.
     #[arg(long, value_parser = positive())]
     pub threads: Option<usize>,
     /// Seed for every random draw.
