@@ -32,4 +32,6 @@ pub enum ModelError {
     Data(#[from] flow_data::DataError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("native kernels: {0}")]
+    Native(#[from] flow_native::NativeError),
 }

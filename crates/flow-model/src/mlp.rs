@@ -303,8 +303,7 @@ impl VelocityNet {
             Activation::Relu => flow_native::Activation::Relu,
             Activation::Tanh => flow_native::Activation::Tanh,
         };
-        flow_native::Mlp::new(self.config.linear_shapes(), activation, parameters)
-            .map_err(|e| ModelError::Config(e.to_string()))
+        Ok(flow_native::Mlp::new(self.config.linear_shapes(), activation, parameters)?)
     }
 
     /// Overwrites the parameters with a flat host vector in this network's

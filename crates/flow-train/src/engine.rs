@@ -1,7 +1,7 @@
 //! What computes a training step: libtorch (any device, any precision) or
 //! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
 
-use flow_model::{Precision, TimeEmbedding, VelocityNet};
+use flow_model::VelocityNet;
 use tch::{Device, Kind, Tensor};
 
 use crate::pairs::{Batch, Place, host_values};
@@ -37,20 +37,16 @@ impl Backend {
         }
     }
 
-    /// The backend that will actually train `net`.
+    /// The backend that will actually train `net`; asking for `native` on a
+    /// network the kernels cannot run is an error that says why.
     pub fn resolve(self, net: &VelocityNet) -> Result<Backend> {
-        let config = net.config();
-        let native_fits = net.device() == Device::Cpu
-            && config.precision == Precision::F32
-            && config.time_embedding == TimeEmbedding::Raw;
         match self {
-            Backend::Auto if native_fits => Ok(Backend::Native),
-            Backend::Auto => Ok(Backend::Libtorch),
-            Backend::Native if !native_fits => {
+            Backend::Auto if net.to_native().is_ok() => Ok(Backend::Native),
+            Backend::Auto | Backend::Libtorch => Ok(Backend::Libtorch),
+            Backend::Native => {
                 net.to_native()?;
                 Ok(Backend::Native)
             }
-            chosen => Ok(chosen),
         }
     }
 }
@@ -91,8 +87,7 @@ impl Engine {
                 Engine::Native {
                     average: ema.then(|| mlp.parameters().to_vec()),
                     mlp: Box::new(mlp),
-                    workspace: flow_native::Workspace::new(tch::get_num_threads().max(1) as usize)
-                        .map_err(|e| TrainError::Config(e.to_string()))?,
+                    workspace: flow_native::Workspace::new(tch::get_num_threads().max(1) as usize)?,
                     adam: flow_native::Adam::new(count, lr),
                     pending: Vec::new(),
                     inputs: Vec::new(),
@@ -146,9 +141,7 @@ impl Engine {
                 Batch::Host { x0, x1 },
             ) => {
                 straight_line_batch(x0, x1, times, inputs, targets);
-                let (loss, gradient) = workspace
-                    .loss_and_gradient(mlp, inputs, targets)
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                let (loss, gradient) = workspace.loss_and_gradient(mlp, inputs, targets)?;
                 adam.lr = lr;
                 adam.update(mlp.parameters_mut(), gradient);
                 if let (Some(average), Some(decay)) = (average, ema) {
@@ -250,8 +243,7 @@ impl Engine {
                 if let Some(average) = average {
                     *average = host_values(net.flat_parameters())?;
                 }
-                adam.restore(host_values(&state.first)?, host_values(&state.second)?, state.step)
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                adam.restore(host_values(&state.first)?, host_values(&state.second)?, state.step)?;
                 mlp.parameters_mut().copy_from_slice(&host_values(&state.parameters)?);
                 net.set_parameters(mlp.parameters())?;
             }

@@ -12,6 +12,8 @@ pub enum TrainError {
     Ode(#[from] flow_ode::OdeError),
     #[error(transparent)]
     Metrics(#[from] flow_metrics::MetricsError),
+    #[error("native kernels: {0}")]
+    Native(#[from] flow_native::NativeError),
     #[error("{0}")]
     Config(String),
     #[error("unknown time sampling `{0}` (valid: uniform, warp, warp:S with S in [0, 1.5], logit-normal)")]
