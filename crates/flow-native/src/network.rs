@@ -86,6 +86,10 @@ pub fn parameter_count(shapes: &[(usize, usize)]) -> usize {
 /// depend on the number of threads. 256 rows keep a block's activations in L2.
 const BLOCK_ROWS: usize = 256;
 
+/// Rows worked on at once: 32 blocks keep the buffers near 20 MB however
+/// large the batch or the sample (each block holds its activations).
+const WAVE_ROWS: usize = 32 * BLOCK_ROWS;
+
 /// One block's buffers: activations and slopes of every layer, the
 /// back-propagated error, and the block's share of the gradient.
 #[derive(Default)]
@@ -133,18 +137,21 @@ impl Workspace {
     /// The network's outputs (rows × outputs) for `inputs` (rows × inputs).
     pub fn forward(&mut self, mlp: &Mlp, inputs: &[f32]) -> Result<Vec<f32>> {
         let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
-        self.prepare(mlp, rows);
-        let (kernel, transposed) = (self.kernel, &self.transposed);
-        let blocks = &mut self.blocks;
-        self.threads.install(|| {
-            blocks
-                .par_iter_mut()
-                .for_each(|block| forward_block(kernel, mlp, transposed, inputs, block, Pass::Inference));
-        });
+        self.transpose_weights(mlp);
         let outputs = mlp.outputs();
         let mut result = Vec::with_capacity(rows * outputs);
-        for block in &self.blocks {
-            result.extend_from_slice(&block.activations[mlp.shapes.len() - 1][..block.rows * outputs]);
+        for start in (0..rows).step_by(WAVE_ROWS) {
+            let count = self.size_blocks(mlp, start, WAVE_ROWS.min(rows - start));
+            let (kernel, transposed) = (self.kernel, &self.transposed);
+            let blocks = &mut self.blocks[..count];
+            self.threads.install(|| {
+                blocks
+                    .par_iter_mut()
+                    .for_each(|block| forward_block(kernel, mlp, transposed, inputs, block, Pass::Inference));
+            });
+            for block in &self.blocks[..count] {
+                result.extend_from_slice(&block.activations[mlp.shapes.len() - 1][..block.rows * outputs]);
+            }
         }
         Ok(result)
     }
@@ -158,38 +165,51 @@ impl Workspace {
         if rows != target_rows || rows == 0 {
             return Err(NativeError::Shape(format!("{rows} input rows against {target_rows} target rows")));
         }
-        self.prepare(mlp, rows);
-        let scale = 2.0 / (rows * mlp.outputs()) as f32;
-        let (kernel, transposed) = (self.kernel, &self.transposed);
-        let blocks = &mut self.blocks;
-        self.threads.install(|| {
-            blocks.par_iter_mut().for_each(|block| {
-                forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
-                backward_block(kernel, mlp, inputs, targets, scale, block);
-            });
-        });
+        self.transpose_weights(mlp);
         self.gradient.clear();
         self.gradient.resize(mlp.parameters.len(), 0.0);
+        let scale = 2.0 / (rows * mlp.outputs()) as f32;
         let mut squared_error = 0.0;
-        for block in &self.blocks {
-            squared_error += block.squared_error;
-            for (total, &part) in self.gradient.iter_mut().zip(&block.gradient) {
-                *total += part;
+        for start in (0..rows).step_by(WAVE_ROWS) {
+            let count = self.size_blocks(mlp, start, WAVE_ROWS.min(rows - start));
+            let (kernel, transposed) = (self.kernel, &self.transposed);
+            let blocks = &mut self.blocks[..count];
+            self.threads.install(|| {
+                blocks.par_iter_mut().for_each(|block| {
+                    forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
+                    backward_block(kernel, mlp, inputs, targets, scale, block);
+                });
+            });
+            // Block by block in row order, whatever the wave and thread layout.
+            for block in &self.blocks[..count] {
+                squared_error += block.squared_error;
+                for (total, &part) in self.gradient.iter_mut().zip(&block.gradient) {
+                    *total += part;
+                }
             }
         }
         let loss = (squared_error / (rows * mlp.outputs()) as f64) as f32;
         Ok((loss, &self.gradient))
     }
 
-    /// Sizes the blocks for `rows` rows and transposes the weights.
-    fn prepare(&mut self, mlp: &Mlp, rows: usize) {
+    /// Blocks for the `rows` rows from `start` (at most one wave).
+    /// Returns how many of `self.blocks` are in use; the rest keep their buffers
+    /// for the next full wave (freeing them made every call re-zero megabytes).
+    fn size_blocks(&mut self, mlp: &Mlp, start: usize, rows: usize) -> usize {
         let count = rows.div_ceil(BLOCK_ROWS);
-        self.blocks.resize_with(count, Block::default);
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            block.start = i * BLOCK_ROWS;
-            block.rows = BLOCK_ROWS.min(rows - block.start);
+        if self.blocks.len() < count {
+            self.blocks.resize_with(count, Block::default);
+        }
+        for (i, block) in self.blocks[..count].iter_mut().enumerate() {
+            block.start = start + i * BLOCK_ROWS;
+            block.rows = BLOCK_ROWS.min(rows - i * BLOCK_ROWS);
             resize_block(block, mlp);
         }
+        count
+    }
+
+    /// Each weight transposed (in × out), for the forward products.
+    fn transpose_weights(&mut self, mlp: &Mlp) {
         self.transposed.resize_with(mlp.shapes.len(), Vec::new);
         for ((&(inputs, outputs), offset), transposed) in
             mlp.shapes.iter().zip(mlp.offsets()).zip(&mut self.transposed)

@@ -191,3 +191,31 @@ fn shapes_are_checked() {
     assert!(workspace.forward(&mlp, &[0.0; 7]).is_err());
     assert!(workspace.loss_and_gradient(&mlp, &[0.0; 6], &[0.0; 6]).is_err());
 }
+
+#[test]
+fn batches_larger_than_a_wave_give_the_same_numbers() {
+    // 20 000 rows span several waves of blocks; every row is computed the same
+    // way wherever it falls, and the gradient is the row-weighted mean of its parts.
+    let mlp = network(Activation::Gelu, 11);
+    let (inputs, targets) = batch(20_000, 12);
+    let mut workspace = Workspace::new(2).unwrap();
+    let whole = workspace.forward(&mlp, &inputs).unwrap();
+    let split = 9_000;
+    let mut parts = workspace.forward(&mlp, &inputs[..split * 3]).unwrap();
+    parts.extend(workspace.forward(&mlp, &inputs[split * 3..]).unwrap());
+    assert_eq!(whole, parts);
+
+    let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
+    let gradient = gradient.to_vec();
+    let (head_loss, head) =
+        workspace.loss_and_gradient(&mlp, &inputs[..split * 3], &targets[..split * 2]).unwrap();
+    let head = head.to_vec();
+    let (tail_loss, tail) =
+        workspace.loss_and_gradient(&mlp, &inputs[split * 3..], &targets[split * 2..]).unwrap();
+    let (a, b) = (split as f32 / 20_000.0, (20_000 - split) as f32 / 20_000.0);
+    assert!((loss - (a * head_loss + b * tail_loss)).abs() < 1e-5 * loss);
+    let scale = gradient.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    for ((g, h), t) in gradient.iter().zip(&head).zip(tail) {
+        assert!((g - (a * h + b * t)).abs() < 1e-5 * scale, "{g} vs {}", a * h + b * t);
+    }
+}
