@@ -55,11 +55,11 @@ impl LrSchedule {
 pub enum Recipe {
     /// The post's: Adam at a constant 1e-3, for flow matching and reflow.
     Post,
-    /// Ours, measured at the post's budget (seeds 0–4, mean W2 of four 2 000-point draws):
-    /// flow matching at 3e-3 with cosine decay reaches 1.01–1.03× the noise floor with RK4 × 20
-    /// (the post's recipe: 1.18–1.31×); reflow at a constant 5e-3 reaches 1.06–1.13× in one
-    /// Euler step (the post's: 1.21–1.25×). At 1e-3 the network is still learning when the
-    /// budget ends.
+    /// Ours, measured at the post's budget (mean W2 of four 2 000-point draws): flow matching
+    /// at 3e-3 with cosine decay reaches 1.01–1.03× the noise floor with RK4 × 20 over seeds
+    /// 0–4 (the post's recipe: 1.18–1.31× over seeds 0–2); reflowing those teachers at a
+    /// constant 5e-3 reaches 1.06–1.13× in one Euler step (at the post's 1e-3: 1.21–1.25×).
+    /// At 1e-3 the network is still learning when the budget ends.
     Tuned,
 }
 
