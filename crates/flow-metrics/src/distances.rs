@@ -119,11 +119,9 @@ pub fn wasserstein2_many(pairs: &[(&Array2<f32>, &Array2<f32>)]) -> Result<Vec<f
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // A worker's panic is a bug: pass it on rather than report a missing result.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
     done.sort_by_key(|(i, _)| *i);
-    if done.len() != pairs.len() {
-        return Err(MetricsError::Empty);
-    }
     done.into_iter().map(|(_, w2)| w2).collect()
 }

@@ -309,7 +309,7 @@ impl VelocityNet {
     /// Overwrites the parameters with a flat host vector in this network's
     /// layout (what [`VelocityNet::to_native`] and the native trainer use).
     pub fn set_parameters(&mut self, flat: &[f32]) -> Result<()> {
-        if flat.len() as i64 != self.flat.numel() as i64 {
+        if flat.len() != self.flat.numel() {
             return Err(ModelError::Config(format!(
                 "{} parameter values for a network of {}",
                 flat.len(),

@@ -9,6 +9,9 @@ use crate::{NativeError, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
     shapes: Vec<(usize, usize)>,
+    /// Where each map's weight starts in `parameters` (its bias follows);
+    /// fixed with `shapes`, which never change.
+    offsets: Vec<usize>,
     activation: Activation,
     parameters: Vec<f32>,
 }
@@ -32,7 +35,15 @@ impl Mlp {
                 parameters.len()
             )));
         }
-        Ok(Mlp { shapes, activation, parameters })
+        let offsets = shapes
+            .iter()
+            .scan(0, |offset, &(i, o)| {
+                let start = *offset;
+                *offset += (i + 1) * o;
+                Some(start)
+            })
+            .collect();
+        Ok(Mlp { shapes, offsets, activation, parameters })
     }
 
     pub fn shapes(&self) -> &[(usize, usize)] {
@@ -57,18 +68,6 @@ impl Mlp {
 
     pub fn outputs(&self) -> usize {
         self.shapes[self.shapes.len() - 1].1
-    }
-
-    /// Offset of each map's weight in the flat vector (its bias follows).
-    fn offsets(&self) -> Vec<usize> {
-        self.shapes
-            .iter()
-            .scan(0, |offset, &(i, o)| {
-                let start = *offset;
-                *offset += (i + 1) * o;
-                Some(start)
-            })
-            .collect()
     }
 
     fn widest(&self) -> usize {
@@ -212,7 +211,7 @@ impl Workspace {
     fn transpose_weights(&mut self, mlp: &Mlp) {
         self.transposed.resize_with(mlp.shapes.len(), Vec::new);
         for ((&(inputs, outputs), offset), transposed) in
-            mlp.shapes.iter().zip(mlp.offsets()).zip(&mut self.transposed)
+            mlp.shapes.iter().zip(mlp.offsets.iter().copied()).zip(&mut self.transposed)
         {
             let weight = &mlp.parameters[offset..offset + inputs * outputs];
             transposed.resize(inputs * outputs, 0.0);
@@ -266,7 +265,7 @@ fn forward_block(
     let width = mlp.inputs();
     let input = &inputs[block.start * width..(block.start + rows) * width];
     let last = mlp.shapes.len() - 1;
-    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets()).enumerate() {
+    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets.iter().copied()).enumerate() {
         let bias = &mlp.parameters[offset + ins * outs..offset + (ins + 1) * outs];
         let (below, here) = block.activations.split_at_mut(l);
         let a = if l == 0 { input } else { &below[l - 1][..rows * ins] };
@@ -302,7 +301,7 @@ fn backward_block(kernel: Kernel, mlp: &Mlp, inputs: &[f32], targets: &[f32], sc
 
     let width = mlp.inputs();
     let input = &inputs[block.start * width..(block.start + rows) * width];
-    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets()).enumerate().rev() {
+    for (l, (&(ins, outs), offset)) in mlp.shapes.iter().zip(mlp.offsets.iter().copied()).enumerate().rev() {
         let a = if l == 0 { input } else { &block.activations[l - 1][..rows * ins] };
         let error = &block.error[..rows * outs];
         let (weight_gradient, bias_gradient) =

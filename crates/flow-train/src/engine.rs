@@ -195,6 +195,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Leaves in `net` what the run publishes: the average when one is kept,
+    /// else the raw weights.
+    pub fn publish(&self, net: &mut VelocityNet) -> Result<()> {
+        match self {
+            Engine::Libtorch { average: Some(average), .. } => {
+                tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average));
+            }
+            Engine::Native { average: Some(average), .. } => net.set_parameters(average)?,
+            _ => self.sync(net)?,
+        }
+        Ok(())
+    }
+
     /// The averaged weights, if an average is kept.
     pub fn average(&self, net: &VelocityNet) -> Option<Tensor> {
         match self {

@@ -142,7 +142,7 @@ impl QualityProbe {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or(Err(flow_metrics::MetricsError::Empty.into())))
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect::<Result<Vec<_>>>()
         })?;
         let mut measured = Vec::with_capacity(settings.len());

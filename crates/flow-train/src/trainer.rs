@@ -263,10 +263,7 @@ pub fn train(
     }
     engine.drain_losses(&mut losses)?;
     save(net, &engine, &rng, &losses, options)?;
-    match engine.average(net) {
-        Some(average) => net.set_parameters(&Vec::<f32>::try_from(average.to_kind(tch::Kind::Float))?)?,
-        None => engine.sync(net)?,
-    }
+    engine.publish(net)?;
     bar.finish_and_clear();
     let seconds = clock.elapsed().as_secs_f64();
     let taken = losses.len() - started_at;
@@ -336,6 +333,14 @@ fn resume(
                 state.optimiser.step,
                 losses.len()
             ),
+        });
+    }
+    let expected = net.flat_parameters().numel();
+    let optimiser = &state.optimiser;
+    if [&optimiser.parameters, &optimiser.first, &optimiser.second].iter().any(|t| t.numel() != expected) {
+        return Err(TrainError::Resume {
+            path: dir.clone(),
+            reason: format!("the training state is not for this network ({expected} parameters)"),
         });
     }
     // The model file holds what the run publishes (the average, when there is one).

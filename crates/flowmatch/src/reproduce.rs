@@ -234,11 +234,10 @@ fn reproduce(cx: &mut Context) -> Result<()> {
     } else {
         None
     };
-    let reflow = &pooled;
 
     cx.time("figures 9-12: reflow", |cx| {
         cx.save_png("09_loss_reflow.png", &flow_viz::loss_curve(&reflow_losses, "reflow loss")?)?;
-        let reflow_path = euler(reflow, &source, 100, Record::Every(1))?;
+        let reflow_path = euler(&pooled, &source, 100, Record::Every(1))?;
         let reflow_frames = animation_frames(&reflow_path.trajectory, "reflow")?;
         cx.save_gif("10_reflow.gif", &reflow_frames)?;
         let combined: Vec<RgbImage> =
