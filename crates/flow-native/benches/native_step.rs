@@ -1,8 +1,9 @@
-//! One flow-matching step of the post's network at batch 2048 without libtorch:
-//! loss and gradient, then Adam.
+//! One flow-matching step of the post's network at batch 2048 without libtorch
+//! (loss and gradient, then Adam) and one velocity evaluation, on every kernel
+//! this CPU supports.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flow_native::{Activation, Adam, Mlp, Workspace, parameter_count};
+use flow_native::{Activation, Adam, Kernel, Mlp, Workspace, parameter_count};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -20,18 +21,20 @@ fn step(c: &mut Criterion) {
     let inputs = uniform(&mut rng, BATCH * 3, 2.0);
     let targets = uniform(&mut rng, BATCH * 2, 2.0);
     let threads = std::env::var("FLOWMATCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let mut workspace = Workspace::new(threads).expect("threads");
-    let mut adam = Adam::new(mlp.parameters().len(), 1e-3);
     let mut group = c.benchmark_group("native");
-    group.bench_function("training step, batch 2048", |b| {
-        b.iter(|| {
-            let (_, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).expect("shapes");
-            adam.update(mlp.parameters_mut(), gradient);
-        })
-    });
-    group.bench_function("velocity evaluation, batch 2048", |b| {
-        b.iter(|| workspace.forward(&mlp, &inputs).expect("shapes"))
-    });
+    for kernel in Kernel::supported() {
+        let mut workspace = Workspace::with_kernel(threads, kernel).expect("a supported kernel");
+        let mut adam = Adam::new(mlp.parameters().len(), 1e-3);
+        group.bench_function(format!("training step, batch 2048, {kernel}"), |b| {
+            b.iter(|| {
+                let (_, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).expect("shapes");
+                adam.update(mlp.parameters_mut(), gradient);
+            })
+        });
+        group.bench_function(format!("velocity evaluation, batch 2048, {kernel}"), |b| {
+            b.iter(|| workspace.forward(&mlp, &inputs).expect("shapes"))
+        });
+    }
     group.finish();
 }
 

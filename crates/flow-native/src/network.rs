@@ -1,6 +1,9 @@
+//! The network, its reusable buffers, the forward and backward passes, and Adam.
+
 use rayon::prelude::*;
 
-use crate::kernels::{self, Activation, Kernel, Rows, Strided};
+use crate::activation::{self, Activation};
+use crate::kernels::{self, Kernel, Rows, Strided, Supported};
 use crate::{NativeError, Result};
 
 /// A multilayer perceptron in PyTorch's `nn.Sequential` layout: each linear map
@@ -105,7 +108,7 @@ struct Block {
 
 /// Reusable buffers and threads for training and evaluating an [`Mlp`].
 pub struct Workspace {
-    kernel: Kernel,
+    kernel: Supported,
     threads: rayon::ThreadPool,
     blocks: Vec<Block>,
     /// Each weight transposed (in × out), so forward products read rows.
@@ -114,13 +117,16 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Buffers for `mlp`-shaped networks, computing on `threads` threads.
+    /// Buffers for `mlp`-shaped networks, computing on `threads` threads with
+    /// the kernel [`Kernel::requested`] names (the fastest the CPU supports
+    /// unless `FLOWMATCH_KERNEL` says otherwise).
     pub fn new(threads: usize) -> Result<Workspace> {
-        Workspace::with_kernel(threads, Kernel::detect())
+        Workspace::with_kernel(threads, Kernel::requested()?)
     }
 
-    /// As [`Workspace::new`] with a chosen kernel (tests compare the two).
+    /// As [`Workspace::new`] with a chosen kernel; one the CPU lacks is an error.
     pub fn with_kernel(threads: usize, kernel: Kernel) -> Result<Workspace> {
+        let kernel = Supported::new(kernel)?;
         let threads = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("flow-native-{i}"))
@@ -130,7 +136,7 @@ impl Workspace {
     }
 
     pub fn kernel(&self) -> Kernel {
-        self.kernel
+        self.kernel.kernel()
     }
 
     /// The network's outputs (rows × outputs) for `inputs` (rows × inputs).
@@ -254,7 +260,7 @@ enum Pass {
 }
 
 fn forward_block(
-    kernel: Kernel,
+    kernel: Supported,
     mlp: &Mlp,
     transposed: &[Vec<f32>],
     inputs: &[f32],
@@ -280,12 +286,19 @@ fn forward_block(
         );
         if l < last {
             let slopes = (pass == Pass::Training).then(|| &mut block.slopes[l][..rows * outs]);
-            kernels::activate(kernel, mlp.activation, out, slopes);
+            activation::activate(kernel, mlp.activation, out, slopes);
         }
     }
 }
 
-fn backward_block(kernel: Kernel, mlp: &Mlp, inputs: &[f32], targets: &[f32], scale: f32, block: &mut Block) {
+fn backward_block(
+    kernel: Supported,
+    mlp: &Mlp,
+    inputs: &[f32],
+    targets: &[f32],
+    scale: f32,
+    block: &mut Block,
+) {
     let rows = block.rows;
     let outputs = mlp.outputs();
     let last = mlp.shapes.len() - 1;

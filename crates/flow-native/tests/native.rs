@@ -129,25 +129,87 @@ fn gradient_matches_central_differences_of_the_reference() {
     }
 }
 
+/// Every kernel this CPU can run, announcing the ones it cannot (they are not tested here).
+fn runnable_kernels() -> Vec<Kernel> {
+    let (runnable, skipped): (Vec<Kernel>, Vec<Kernel>) =
+        Kernel::ALL.into_iter().partition(|k| k.is_supported());
+    if !skipped.is_empty() {
+        eprintln!("kernels skipped on this CPU: {skipped:?}");
+    }
+    runnable
+}
+
+#[test]
+fn every_supported_kernel_matches_the_f64_reference() {
+    // 300 rows: a 6-row tile remainder, two blocks; SHAPES has 2-, 3-, 20- and 70-wide layers,
+    // so every kernel's whole tiles and its right-edge columns are exercised.
+    let (inputs, targets) = batch(300, 13);
+    let x = to_f64(&inputs);
+    for kernel in runnable_kernels() {
+        for activation in ACTIVATIONS {
+            let mlp = network(activation, 14);
+            let mut workspace = Workspace::with_kernel(2, kernel).unwrap();
+            assert_eq!(workspace.kernel(), kernel);
+            let ours = workspace.forward(&mlp, &inputs).unwrap();
+            let p = to_f64(mlp.parameters());
+            let reference = reference_forward(mlp.shapes(), activation, &p, &x);
+            let worst = ours.iter().zip(&reference).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 2e-5, "{kernel} {activation:?}: largest output difference {worst}");
+            let (loss, _) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
+            let expected = reference_loss(&mlp, &p, &x, &targets);
+            assert!(
+                (loss as f64 - expected).abs() < 1e-5 * expected,
+                "{kernel} {activation:?}: loss {loss} vs {expected}"
+            );
+        }
+    }
+}
+
 #[test]
 fn kernels_and_thread_counts_agree() {
-    let (inputs, targets) = batch(600, 5);
+    // 2 600 rows: eleven blocks, so an order-dependent sum of block gradients
+    // (reversed, or a tree reduction) changes the last bits.
+    let (inputs, targets) = batch(2600, 5);
     let mlp = network(Activation::Gelu, 6);
     let run = |threads, kernel| {
         let mut workspace = Workspace::with_kernel(threads, kernel).unwrap();
         let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
         (loss, gradient.to_vec())
     };
-    let detected = Kernel::detect();
-    // Blocks are fixed and summed in order: the thread count changes nothing, bit for bit.
-    assert_eq!(run(1, detected), run(3, detected));
-    let (loss, gradient) = run(2, detected);
     let (portable_loss, portable_gradient) = run(2, Kernel::Portable);
-    assert!((loss - portable_loss).abs() < 1e-6 * loss);
-    let scale = gradient.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
-    for (a, b) in gradient.iter().zip(&portable_gradient) {
-        assert!((a - b).abs() < 1e-5 * scale, "{a} vs {b}");
+    let scale = portable_gradient.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    for kernel in runnable_kernels() {
+        // Blocks are fixed and summed in order: the thread count changes nothing, bit for bit.
+        assert_eq!(run(1, kernel), run(3, kernel), "{kernel}");
+        let (loss, gradient) = run(2, kernel);
+        assert!((loss - portable_loss).abs() < 1e-6 * loss, "{kernel}");
+        for (a, b) in gradient.iter().zip(&portable_gradient) {
+            assert!((a - b).abs() < 1e-5 * scale, "{kernel}: {a} vs {b}");
+        }
     }
+}
+
+#[test]
+fn a_kernel_the_cpu_lacks_is_refused_and_names_parse() {
+    for kernel in Kernel::ALL {
+        assert_eq!(kernel.name().parse::<Kernel>().unwrap(), kernel);
+        assert_eq!(kernel.to_string(), kernel.name());
+        match Workspace::with_kernel(1, kernel) {
+            Ok(workspace) => assert!(kernel.is_supported() && workspace.kernel() == kernel),
+            Err(error) => {
+                assert!(!kernel.is_supported());
+                assert_eq!(error, NativeError::UnsupportedKernel(kernel));
+                assert!(error.to_string().contains(kernel.name()), "{error}");
+            }
+        }
+    }
+    assert!(Kernel::Portable.is_supported());
+    assert_eq!(Kernel::detect(), Kernel::supported()[0]);
+    let unknown = "sse9".parse::<Kernel>().unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "unknown kernel `sse9` in FLOWMATCH_KERNEL (valid: auto, avx512, avx2, neon, portable)"
+    );
 }
 
 #[test]

@@ -1,0 +1,183 @@
+//! The hidden layers' nonlinearities and their slopes, applied in place.
+//!
+//! One branch-free element function per activation, so the loops vectorise;
+//! compiled once per kernel's instruction set, so the AVX-512, AVX2 and NEON
+//! kernels get wide arithmetic here too.
+
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::Kernel;
+use crate::kernels::Supported;
+
+/// The hidden layers' nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact (erf) GELU, PyTorch's `nn.GELU()` default.
+    Gelu,
+    Silu,
+    Relu,
+    Tanh,
+}
+
+/// Applies `activation` to `values` in place and, when `slopes` is given (training),
+/// writes its derivative at the old values there for the backward pass.
+pub(crate) fn activate(
+    kernel: Supported,
+    activation: Activation,
+    values: &mut [f32],
+    slopes: Option<&mut [f32]>,
+) {
+    assert!(slopes.as_ref().is_none_or(|s| s.len() == values.len()));
+    match kernel.kernel() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Supported` AVX-512 kernel exists only on CPUs with
+        // AVX-512F and DQ; the body is safe code.
+        Kernel::Avx512 => unsafe { activate_avx512(activation, values, slopes) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2 and FMA.
+        Kernel::Avx2 => unsafe { activate_avx2(activation, values, slopes) },
+        // NEON is part of every aarch64 target's baseline: the portable body
+        // is already compiled with it.
+        _ => activate_portable(activation, values, slopes),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn activate_avx512(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
+    activate_portable(activation, values, slopes)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn activate_avx2(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
+    activate_portable(activation, values, slopes)
+}
+
+/// Branch-free element functions, so the loops vectorise; without slopes the
+/// compiler drops the derivative's arithmetic.
+#[inline(always)]
+fn activate_portable(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
+    match activation {
+        Activation::Gelu => each(values, slopes, gelu),
+        Activation::Silu => each(values, slopes, silu),
+        Activation::Relu => each(values, slopes, relu),
+        Activation::Tanh => each(values, slopes, tanh),
+    }
+}
+
+#[inline(always)]
+fn each(values: &mut [f32], slopes: Option<&mut [f32]>, f: impl Fn(f32) -> (f32, f32)) {
+    match slopes {
+        Some(slopes) => {
+            for (v, s) in values.iter_mut().zip(slopes.iter_mut()) {
+                (*v, *s) = f(*v);
+            }
+        }
+        None => {
+            for v in values.iter_mut() {
+                *v = f(*v).0;
+            }
+        }
+    }
+}
+
+/// eˣ to about 2 ulp: round x/ln 2 to n, a degree-6 polynomial on the
+/// remainder, times 2ⁿ built from its exponent bits. x is clamped to
+/// [−87, 88] so 2ⁿ stays a normal number.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const ROUNDING: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
+    const LN2_HIGH: f32 = 0.693_145_75;
+    const LN2_LOW: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDING;
+    let n = shifted - ROUNDING;
+    let r = x - n * LN2_HIGH - n * LN2_LOW;
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // `shifted`'s low mantissa bits hold n itself; integer arithmetic on them
+    // (rather than a saturating float-to-int cast) keeps the loop vectorised.
+    let exponent = shifted.to_bits().wrapping_sub(ROUNDING.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(exponent)
+}
+
+/// GELU and its slope from one exponential: Φ(z) by Abramowitz & Stegun
+/// 7.1.26 (|error| < 1.5e-7), φ(z) = e^{−z²/2}/√(2π).
+#[inline(always)]
+fn gelu(z: f32) -> (f32, f32) {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
+    let u = z.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    // Clamped where the result is discarded anyway (|z| > 12.6), so no lane
+    // computes a subnormal (see GELU_ZERO_BELOW).
+    let gauss = exp((-0.5 * z * z).max(-80.0));
+    let t = 1.0 / (1.0 + P * u);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    // The lower tail directly, so Φ keeps its relative accuracy for negative z.
+    let tail = 0.5 * poly * gauss;
+    let cdf = if z < 0.0 { tail } else { 1.0 - tail };
+    let density = gauss * 0.398_942_3; // 1/√(2π)
+    if z < GELU_ZERO_BELOW { (0.0, 0.0) } else { (z * cdf, cdf + z * density) }
+}
+
+/// Below this, GELU and its slope are taken as exactly zero (they are under
+/// 1e-17 there). Left alone they fall to subnormal numbers near z = −13, and
+/// every product that touches a subnormal costs a microcode assist on Intel
+/// CPUs: a network trained into that range ran 5× slower (PERF.md). Even the
+/// product of two slopes at the cut (1e-34) stays a normal number.
+const GELU_ZERO_BELOW: f32 = -9.0;
+
+/// Below this, SiLU and its slope are taken as zero (under 2e-16): e^{−z}
+/// clamped at e^{88} would otherwise give a subnormal sigmoid.
+const SILU_ZERO_BELOW: f32 = -40.0;
+
+#[inline(always)]
+fn silu(z: f32) -> (f32, f32) {
+    let sigmoid = 1.0 / (1.0 + exp(-z));
+    if z < SILU_ZERO_BELOW { (0.0, 0.0) } else { (z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))) }
+}
+
+#[inline(always)]
+fn relu(z: f32) -> (f32, f32) {
+    if z > 0.0 { (z, 1.0) } else { (0.0, 0.0) }
+}
+
+#[inline(always)]
+fn tanh(z: f32) -> (f32, f32) {
+    let e = exp(-2.0 * z.abs());
+    let value = ((1.0 - e) / (1.0 + e)).copysign(z);
+    (value, 1.0 - value * value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_activation_gives_a_subnormal_value_or_slope() {
+        // A subnormal anywhere in the network slows every product it enters by
+        // an order of magnitude on Intel CPUs.
+        for i in -20_000..=20_000 {
+            let z = i as f32 * 0.01;
+            for f in [gelu, silu, relu, tanh] {
+                let (value, slope) = f(z);
+                assert!(!value.is_subnormal() && !slope.is_subnormal(), "z = {z}: ({value}, {slope})");
+            }
+        }
+        assert_eq!(gelu(-9.5), (0.0, 0.0));
+        assert!(gelu(-8.9).0 < 0.0 && gelu(-8.9).0 > -1e-16);
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        for i in -800..=800 {
+            let x = i as f32 * 0.1;
+            let relative = (exp(x) - x.exp()).abs() / x.exp();
+            assert!(relative < 4e-7, "exp({x}): {} vs {}", exp(x), x.exp());
+        }
+    }
+}
