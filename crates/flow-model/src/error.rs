@@ -1,3 +1,5 @@
+//! The one error type of flow-model.
+
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, ModelError>;
@@ -34,4 +36,6 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
     #[error("native kernels: {0}")]
     Native(#[from] flow_native::NativeError),
+    #[error(transparent)]
+    Ode(#[from] flow_ode::OdeError),
 }

@@ -1,10 +1,12 @@
+//! Points on a device as solver states, and integrating host points through a network.
+
 use std::cell::RefCell;
 
 use flow_ode::{State, VelocityField};
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
-use crate::VelocityNet;
+use crate::{ModelError, Result, VelocityNet};
 
 /// A batch of positions (n × d) living on a device: flow-ode's state type for
 /// the network. Every operation stays on the tensor's device.
@@ -46,12 +48,13 @@ pub fn array_to_tensor(points: &Array2<f32>, kind: Kind, device: Device) -> Tens
 }
 
 /// A 2-D tensor back to host `f32` points.
-pub fn tensor_to_array(tensor: &Tensor) -> Array2<f32> {
+pub fn tensor_to_array(tensor: &Tensor) -> Result<Array2<f32>> {
     let size = tensor.size();
     let (rows, cols) = (size[0] as usize, size.get(1).copied().unwrap_or(1) as usize);
     let host = tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
-    let flat = Vec::<f32>::try_from(&host).unwrap_or_default();
-    Array2::from_shape_vec((rows, cols), flat).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+    let flat = Vec::<f32>::try_from(&host)?;
+    Array2::from_shape_vec((rows, cols), flat)
+        .map_err(|e| ModelError::Config(format!("a {rows} × {cols} tensor read back wrongly: {e}")))
 }
 
 /// The end points, cost and (optionally) path of integrating host points through a network.
@@ -62,16 +65,17 @@ pub struct PointsSolution {
 }
 
 /// Integrates host points through `net`: on flow-native's CPU kernels when
-/// the network fits them (CPU, f32, raw time), else on its libtorch device,
-/// copying to and from the device once (and once per recorded state).
+/// the network fits them (CPU, f32, raw time) and a SIMD kernel is there,
+/// else on its libtorch device, copying to and from the device once (and
+/// once per recorded state).
 pub fn integrate_points(
     net: &VelocityNet,
     start: &Array2<f32>,
     grid: &flow_ode::TimeGrid,
     solver: flow_ode::Solver,
     record: flow_ode::Record,
-) -> flow_ode::Result<PointsSolution> {
-    if let Some(field) = NativeField::new(net, start.ncols()) {
+) -> Result<PointsSolution> {
+    if let Some(field) = NativeField::new(net, start.ncols())? {
         let solution = flow_ode::integrate(&field, start.clone(), grid, solver, record)?;
         return Ok(PointsSolution {
             points: solution.state,
@@ -81,11 +85,9 @@ pub fn integrate_points(
     }
     let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
     let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
-    Ok(PointsSolution {
-        points: tensor_to_array(&solution.state.0),
-        nfe: solution.nfe,
-        trajectory: solution.trajectory.iter().map(|(t, x)| (*t, tensor_to_array(&x.0))).collect(),
-    })
+    let trajectory =
+        solution.trajectory.iter().map(|(t, x)| Ok((*t, tensor_to_array(&x.0)?))).collect::<Result<_>>()?;
+    Ok(PointsSolution { points: tensor_to_array(&solution.state.0)?, nfe: solution.nfe, trajectory })
 }
 
 /// A network on flow-native's kernels, as a velocity field over host points.
@@ -95,15 +97,18 @@ pub struct NativeField {
 }
 
 impl NativeField {
-    /// `None` when the network does not fit the native kernels or its
-    /// dimension is not `dim` (callers then use libtorch, which reports it).
-    pub fn new(net: &VelocityNet, dim: usize) -> Option<NativeField> {
-        if net.config().dim != dim {
-            return None;
+    /// `None` when the network does not fit the native kernels, only the
+    /// portable kernel is there (libtorch is faster), or its dimension is not
+    /// `dim` (callers then use libtorch, which reports it); an error when
+    /// `FLOWMATCH_KERNEL` names a kernel this CPU cannot run.
+    pub fn new(net: &VelocityNet, dim: usize) -> Result<Option<NativeField>> {
+        let kernel = flow_native::Kernel::requested()?;
+        if net.config().dim != dim || !kernel.is_fast() {
+            return Ok(None);
         }
-        let mlp = net.to_native().ok()?;
-        let workspace = flow_native::Workspace::new(tch::get_num_threads().max(1) as usize).ok()?;
-        Some(NativeField { mlp, workspace: RefCell::new(workspace) })
+        let Ok(mlp) = net.to_native() else { return Ok(None) };
+        let workspace = flow_native::Workspace::with_kernel(tch::get_num_threads().max(1) as usize, kernel)?;
+        Ok(Some(NativeField { mlp, workspace: RefCell::new(workspace) }))
     }
 }
 

@@ -183,7 +183,7 @@ fn host_tensor_conversions_round_trip() {
     let points = array![[1.5f32, -2.0], [0.25, 4.0], [3.0, 0.0]];
     let tensor = array_to_tensor(&points, Kind::Float, Device::Cpu);
     assert_eq!(tensor.size(), [3, 2]);
-    assert_eq!(tensor_to_array(&tensor), points);
+    assert_eq!(tensor_to_array(&tensor).unwrap(), points);
 }
 
 #[test]
@@ -260,7 +260,7 @@ fn native_kernels_agree_with_libtorch() {
     }
     // Host points through both paths of integrate_points: the native one, and libtorch's for f64.
     let model = net(ModelConfig::default(), 9);
-    let start = tensor_to_array(&Tensor::randn([300, 2], (Kind::Float, Device::Cpu)));
+    let start = tensor_to_array(&Tensor::randn([300, 2], (Kind::Float, Device::Cpu))).unwrap();
     let grid = TimeGrid::uniform(20).expect("grid");
     let native =
         flow_model::integrate_points(&model, &start, &grid, Solver::Rk4, Record::Nothing).expect("native");

@@ -46,7 +46,7 @@ pub(crate) fn activate(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn activate_avx512(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
-    activate_portable(activation, values, slopes)
+    activate_with::<true>(activation, values, slopes)
 }
 
 /// # Safety
@@ -54,19 +54,31 @@ unsafe fn activate_avx512(activation: Activation, values: &mut [f32], slopes: Op
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn activate_avx2(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
-    activate_portable(activation, values, slopes)
+    activate_with::<true>(activation, values, slopes)
+}
+
+/// Without SIMD kernels; aarch64 has fused multiply-add in its baseline.
+fn activate_portable(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
+    activate_with::<{ cfg!(target_arch = "aarch64") }>(activation, values, slopes)
 }
 
 /// Branch-free element functions, so the loops vectorise; without slopes the
-/// compiler drops the derivative's arithmetic.
+/// compiler drops the derivative's arithmetic. `FMA`: the caller's
+/// instruction set fuses multiply-adds (elsewhere `mul_add` is a library call).
 #[inline(always)]
-fn activate_portable(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
+fn activate_with<const FMA: bool>(activation: Activation, values: &mut [f32], slopes: Option<&mut [f32]>) {
     match activation {
-        Activation::Gelu => each(values, slopes, gelu),
-        Activation::Silu => each(values, slopes, silu),
+        Activation::Gelu => each(values, slopes, gelu::<FMA>),
+        Activation::Silu => each(values, slopes, silu::<FMA>),
         Activation::Relu => each(values, slopes, relu),
-        Activation::Tanh => each(values, slopes, tanh),
+        Activation::Tanh => each(values, slopes, tanh::<FMA>),
     }
+}
+
+/// a·b + c, in one rounding where the instruction set has it.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 #[inline(always)]
@@ -89,16 +101,17 @@ fn each(values: &mut [f32], slopes: Option<&mut [f32]>, f: impl Fn(f32) -> (f32,
 /// remainder, times 2ⁿ built from its exponent bits. x is clamped to
 /// [−87, 88] so 2ⁿ stays a normal number.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+pub(crate) fn exp<const FMA: bool>(x: f32) -> f32 {
     const ROUNDING: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
     const LN2_HIGH: f32 = 0.693_145_75;
     const LN2_LOW: f32 = 1.428_606_8e-6;
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUNDING;
+    let shifted = madd::<FMA>(x, std::f32::consts::LOG2_E, ROUNDING);
     let n = shifted - ROUNDING;
-    let r = x - n * LN2_HIGH - n * LN2_LOW;
-    let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let r = madd::<FMA>(-n, LN2_LOW, madd::<FMA>(-n, LN2_HIGH, x));
+    let p = [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0]
+        .into_iter()
+        .fold(1.0 / 720.0, |acc, coefficient| madd::<FMA>(acc, r, coefficient));
     // `shifted`'s low mantissa bits hold n itself; integer arithmetic on them
     // (rather than a saturating float-to-int cast) keeps the loop vectorised.
     let exponent = shifted.to_bits().wrapping_sub(ROUNDING.to_bits()).wrapping_add(127) << 23;
@@ -108,20 +121,20 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// GELU and its slope from one exponential: Φ(z) by Abramowitz & Stegun
 /// 7.1.26 (|error| < 1.5e-7), φ(z) = e^{−z²/2}/√(2π).
 #[inline(always)]
-fn gelu(z: f32) -> (f32, f32) {
+fn gelu<const FMA: bool>(z: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
     let u = z.abs() * std::f32::consts::FRAC_1_SQRT_2;
     // Clamped where the result is discarded anyway (|z| > 12.6), so no lane
     // computes a subnormal (see GELU_ZERO_BELOW).
-    let gauss = exp((-0.5 * z * z).max(-80.0));
-    let t = 1.0 / (1.0 + P * u);
-    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let gauss = exp::<FMA>((-0.5 * z * z).max(-80.0));
+    let t = 1.0 / madd::<FMA>(P, u, 1.0);
+    let poly = t * [A[3], A[2], A[1], A[0]].into_iter().fold(A[4], |acc, a| madd::<FMA>(acc, t, a));
     // The lower tail directly, so Φ keeps its relative accuracy for negative z.
     let tail = 0.5 * poly * gauss;
     let cdf = if z < 0.0 { tail } else { 1.0 - tail };
     let density = gauss * 0.398_942_3; // 1/√(2π)
-    if z < GELU_ZERO_BELOW { (0.0, 0.0) } else { (z * cdf, cdf + z * density) }
+    if z < GELU_ZERO_BELOW { (0.0, 0.0) } else { (z * cdf, madd::<FMA>(z, density, cdf)) }
 }
 
 /// Below this, GELU and its slope are taken as exactly zero (they are under
@@ -136,8 +149,8 @@ const GELU_ZERO_BELOW: f32 = -9.0;
 const SILU_ZERO_BELOW: f32 = -40.0;
 
 #[inline(always)]
-fn silu(z: f32) -> (f32, f32) {
-    let sigmoid = 1.0 / (1.0 + exp(-z));
+fn silu<const FMA: bool>(z: f32) -> (f32, f32) {
+    let sigmoid = 1.0 / (1.0 + exp::<FMA>(-z));
     if z < SILU_ZERO_BELOW { (0.0, 0.0) } else { (z * sigmoid, sigmoid * (1.0 + z * (1.0 - sigmoid))) }
 }
 
@@ -147,8 +160,8 @@ fn relu(z: f32) -> (f32, f32) {
 }
 
 #[inline(always)]
-fn tanh(z: f32) -> (f32, f32) {
-    let e = exp(-2.0 * z.abs());
+fn tanh<const FMA: bool>(z: f32) -> (f32, f32) {
+    let e = exp::<FMA>(-2.0 * z.abs());
     let value = ((1.0 - e) / (1.0 + e)).copysign(z);
     (value, 1.0 - value * value)
 }
@@ -163,21 +176,25 @@ mod tests {
         // an order of magnitude on Intel CPUs.
         for i in -20_000..=20_000 {
             let z = i as f32 * 0.01;
-            for f in [gelu, silu, relu, tanh] {
+            let functions: [fn(f32) -> (f32, f32); 7] =
+                [gelu::<false>, gelu::<true>, silu::<false>, silu::<true>, relu, tanh::<false>, tanh::<true>];
+            for f in functions {
                 let (value, slope) = f(z);
                 assert!(!value.is_subnormal() && !slope.is_subnormal(), "z = {z}: ({value}, {slope})");
             }
         }
-        assert_eq!(gelu(-9.5), (0.0, 0.0));
-        assert!(gelu(-8.9).0 < 0.0 && gelu(-8.9).0 > -1e-16);
+        assert_eq!(gelu::<false>(-9.5), (0.0, 0.0));
+        assert!(gelu::<false>(-8.9).0 < 0.0 && gelu::<false>(-8.9).0 > -1e-16);
     }
 
     #[test]
     fn exp_matches_std() {
         for i in -800..=800 {
             let x = i as f32 * 0.1;
-            let relative = (exp(x) - x.exp()).abs() / x.exp();
-            assert!(relative < 4e-7, "exp({x}): {} vs {}", exp(x), x.exp());
+            for ours in [exp::<false>(x), exp::<true>(x)] {
+                let relative = (ours - x.exp()).abs() / x.exp();
+                assert!(relative < 4e-7, "exp({x}): {ours} vs {}", x.exp());
+            }
         }
     }
 }

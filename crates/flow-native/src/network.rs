@@ -146,7 +146,7 @@ impl Workspace {
         let outputs = mlp.outputs();
         let mut result = Vec::with_capacity(rows * outputs);
         for start in (0..rows).step_by(WAVE_ROWS) {
-            let count = self.size_blocks(mlp, start, WAVE_ROWS.min(rows - start));
+            let count = size_blocks(&mut self.blocks, mlp, start, WAVE_ROWS.min(rows - start));
             let (kernel, transposed) = (self.kernel, &self.transposed);
             let blocks = &mut self.blocks[..count];
             self.threads.install(|| {
@@ -165,52 +165,55 @@ impl Workspace {
     /// `targets` (rows × outputs), averaged over every element as PyTorch's
     /// `mse_loss` does, and its gradient in the flat parameter layout.
     pub fn loss_and_gradient(&mut self, mlp: &Mlp, inputs: &[f32], targets: &[f32]) -> Result<(f32, &[f32])> {
+        let ((loss, _), ()) = self.loss_and_gradient_while(mlp, inputs, targets, || ())?;
+        Ok((loss, &self.gradient))
+    }
+
+    /// As [`Workspace::loss_and_gradient`], running `meanwhile` on the calling
+    /// thread while the pool computes (a trainer draws its next batch there:
+    /// otherwise the pool would wait for it, a quarter of a step on 2 cores).
+    pub fn loss_and_gradient_while<T>(
+        &mut self,
+        mlp: &Mlp,
+        inputs: &[f32],
+        targets: &[f32],
+        meanwhile: impl FnOnce() -> T,
+    ) -> Result<((f32, &[f32]), T)> {
         let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
         let target_rows = check_rows(targets.len(), mlp.outputs(), "targets")?;
         if rows != target_rows || rows == 0 {
             return Err(NativeError::Shape(format!("{rows} input rows against {target_rows} target rows")));
         }
         self.transpose_weights(mlp);
-        self.gradient.clear();
-        self.gradient.resize(mlp.parameters.len(), 0.0);
+        let Workspace { kernel, threads, blocks, transposed, gradient } = self;
+        let (kernel, transposed) = (*kernel, &*transposed);
+        gradient.clear();
+        gradient.resize(mlp.parameters.len(), 0.0);
         let scale = 2.0 / (rows * mlp.outputs()) as f32;
         let mut squared_error = 0.0;
-        for start in (0..rows).step_by(WAVE_ROWS) {
-            let count = self.size_blocks(mlp, start, WAVE_ROWS.min(rows - start));
-            let (kernel, transposed) = (self.kernel, &self.transposed);
-            let blocks = &mut self.blocks[..count];
-            self.threads.install(|| {
-                blocks.par_iter_mut().for_each(|block| {
-                    forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
-                    backward_block(kernel, mlp, inputs, targets, scale, block);
-                });
-            });
-            // Block by block in row order, whatever the wave and thread layout.
-            for block in &self.blocks[..count] {
-                squared_error += block.squared_error;
-                for (total, &part) in self.gradient.iter_mut().zip(&block.gradient) {
-                    *total += part;
+        let mut side = None;
+        threads.in_place_scope(|scope| {
+            scope.spawn(|_| {
+                for start in (0..rows).step_by(WAVE_ROWS) {
+                    let count = size_blocks(blocks, mlp, start, WAVE_ROWS.min(rows - start));
+                    blocks[..count].par_iter_mut().for_each(|block| {
+                        forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
+                        backward_block(kernel, mlp, inputs, targets, scale, block);
+                    });
+                    // Block by block in row order, whatever the wave and thread layout.
+                    for block in &blocks[..count] {
+                        squared_error += block.squared_error;
+                        for (total, &part) in gradient.iter_mut().zip(&block.gradient) {
+                            *total += part;
+                        }
+                    }
                 }
-            }
-        }
+            });
+            side = Some(meanwhile());
+        });
         let loss = (squared_error / (rows * mlp.outputs()) as f64) as f32;
-        Ok((loss, &self.gradient))
-    }
-
-    /// Blocks for the `rows` rows from `start` (at most one wave).
-    /// Returns how many of `self.blocks` are in use; the rest keep their buffers
-    /// for the next full wave (freeing them made every call re-zero megabytes).
-    fn size_blocks(&mut self, mlp: &Mlp, start: usize, rows: usize) -> usize {
-        let count = rows.div_ceil(BLOCK_ROWS);
-        if self.blocks.len() < count {
-            self.blocks.resize_with(count, Block::default);
-        }
-        for (i, block) in self.blocks[..count].iter_mut().enumerate() {
-            block.start = start + i * BLOCK_ROWS;
-            block.rows = BLOCK_ROWS.min(rows - i * BLOCK_ROWS);
-            resize_block(block, mlp);
-        }
-        count
+        let side = side.expect("in_place_scope runs its body");
+        Ok(((loss, &self.gradient), side))
     }
 
     /// Each weight transposed (in × out), for the forward products.
@@ -228,6 +231,22 @@ impl Workspace {
             }
         }
     }
+}
+
+/// Blocks for the `rows` rows from `start` (at most one wave).
+/// Returns how many of `blocks` are in use; the rest keep their buffers
+/// for the next full wave (freeing them made every call re-zero megabytes).
+fn size_blocks(blocks: &mut Vec<Block>, mlp: &Mlp, start: usize, rows: usize) -> usize {
+    let count = rows.div_ceil(BLOCK_ROWS);
+    if blocks.len() < count {
+        blocks.resize_with(count, Block::default);
+    }
+    for (i, block) in blocks[..count].iter_mut().enumerate() {
+        block.start = start + i * BLOCK_ROWS;
+        block.rows = BLOCK_ROWS.min(rows - i * BLOCK_ROWS);
+        resize_block(block, mlp);
+    }
+    count
 }
 
 fn check_rows(len: usize, width: usize, what: &str) -> Result<usize> {

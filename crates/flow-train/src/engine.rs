@@ -10,7 +10,8 @@ use crate::{FlatAdam, Result, TrainError};
 /// Which code trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// Native kernels where they apply (CPU, f32, raw time), libtorch elsewhere.
+    /// Native kernels where they apply (CPU, f32, raw time) and beat libtorch
+    /// (a SIMD kernel: AVX-512, AVX2 or NEON), libtorch elsewhere.
     #[default]
     Auto,
     Libtorch,
@@ -37,11 +38,11 @@ impl Backend {
         }
     }
 
-    /// The backend that will actually train `net`; asking for `native` on a
-    /// network the kernels cannot run is an error that says why.
-    pub fn resolve(self, net: &VelocityNet) -> Result<Backend> {
+    /// The backend that will actually train `net` with native `kernel`; asking
+    /// for `native` on a network the kernels cannot run is an error that says why.
+    pub fn resolve(self, net: &VelocityNet, kernel: flow_native::Kernel) -> Result<Backend> {
         match self {
-            Backend::Auto if net.to_native().is_ok() => Ok(Backend::Native),
+            Backend::Auto if kernel.is_fast() && net.to_native().is_ok() => Ok(Backend::Native),
             Backend::Auto | Backend::Libtorch => Ok(Backend::Libtorch),
             Backend::Native => {
                 net.to_native()?;
@@ -79,15 +80,24 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// An engine training `net` from its current weights; `ema` keeps an average.
-    pub fn new(net: &VelocityNet, backend: Backend, lr: f64, ema: bool) -> Result<Engine> {
-        Ok(match backend.resolve(net)? {
+    pub fn new(
+        net: &VelocityNet,
+        backend: Backend,
+        kernel: flow_native::Kernel,
+        lr: f64,
+        ema: bool,
+    ) -> Result<Engine> {
+        Ok(match backend.resolve(net, kernel)? {
             Backend::Native => {
                 let mlp = net.to_native()?;
                 let count = mlp.parameters().len();
                 Engine::Native {
                     average: ema.then(|| mlp.parameters().to_vec()),
                     mlp: Box::new(mlp),
-                    workspace: flow_native::Workspace::new(tch::get_num_threads().max(1) as usize)?,
+                    workspace: flow_native::Workspace::with_kernel(
+                        tch::get_num_threads().max(1) as usize,
+                        kernel,
+                    )?,
                     adam: flow_native::Adam::new(count, lr),
                     pending: Vec::new(),
                     inputs: Vec::new(),
@@ -109,16 +119,18 @@ impl Engine {
         }
     }
 
-    /// One regression step of v(xₜ, t) onto x₁ − x₀ at rate `lr`.
-    pub fn step(
+    /// One regression step of v(xₜ, t) onto x₁ − x₀ at rate `lr`; `meanwhile`
+    /// runs on this thread while the native kernels compute (after the step
+    /// on libtorch), and its result is returned.
+    pub fn step<T>(
         &mut self,
         net: &mut VelocityNet,
         batch: &Batch,
         times: &[f32],
-        lr: f64,
-        ema: Option<f64>,
-    ) -> Result<()> {
-        match (self, batch) {
+        (lr, ema): (f64, Option<f64>),
+        meanwhile: impl FnOnce() -> T,
+    ) -> Result<T> {
+        let side = match (self, batch) {
             (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1 }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
@@ -135,13 +147,15 @@ impl Engine {
                     });
                 }
                 pending.push(loss.detach());
+                meanwhile()
             }
             (
                 Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
                 Batch::Host { x0, x1 },
             ) => {
                 straight_line_batch(x0, x1, times, inputs, targets);
-                let (loss, gradient) = workspace.loss_and_gradient(mlp, inputs, targets)?;
+                let ((loss, gradient), side) =
+                    workspace.loss_and_gradient_while(mlp, inputs, targets, meanwhile)?;
                 adam.lr = lr;
                 adam.update(mlp.parameters_mut(), gradient);
                 if let (Some(average), Some(decay)) = (average, ema) {
@@ -151,10 +165,19 @@ impl Engine {
                     }
                 }
                 pending.push(loss);
+                side
             }
             _ => return Err(TrainError::Config("a batch in the wrong place for the training engine".into())),
+        };
+        Ok(side)
+    }
+
+    /// The native kernel computing the steps, if this engine is native.
+    pub fn kernel(&self) -> Option<flow_native::Kernel> {
+        match self {
+            Engine::Libtorch { .. } => None,
+            Engine::Native { workspace, .. } => Some(workspace.kernel()),
         }
-        Ok(())
     }
 
     /// Where this engine wants its batches.

@@ -29,6 +29,7 @@ mod trainer;
 pub use adam::FlatAdam;
 pub use engine::Backend;
 pub use error::{Result, TrainError};
+pub use flow_native::Kernel;
 pub use pairs::{Batch, PairMode, PairSource, Place, TeacherSettings};
 pub use quality::{FLOOR_DRAWS, Quality, QualityProbe, STRAIGHTNESS_STEPS};
 pub use reflow::{ReflowSettings, reflow};

@@ -29,9 +29,20 @@ pub struct RunOptions {
     pub label: String,
     /// Extra header entries for saved models (dataset, settings, …).
     pub metadata: BTreeMap<String, String>,
+    /// The native kernel; `None`: [`flow_native::Kernel::requested`] (the
+    /// fastest this CPU has, or what `FLOWMATCH_KERNEL` names).
+    pub kernel: Option<flow_native::Kernel>,
 }
 
 impl RunOptions {
+    /// The native kernel this run uses (see [`RunOptions::kernel`]).
+    pub fn kernel(&self) -> Result<flow_native::Kernel> {
+        match self.kernel {
+            Some(kernel) => Ok(kernel),
+            None => Ok(flow_native::Kernel::requested()?),
+        }
+    }
+
     pub fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::engine::{Backend, Engine};
 use crate::run::{self, LOSSES_FILE, MODEL_FILE, RunOptions, STATE_FILE};
-use crate::{PairSource, Result, TimeSampling, TrainError};
+use crate::{Batch, PairSource, Result, TimeSampling, TrainError};
 
 /// How the learning rate changes over a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +182,8 @@ pub struct TrainReport {
     pub interrupted: bool,
     /// The code that trained: `libtorch` or `native`.
     pub backend: &'static str,
+    /// The native kernel that trained (`avx512`, `avx2`, …), when `backend` is `native`.
+    pub kernel: Option<&'static str>,
 }
 
 /// Losses are read back from the device this often: the non-finite check does
@@ -214,7 +216,7 @@ pub fn train(
     if let Some(dir) = &options.out_dir {
         run::create_dir(dir)?;
     }
-    let mut engine = Engine::new(net, config.backend, config.lr, config.ema.is_some())?;
+    let mut engine = Engine::new(net, config.backend, options.kernel()?, config.lr, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
     let mut losses = Vec::with_capacity(config.steps);
     if options.resume {
@@ -234,16 +236,27 @@ pub fn train(
         "training"
     );
 
+    let draw = |rng: &mut ChaCha8Rng| -> Result<(Batch, Vec<f32>)> {
+        let batch = pairs.next_batch(config.batch_size, rng, place)?;
+        let times = (0..config.batch_size).map(|_| config.time_sampling.draw(rng) as f32).collect();
+        Ok((batch, times))
+    };
+    // Each step draws the next step's batch while the native kernels compute,
+    // so `rng` runs one batch ahead; `consumed` is its position after the
+    // batches actually trained on, which is what a checkpoint records.
+    let mut consumed = rng.clone();
+    let mut upcoming = if started_at < config.steps { Some(draw(&mut rng)?) } else { None };
     for step in started_at..config.steps {
         if options.stop_requested() {
             interrupted = true;
             break;
         }
-        let batch = pairs.next_batch(config.batch_size, &mut rng, place)?;
-        let times: Vec<f32> =
-            (0..config.batch_size).map(|_| config.time_sampling.draw(&mut rng) as f32).collect();
+        let (batch, times) = upcoming.take().expect("a batch is drawn ahead of every step");
+        consumed = rng.clone();
         let lr = config.lr_schedule.rate(config.lr, step, config.steps);
-        engine.step(net, &batch, &times, lr, config.ema)?;
+        let last = step + 1 == config.steps;
+        upcoming = engine
+            .step(net, &batch, &times, (lr, config.ema), || (!last).then(|| draw(&mut rng)).transpose())??;
 
         let done = step + 1;
         if done.is_multiple_of(LOSS_READBACK) || done == config.steps {
@@ -258,11 +271,11 @@ pub fn train(
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
             engine.drain_losses(&mut losses)?;
-            save(net, &engine, &rng, &losses, options)?;
+            save(net, &engine, &consumed, &losses, options)?;
         }
     }
     engine.drain_losses(&mut losses)?;
-    save(net, &engine, &rng, &losses, options)?;
+    save(net, &engine, &consumed, &losses, options)?;
     engine.publish(net)?;
     bar.finish_and_clear();
     let seconds = clock.elapsed().as_secs_f64();
@@ -275,6 +288,7 @@ pub fn train(
         seconds,
         interrupted,
         backend: engine.backend().name(),
+        kernel: engine.kernel().map(flow_native::Kernel::name),
     })
 }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use flow_model::{ModelConfig, VelocityNet, integrate_points};
 use flow_ode::{Record, Solver, TimeGrid};
+use flow_train::Kernel;
 use flow_train::{
     Backend, PairMode, PairSource, QualityProbe, Recipe, ReflowSettings, RunOptions, TeacherSettings,
     TimeSampling, TrainConfig,
@@ -93,7 +94,11 @@ fn pytorch(python: &Path, threads: i32, sizes: &Sizes, samples: &PathBuf) -> Res
 }
 
 struct Ours {
+    /// What `--backend auto` trains with on this machine, and its rate.
+    auto_backend: String,
     flow_steps_per_s: f64,
+    /// Every native kernel this CPU supports, fastest first.
+    kernel_flow_steps_per_s: Vec<(Kernel, f64)>,
     libtorch_flow_steps_per_s: f64,
     flow_seconds: f64,
     online_steps_per_s: f64,
@@ -133,13 +138,25 @@ fn reflow_config(steps: usize, recipe: Recipe) -> TrainConfig {
     }
 }
 
-/// Steps per second of a short flow-matching run (after a warm-up) on `backend`.
-fn flow_rate(device: tch::Device, steps: usize, backend: Backend) -> Result<f64> {
+/// Steps per second of a short flow-matching run (after a warm-up) on
+/// `backend` (with `kernel` when native), and what trained.
+fn flow_rate(
+    device: tch::Device,
+    steps: usize,
+    backend: Backend,
+    kernel: Option<Kernel>,
+) -> Result<(f64, String)> {
     let pairs = PairSource::independent(gaussian()?, spiral()?)?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), device)?;
-    flow_train::train(&mut net, &pairs, &config(20, Recipe::Post, backend), &quiet())?;
-    Ok(flow_train::train(&mut net, &pairs, &config(steps, Recipe::Post, backend), &quiet())?.steps_per_second)
+    let options = RunOptions { kernel, ..quiet() };
+    flow_train::train(&mut net, &pairs, &config(20, Recipe::Post, backend), &options)?;
+    let report = flow_train::train(&mut net, &pairs, &config(steps, Recipe::Post, backend), &options)?;
+    let label = match report.kernel {
+        Some(kernel) => format!("{} {kernel}", report.backend),
+        None => report.backend.to_owned(),
+    };
+    Ok((report.steps_per_second, label))
 }
 
 /// Flow matching then pooled reflow with `recipe`; the seconds each took.
@@ -166,8 +183,15 @@ fn train_both(
 }
 
 fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
-    let flow_steps_per_s = flow_rate(device, sizes.timed_steps, Backend::Auto)?;
-    let libtorch_flow_steps_per_s = flow_rate(device, sizes.timed_steps, Backend::Libtorch)?;
+    let (flow_steps_per_s, auto_backend) = flow_rate(device, sizes.timed_steps, Backend::Auto, None)?;
+    let mut kernel_flow_steps_per_s = Vec::new();
+    if device == tch::Device::Cpu {
+        for kernel in Kernel::supported() {
+            let (rate, _) = flow_rate(device, sizes.timed_steps, Backend::Native, Some(kernel))?;
+            kernel_flow_steps_per_s.push((kernel, rate));
+        }
+    }
+    let (libtorch_flow_steps_per_s, _) = flow_rate(device, sizes.timed_steps, Backend::Libtorch, None)?;
     let (post, flow_seconds, reflow_pool_seconds) = train_both(device, sizes, Recipe::Post)?;
     let (tuned, _, _) = train_both(device, sizes, Recipe::Tuned)?;
     let flow = &post.0;
@@ -210,7 +234,9 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
     integrate_points(flow, &start, &grid, Solver::Rk4, Record::Nothing)?;
     let rk4_seconds = clock.elapsed().as_secs_f64();
     Ok(Ours {
+        auto_backend,
         flow_steps_per_s,
+        kernel_flow_steps_per_s,
         libtorch_flow_steps_per_s,
         flow_seconds,
         online_steps_per_s,
@@ -248,19 +274,28 @@ fn table(
     sizes: &Sizes,
 ) -> Result<String> {
     let post_reflow_seconds = number(theirs, "reflow_online_seconds")?;
-    let rows: Vec<(String, f64, f64, bool)> = vec![
-        (
-            format!("flow-matching training, steps/s (batch {BATCH})"),
-            ours.flow_steps_per_s,
-            number(theirs, "flow_steps_per_s")?,
+    let theirs_flow = number(theirs, "flow_steps_per_s")?;
+    let mut rows: Vec<(String, f64, f64, bool)> = vec![(
+        format!("flow-matching training, steps/s (batch {BATCH}), `--backend auto` ({})", ours.auto_backend),
+        ours.flow_steps_per_s,
+        theirs_flow,
+        true,
+    )];
+    for &(kernel, rate) in &ours.kernel_flow_steps_per_s {
+        rows.push((
+            format!("… native kernel `{kernel}` (`FLOWMATCH_KERNEL={kernel}`)"),
+            rate,
+            theirs_flow,
             true,
-        ),
-        (
-            format!("flow-matching training, steps/s (batch {BATCH}), ours on libtorch"),
-            ours.libtorch_flow_steps_per_s,
-            number(theirs, "flow_steps_per_s")?,
-            true,
-        ),
+        ));
+    }
+    rows.push((
+        "… libtorch backend (`--backend libtorch`)".into(),
+        ours.libtorch_flow_steps_per_s,
+        theirs_flow,
+        true,
+    ));
+    rows.extend([
         (
             format!("flow matching, {} steps end to end (s)", sizes.flow_steps),
             ours.flow_seconds,
@@ -300,7 +335,7 @@ fn table(
             number(theirs, "rk4_100k_seconds")?,
             false,
         ),
-    ];
+    ]);
     let mut text = String::new();
     let _ = writeln!(text, "# Benchmark: flowmatch against PyTorch eager\n");
     let _ = writeln!(

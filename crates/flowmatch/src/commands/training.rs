@@ -21,6 +21,9 @@ struct RunRecord {
     version: &'static str,
     device: String,
     threads: i32,
+    /// What computed the steps: `libtorch`, or `native` with its kernel.
+    backend: &'static str,
+    kernel: Option<&'static str>,
     settings: serde_json::Value,
     seconds: f64,
     steps_per_second: f64,
@@ -56,6 +59,8 @@ fn record(
         version: env!("CARGO_PKG_VERSION"),
         device: device_label(device),
         threads: tch::get_num_threads(),
+        backend: report.backend,
+        kernel: report.kernel,
         settings,
         seconds: report.seconds,
         steps_per_second: report.steps_per_second,
@@ -127,6 +132,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         show_progress: true,
         label: "flow matching".into(),
         metadata,
+        kernel: None,
     };
     let report = flow_train::train(&mut net, &pairs, &config, &options)?;
     let settings = json!({
@@ -178,6 +184,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         show_progress: true,
         label: "reflow".into(),
         metadata,
+        kernel: None,
     };
     let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
     let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
