@@ -17,6 +17,9 @@ tasks:
   reproduce [args]     train what the post trained and write every figure into assets/figures
                        (args go to `flowmatch reproduce`: --quick, --retrain, --device, --out, --seed)
   bench [args]         speed against the PyTorch version of the post, then criterion benches
+  gpu-check [args]     on a machine whose libtorch sees a GPU: every test with the CUDA runs
+                       required, then CUDA against this CPU into assets/figures/gpu.md
+                       (args go to `flowmatch gpu-bench`); elsewhere one line and exit 0
   libtorch             only provision libtorch and print the LIBTORCH path
 ";
 
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
         "test" => tasks::test(rest),
         "reproduce" => tasks::reproduce(rest),
         "bench" => tasks::bench(rest),
+        "gpu-check" => tasks::gpu_check(rest),
         "libtorch" => libtorch::provision().map(|torch| println!("{}", torch.display())),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

@@ -31,8 +31,17 @@ pub fn test(extra: &[String]) -> Result<(), String> {
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy, "cargo clippy -D warnings")?;
 
+    let mut tests = test_command()?;
+    tests.args(["test", "--workspace"]).args(extra);
+    run(tests, "cargo test --workspace")?;
+    eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo test --workspace`, with the Python that lets the checkpoint test
+/// load our file in real PyTorch.
+fn test_command() -> Result<Command, String> {
     let mut tests = cargo()?;
-    // Lets the checkpoint test load our file in real PyTorch.
     if std::env::var_os("FLOWMATCH_TORCH_PYTHON").is_none() {
         match libtorch::python_with_torch() {
             Some(python) => {
@@ -43,10 +52,30 @@ pub fn test(extra: &[String]) -> Result<(), String> {
             }
         }
     }
-    tests.args(["test", "--workspace"]).args(extra);
-    run(tests, "cargo test --workspace")?;
-    eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(tests)
+}
+
+pub fn gpu_check(extra: &[String]) -> Result<(), String> {
+    let mut build = cargo()?;
+    build.args(["build", "--release", "--quiet", "--package", "flowmatch"]);
+    run(build, "cargo build --release -p flowmatch")?;
+    let binary = libtorch::project_root().join("target/release/flowmatch");
+    let listing = Command::new(&binary)
+        .arg("devices")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let devices = String::from_utf8_lossy(&listing.stdout).into_owned();
+    eprint!("{devices}");
+    if !devices.lines().any(|line| line.starts_with("cuda:")) {
+        println!("xtask: libtorch sees no CUDA device here; gpu-check has nothing to run");
+        return Ok(());
+    }
+    let mut tests = test_command()?;
+    tests.env("FLOWMATCH_REQUIRE_CUDA", "1").args(["test", "--workspace"]);
+    run(tests, "cargo test --workspace (CUDA runs required)")?;
+    let mut bench = cargo()?;
+    bench.args(["run", "--release", "--quiet", "--package", "flowmatch", "--", "gpu-bench"]).args(extra);
+    run(bench, "flowmatch gpu-bench")
 }
 
 pub fn reproduce(extra: &[String]) -> Result<(), String> {

@@ -18,6 +18,7 @@ mod device;
 mod error;
 mod mlp;
 mod state;
+pub mod testing;
 
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};

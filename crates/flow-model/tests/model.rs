@@ -293,3 +293,42 @@ fn native_kernels_refuse_what_they_cannot_run() {
     let mut model = net(ModelConfig::default(), 2);
     assert!(model.set_parameters(&[0.0; 3]).is_err());
 }
+
+/// The network, both kinds of solver and a checkpoint on `device` agree with the CPU.
+fn network_solvers_and_checkpoints_agree_with_the_cpu(device: Device) {
+    let cpu = net(ModelConfig::default(), 21);
+    let mut on_device = VelocityNet::new(ModelConfig::default(), device).expect("a network on the device");
+    on_device.copy_weights_from(&cpu).expect("same architecture");
+    assert_eq!(on_device.device(), device);
+    let x = Tensor::randn([512, 2], (Kind::Float, Device::Cpu));
+    let gap = |a: &Tensor, b: &Tensor| (a - b.to_device(Device::Cpu)).abs().max().double_value(&[]);
+    let velocity_gap = gap(&cpu.velocity_at(&x, 0.3), &on_device.velocity_at(&x.to_device(device), 0.3));
+    assert!(velocity_gap < 1e-5, "{device:?}: velocities differ by {velocity_gap}");
+
+    let grid = TimeGrid::uniform(20).expect("grid");
+    for solver in [Solver::Rk4, Solver::Dopri5 { rtol: 1e-5, atol: 1e-6 }] {
+        let here =
+            integrate(&cpu, TensorState(x.shallow_clone()), &grid, solver, Record::Nothing).expect("cpu");
+        let there = integrate(&on_device, TensorState(x.to_device(device)), &grid, solver, Record::Nothing)
+            .expect("device");
+        let end_gap = gap(&here.state.0, &there.state.0);
+        assert!(end_gap < 1e-4, "{device:?} {}: end points differ by {end_gap}", solver.name());
+    }
+    let start = tensor_to_array(&x).expect("host points");
+    let points = flow_model::integrate_points(&on_device, &start, &grid, Solver::Rk4, Record::Nothing)
+        .expect("host points through the device");
+    let reference =
+        flow_model::integrate_points(&cpu, &start, &grid, Solver::Rk4, Record::Nothing).expect("cpu");
+    let worst = (&points.points - &reference.points).fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(worst < 1e-4, "{device:?}: integrate_points differs by {worst}");
+
+    let dir = scratch(&format!("device-{}", flow_model::device_name(device)));
+    let path = dir.join("model.safetensors");
+    save(&on_device, &path, &BTreeMap::new()).expect("save from the device");
+    let loaded = load(&path, device).expect("load onto the device");
+    assert_eq!(loaded.net.device(), device);
+    let x_there = x.to_device(device);
+    assert!(loaded.net.velocity_at(&x_there, 0.6).equal(&on_device.velocity_at(&x_there, 0.6)));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+flow_model::test_device!(network_solvers_and_checkpoints_agree_with_the_cpu);

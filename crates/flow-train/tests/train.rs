@@ -291,3 +291,37 @@ fn native_backend_says_when_it_cannot_train_a_network() {
         train(&mut net, &flow_matching_pairs(), &short(5, 16), &RunOptions::default()).expect("trains");
     assert_eq!(report.backend, "libtorch");
 }
+
+/// Flow matching on `device` follows the CPU's libtorch run step by step (the
+/// same batches, so the same losses to rounding), and reflow runs there.
+fn training_and_reflow_agree_with_the_cpu(device: Device) {
+    let run = |device| {
+        // Initial weights from the CPU generator, so both runs start equal.
+        let start = fresh_net(3);
+        let mut net = VelocityNet::new(ModelConfig::default(), device).expect("a network on the device");
+        net.copy_weights_from(&start).expect("same architecture");
+        let config = TrainConfig { backend: Backend::Libtorch, ..short(100, 256) };
+        let report =
+            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+        assert_eq!(report.backend, "libtorch");
+        let weights =
+            Vec::<f32>::try_from(net.flat_parameters().detach().to_device(Device::Cpu)).expect("floats");
+        (net, report.losses, weights)
+    };
+    let (net, losses, weights) = run(device);
+    let (_, cpu_losses, cpu_weights) = run(Device::Cpu);
+    for (step, (a, b)) in losses.iter().zip(&cpu_losses).enumerate() {
+        assert!((a - b).abs() < 1e-3 * b, "{device:?} step {}: loss {a}, CPU {b}", step + 1);
+    }
+    let worst = weights.iter().zip(&cpu_weights).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "{device:?}: weights differ from the CPU run by {worst}");
+
+    let settings = ReflowSettings {
+        mode: PairMode::Pool(1024),
+        train: TrainConfig { backend: Backend::Libtorch, ..short(40, 256) },
+        ..ReflowSettings::default()
+    };
+    let (student, _) = reflow(&net, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    assert_eq!(student.device(), device);
+}
+flow_model::test_device!(training_and_reflow_agree_with_the_cpu);

@@ -62,6 +62,13 @@ pub enum Command {
         after_help = "Examples:\n  flowmatch bench --python .venv/bin/python\n  flowmatch bench --quick"
     )]
     Bench(BenchArgs),
+    /// List the CPU's native kernels and the GPUs libtorch sees.
+    Devices(DevicesArgs),
+    /// Time CUDA against this CPU on large batches, a teacher pool and a million samples.
+    #[command(
+        after_help = "Examples:\n  flowmatch gpu-bench\n  flowmatch gpu-bench --quick --out /tmp/gpu.md"
+    )]
+    GpuBench(GpuBenchArgs),
 }
 
 pub fn dataset(text: &str) -> Result<Dataset, String> {
@@ -366,6 +373,21 @@ pub struct ReproduceArgs {
     pub online_reflow: bool,
     /// Where figures, checkpoints and the report go.
     #[arg(long, default_value = "assets/figures")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub struct DevicesArgs {}
+
+#[derive(Args)]
+pub struct GpuBenchArgs {
+    /// Fewer steps and samples: a smoke run of the benchmark itself.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the table goes (Markdown).
+    #[arg(long, default_value = "assets/figures/gpu.md")]
     pub out: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,

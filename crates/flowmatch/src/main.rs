@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod commands;
 mod error;
+mod gpu_bench;
 mod reproduce;
 
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ fn run(command: Command) -> error::Result<()> {
         Command::Plot(args) => commands::plot(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Devices(args) => gpu_bench::devices(args),
+        Command::GpuBench(args) => gpu_bench::run(args),
     }
 }
 

@@ -426,3 +426,29 @@ fn quick_reproduce_writes_every_figure_at_its_size() {
     }
     scratch.assert_no_temp_files();
 }
+
+/// `train` and `sample` on `device` (the CLI's own device handling).
+fn trains_and_samples_on(device: tch::Device) {
+    let name = flow_model::device_name(device);
+    let scratch = Scratch::new(&format!("device-{name}"));
+    let out = scratch.path("run");
+    succeeds(&[
+        "train",
+        "--target",
+        "spiral",
+        "--steps",
+        "30",
+        "--batch-size",
+        "64",
+        "--device",
+        &name,
+        "--out",
+        &out,
+    ]);
+    let model = format!("{out}/model.safetensors");
+    let samples = scratch.path("samples.csv");
+    succeeds(&["sample", "--model", &model, "--n", "100", "--device", &name, "--out", &samples]);
+    assert_eq!(lines(&samples).len(), 101, "a header and 100 points");
+    scratch.assert_no_temp_files();
+}
+flow_model::test_device!(trains_and_samples_on);
