@@ -123,7 +123,10 @@ def main():
 
     model = network()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    out["flow_steps_per_s"] = rate(lambda: flow_matching_step(model, optimizer, batch), args.timed_steps, 20)
+    # Best of three timed windows, as for ours: this machine's timings vary from window to window.
+    out["flow_steps_per_s"] = max(
+        rate(lambda: flow_matching_step(model, optimizer, batch), args.timed_steps, 20) for _ in range(3)
+    )
 
     teacher = model
     student = network()

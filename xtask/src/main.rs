@@ -20,6 +20,9 @@ tasks:
   gpu-check [args]     on a machine whose libtorch sees a GPU: every test with the CUDA runs
                        required, then CUDA against this CPU into assets/figures/gpu.md
                        (args go to `flowmatch gpu-bench`); elsewhere one line and exit 0
+  test-aarch64         the NEON kernel's tests: flow-native's suite built for aarch64 and run under
+                       qemu (needs the aarch64-unknown-linux-gnu target, gcc-aarch64-linux-gnu
+                       and qemu-user; says which is missing)
   libtorch             only provision libtorch and print the LIBTORCH path
 ";
 
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         "reproduce" => tasks::reproduce(rest),
         "bench" => tasks::bench(rest),
         "gpu-check" => tasks::gpu_check(rest),
+        "test-aarch64" => tasks::test_aarch64(rest),
         "libtorch" => libtorch::provision().map(|torch| println!("{}", torch.display())),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

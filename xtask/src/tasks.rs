@@ -78,6 +78,40 @@ pub fn gpu_check(extra: &[String]) -> Result<(), String> {
     run(bench, "flowmatch gpu-bench")
 }
 
+/// flow-native's tests (the NEON tiles among them) for aarch64, under qemu.
+/// flow-native links no libtorch, so no provisioning is needed.
+pub fn test_aarch64(extra: &[String]) -> Result<(), String> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let has_target =
+        installed.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l == TARGET));
+    let missing: Vec<&str> = [
+        (!has_target)
+            .then_some("the aarch64-unknown-linux-gnu target (rustup target add aarch64-unknown-linux-gnu)"),
+        (!on_path("aarch64-linux-gnu-gcc")).then_some("a linker (apt-get install gcc-aarch64-linux-gnu)"),
+        (!on_path("qemu-aarch64")).then_some("an emulator (apt-get install qemu-user)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!("cannot test for aarch64 without {}", missing.join(", ")));
+    }
+    let mut tests = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    tests
+        .current_dir(libtorch::project_root())
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", "qemu-aarch64 -L /usr/aarch64-linux-gnu")
+        .args(["test", "--package", "flow-native", "--target", TARGET])
+        .args(extra);
+    run(tests, "cargo test -p flow-native --target aarch64-unknown-linux-gnu (under qemu)")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 pub fn reproduce(extra: &[String]) -> Result<(), String> {
     let mut command = cargo()?;
     command.args(["run", "--release", "--package", "flowmatch", "--", "reproduce"]).args(extra);

@@ -1,3 +1,5 @@
+//! The one error type of flow-data.
+
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, DataError>;
@@ -28,4 +30,6 @@ pub enum DataError {
     Npy { path: PathBuf, message: String },
     #[error("{path}: unsupported extension (use .csv or .npy)")]
     Extension { path: PathBuf },
+    #[error("{what} needs {needed}, more than the {available} of memory available")]
+    TooLarge { what: String, needed: String, available: String },
 }

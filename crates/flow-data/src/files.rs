@@ -166,6 +166,59 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Array2<f32>> {
         .map_err(|e| DataError::Npy { path: path.to_owned(), message: e.to_string() })
 }
 
+/// Compares the data size a `.npy` header claims with the bytes the file
+/// holds, before the reader allocates what the header asks for.
+fn check_npy_size(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let npy_error = |message: String| DataError::Npy { path: path.to_owned(), message };
+    let mut file = File::open(path).map_err(io_error(path))?;
+    let file_len = file.metadata().map_err(io_error(path))?.len() as u128;
+    let mut preamble = [0u8; 10];
+    if file.read_exact(&mut preamble).is_err() || &preamble[..6] != b"\x93NUMPY" {
+        // Not a .npy header: the reader says what is wrong with it.
+        return Ok(());
+    }
+    let (header_len, header_start) = if preamble[6] == 1 {
+        (u128::from(u16::from_le_bytes([preamble[8], preamble[9]])), 10)
+    } else {
+        let mut high = [0u8; 2];
+        file.read_exact(&mut high).map_err(io_error(path))?;
+        (u128::from(u32::from_le_bytes([preamble[8], preamble[9], high[0], high[1]])), 12)
+    };
+    if header_start + header_len > file_len {
+        return Err(npy_error(format!("its header claims {header_len} bytes, past the end of the file")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io_error(path))?;
+    let text = String::from_utf8_lossy(&header);
+    let shape = text
+        .split("'shape':")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|tuple| {
+            tuple
+                .trim()
+                .trim_start_matches('(')
+                .split(',')
+                .filter_map(|n| n.trim().parse::<u128>().ok())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let item_bytes: u128 = if text.contains("f8") { 8 } else { 4 };
+    let claimed = shape.iter().fold(1u128, |total, &n| total.saturating_mul(n)).saturating_mul(item_bytes);
+    let held = file_len - header_start - header_len;
+    if claimed > held {
+        let dims: Vec<String> = shape.iter().map(u128::to_string).collect();
+        return Err(npy_error(format!(
+            "its header claims {} values ({}) but the file holds {} of data",
+            dims.join(" × "),
+            crate::budget::human(claimed),
+            crate::budget::human(held)
+        )));
+    }
+    Ok(())
+}
+
 fn check_finite(path: &Path, value: f64, line: usize, column: usize) -> Result<()> {
     // Checked after rounding, so 1e300 (infinite as f32) is caught too.
     if (value as f32).is_finite() {
@@ -176,6 +229,7 @@ fn check_finite(path: &Path, value: f64, line: usize, column: usize) -> Result<(
 }
 
 fn read_npy(path: &Path) -> Result<Array2<f32>> {
+    check_npy_size(path)?;
     let open = || File::open(path).map_err(io_error(path));
     let points = match Array2::<f32>::read_npy(open()?) {
         Ok(points) => points,

@@ -9,6 +9,7 @@
 //! they are given ([`seeded_rng`] gives a stream that is stable across
 //! versions), so a seed pins every number. No libtorch here.
 
+pub mod budget;
 mod error;
 pub mod files;
 pub mod samplers;

@@ -183,6 +183,11 @@ impl Dataset {
         if !self.any_dimension() && dim != 2 {
             return Err(DataError::Dimension { name: self.name(), supported: 2, requested: dim });
         }
+        crate::budget::check_allocation(
+            &format!("{n} points of dimension {dim}"),
+            n as u128 * dim as u128,
+            4,
+        )?;
         Ok(match self {
             Dataset::Gaussian => gaussian(n, dim, 1.0, rng),
             Dataset::Spiral => spiral(n, 1.0, rng),

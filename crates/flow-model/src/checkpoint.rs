@@ -97,9 +97,34 @@ fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap
         metadata.remove("config").ok_or_else(|| not_a_checkpoint(path, "its header has no architecture"))?;
     let config: ModelConfig = serde_json::from_str(&config_json)
         .map_err(|e| not_a_checkpoint(path, format!("bad architecture: {e}")))?;
-    config.validate()?;
+    check_header_against_tensors(path, bytes, &config)?;
     metadata.remove("format");
     Ok((config, metadata))
+}
+
+/// The header's architecture is only believed once the tensors agree with it:
+/// a tampered `hidden` or `layers` must not size an allocation.
+fn check_header_against_tensors(path: &Path, bytes: &[u8], config: &ModelConfig) -> Result<()> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let held = file.len() as u128;
+    if 2 * (config.layers as u128 + 1) != held {
+        return Err(not_a_checkpoint(
+            path,
+            format!("its header describes {} hidden layers but the file holds {held} tensors", config.layers),
+        ));
+    }
+    // Now `layers` is small enough to list the shapes.
+    for (name, shape) in config.parameter_names() {
+        let view = file
+            .tensor(&name)
+            .map_err(|_| ModelError::MissingTensor { path: path.to_owned(), name: name.clone() })?;
+        let found: Vec<usize> = view.shape().to_vec();
+        if found.iter().map(|&s| s as i64).ne(shape.iter().copied()) {
+            return Err(ModelError::Shape { path: path.to_owned(), name, expected: shape, found });
+        }
+    }
+    // A bad architecture in a file is a problem met while running, not a usage mistake.
+    config.validate().map_err(|e| not_a_checkpoint(path, format!("bad architecture: {e}")))
 }
 
 /// Loads a checkpoint onto `device`, rebuilding the network from its header.
@@ -156,6 +181,13 @@ fn copy_tensors(net: &mut VelocityNet, path: &Path, bytes: &[u8]) -> Result<()> 
             Dtype::F64 => Tensor::from_slice(&decode::<8, f64>(view.data(), f64::from_le_bytes)),
             other => return Err(not_a_checkpoint(path, format!("tensor `{name}` has dtype {other:?}"))),
         };
+        let non_finite = host.isfinite().logical_not().sum(tch::Kind::Int64).int64_value(&[]);
+        if non_finite > 0 {
+            return Err(not_a_checkpoint(
+                path,
+                format!("tensor `{name}` holds {non_finite} non-finite values"),
+            ));
+        }
         let values = host.view(shape.as_slice()).to_kind(kind).to_device(parameter.device());
         tch::no_grad(|| parameter.copy_(&values));
     }

@@ -79,6 +79,9 @@ impl Precision {
     }
 }
 
+/// 2¹²⁷·π is the largest scale f32 holds: more frequencies give infinite angles.
+const MAX_FREQUENCIES: usize = 127;
+
 /// The network's architecture: all a checkpoint needs to rebuild it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -116,10 +119,28 @@ impl ModelConfig {
             "there must be at least one hidden layer"
         } else if matches!(self.time_embedding, TimeEmbedding::Sinusoidal { frequencies: 0 }) {
             "a sinusoidal time embedding needs at least one frequency"
+        } else if matches!(self.time_embedding, TimeEmbedding::Sinusoidal { frequencies } if frequencies > MAX_FREQUENCIES)
+        {
+            "a sinusoidal time embedding has at most 127 frequencies (2^k·π overflows f32 beyond)"
         } else {
-            return Ok(());
+            return self.check_size();
         };
         Err(ModelError::Config(problem.to_owned()))
+    }
+
+    /// Refuses a network whose parameters, gradient and optimiser moments
+    /// would not fit in memory (before anything is allocated).
+    fn check_size(&self) -> Result<()> {
+        // Counted without building the shape list: `layers` may be absurd.
+        let (dim, hidden, layers) = (self.dim as u128, self.hidden as u128, self.layers as u128);
+        let input = dim + self.time_embedding.width() as u128;
+        let count = (input + 1) * hidden + (layers - 1) * (hidden + 1) * hidden + (hidden + 1) * dim;
+        let bytes = match self.precision {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        };
+        let what = format!("a network of {count} parameters (with its gradient and optimiser moments)");
+        Ok(flow_data::budget::check_allocation(&what, count * 4, bytes)?)
     }
 
     /// `(in, out)` of each linear map, first to last.

@@ -143,6 +143,31 @@ fn bad_checkpoints_are_errors_that_name_the_problem() {
     std::fs::write(&lying, &header_only).expect("write");
     let message = load(&lying, Device::Cpu).err().expect("shape mismatch fails").to_string();
     assert!(message.contains("tensor `0.weight` has shape [64, 3], expected [65, 3]"), "{message}");
+
+    // Tampered sizes are caught against the tensors before anything is sized by them.
+    let tamper = |name: &str, from: &str, to: &str| {
+        let patched = header.replace(from, to);
+        assert_ne!(patched, header);
+        let mut file = (patched.len() as u64).to_le_bytes().to_vec();
+        file.extend(patched.bytes());
+        file.extend(&bytes[8 + header_len..]);
+        let path = dir.join(name);
+        std::fs::write(&path, file).expect("write");
+        load(&path, Device::Cpu).err().expect("tampered header fails").to_string()
+    };
+    let message = tamper("huge.safetensors", r#"\"hidden\":64"#, r#"\"hidden\":1000000000"#);
+    assert!(message.contains("has shape [64, 3], expected [1000000000, 3]"), "{message}");
+    let message = tamper("deep.safetensors", r#"\"layers\":3"#, r#"\"layers\":1000000000"#);
+    assert!(message.contains("describes 1000000000 hidden layers but the file holds 8 tensors"), "{message}");
+    let message = tamper("flat.safetensors", r#"\"dim\":2"#, r#"\"dim\":0"#);
+    assert!(message.contains("has shape [64, 3], expected [64, 1]"), "{message}");
+
+    let mut poisoned = bytes.clone();
+    poisoned[8 + header_len..8 + header_len + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let path = dir.join("nan.safetensors");
+    std::fs::write(&path, &poisoned).expect("write");
+    let message = load(&path, Device::Cpu).err().expect("a NaN weight fails").to_string();
+    assert!(message.contains("holds 1 non-finite values"), "{message}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 

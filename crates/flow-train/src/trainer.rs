@@ -218,7 +218,9 @@ pub fn train(
     }
     let mut engine = Engine::new(net, config.backend, options.kernel()?, config.lr, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
-    let mut losses = Vec::with_capacity(config.steps);
+    // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.
+    let mut losses = Vec::with_capacity(config.steps.min(1 << 16));
+    check_batch_memory(net, config)?;
     if options.resume {
         losses = resume(net, &mut engine, &mut rng, options)?;
     }
@@ -290,6 +292,20 @@ pub fn train(
         backend: engine.backend().name(),
         kernel: engine.kernel().map(flow_native::Kernel::name),
     })
+}
+
+/// Refuses a batch whose activations (forward values, slopes and errors of
+/// every hidden layer, as libtorch and the native kernels keep them) would
+/// not fit in the memory available.
+fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
+    let model = net.config();
+    let per_point = (model.dim as u128 + 1) * 4 + (model.hidden as u128) * (model.layers as u128) * 4;
+    let bytes = match model.precision {
+        flow_model::Precision::F32 => 4,
+        flow_model::Precision::F64 => 8,
+    };
+    let what = format!("a batch of {} points", config.batch_size);
+    Ok(flow_data::budget::check_allocation(&what, config.batch_size as u128 * per_point, bytes)?)
 }
 
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.

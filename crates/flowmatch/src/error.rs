@@ -57,6 +57,7 @@ impl From<flow_model::ModelError> for CliError {
         match error {
             UnknownDevice(_) | UnknownActivation(_) | Config(_) => CliError::Usage(error.to_string()),
             Data(inner) => inner.into(),
+            Ode(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
         }
     }

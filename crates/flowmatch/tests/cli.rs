@@ -452,3 +452,39 @@ fn trains_and_samples_on(device: tch::Device) {
     scratch.assert_no_temp_files();
 }
 flow_model::test_device!(trains_and_samples_on);
+
+#[test]
+fn sizes_too_large_for_this_machine_are_refused_before_allocating() {
+    let scratch = Scratch::new("huge");
+    let out = scratch.path("out.csv");
+    let run = scratch.path("run");
+    fails(&["data", "--name", "spiral", "--n", "1000000000000", "--out", &out], 1, "needs");
+    fails(&["train", "--target", "spiral", "--batch-size", "1000000000000", "--out", &run], 1, "a batch of");
+    fails(&["train", "--target", "spiral", "--hidden", "10000000", "--out", &run], 1, "a network of");
+    fails(
+        &["train", "--target", "spiral", "--layers", "1000000000", "--hidden", "1000", "--out", &run],
+        1,
+        "a network of",
+    );
+    fails(
+        &["train", "--target", "spiral", "--time-embedding", "sinusoidal:128", "--out", &run],
+        2,
+        "at most 127 frequencies",
+    );
+    // A header that claims 10^11 rows of a file that holds a few bytes.
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 2), }";
+    let padded = format!("{header:<117}\n");
+    npy.extend((padded.len() as u16).to_le_bytes());
+    npy.extend(padded.as_bytes());
+    npy.extend([0u8; 16]);
+    std::fs::write(scratch.0.join("claims.npy"), &npy).expect("write");
+    let claims = scratch.path("claims.npy");
+    fails(
+        &["train", "--data", &claims, "--steps", "5", "--out", &run],
+        1,
+        "its header claims 100000000000 × 2 values",
+    );
+    assert!(!Path::new(&out).exists());
+    scratch.assert_no_temp_files();
+}

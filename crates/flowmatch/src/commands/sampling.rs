@@ -43,7 +43,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             check_dimension(points.ncols(), dim, &format!("{}", path.display()))?;
             points
         }
-        None => source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed)),
+        None => {
+            // The solver keeps several states of every point (dopri5: eight).
+            let what = format!("sampling {} points of dimension {dim}", args.n);
+            flow_data::budget::check_allocation(&what, args.n as u128 * dim as u128 * 8, 4)?;
+            source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
+        }
     };
     let mut grid = TimeGrid::uniform(args.solver.steps)?;
     if args.reverse {
