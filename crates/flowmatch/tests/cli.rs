@@ -327,7 +327,18 @@ fn bad_checkpoints_outputs_and_devices_are_runtime_errors() {
 
 #[test]
 fn ctrl_c_leaves_a_loadable_checkpoint_that_resumes() {
-    let scratch = Scratch::new("interrupt");
+    stop_by_signal_leaves_a_loadable_checkpoint_that_resumes("INT");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_a_run_as_ctrl_c_does() {
+    // What a scheduler sends, and what a closed terminal sends.
+    stop_by_signal_leaves_a_loadable_checkpoint_that_resumes("TERM");
+    stop_by_signal_leaves_a_loadable_checkpoint_that_resumes("HUP");
+}
+
+fn stop_by_signal_leaves_a_loadable_checkpoint_that_resumes(signal: &str) {
+    let scratch = Scratch::new(&format!("interrupt-{signal}"));
     let run = scratch.path("run");
     let child = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
         .args([
@@ -353,7 +364,10 @@ fn ctrl_c_leaves_a_loadable_checkpoint_that_resumes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(first_checkpoint.exists(), "training never wrote its first checkpoint");
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
     let output = child.wait_with_output().expect("exits");
     let message = stderr(&output);
@@ -486,5 +500,22 @@ fn sizes_too_large_for_this_machine_are_refused_before_allocating() {
         "its header claims 100000000000 × 2 values",
     );
     assert!(!Path::new(&out).exists());
+    scratch.assert_no_temp_files();
+}
+
+#[test]
+fn options_that_cannot_work_are_refused() {
+    let scratch = Scratch::new("cannot");
+    let run = scratch.path("run");
+    fails(
+        &["train", "--target", "spiral", "--threads", "100000", "--out", &run],
+        2,
+        "--threads 100000 is more than",
+    );
+    let model = train_small(&scratch, "teacher", &[]);
+    fails(&["eval", "--model", &model, "--n", "1"], 2, "too few points");
+    // A reflow into the teacher's own directory would overwrite the teacher.
+    let teacher_dir = scratch.path("teacher");
+    fails(&["reflow", "--teacher", &model, "--steps", "5", "--out", &teacher_dir], 2, "lies in --out");
     scratch.assert_no_temp_files();
 }

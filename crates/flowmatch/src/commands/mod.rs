@@ -21,6 +21,14 @@ pub use training::{reflow, train};
 /// Applies the thread count and resolves the device (a missing GPU is an error).
 pub fn runtime(args: &RuntimeArgs) -> Result<Device> {
     if let Some(threads) = args.threads {
+        // Far more threads than cores only slows the run; 100 000 hung creating them.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let most = (16 * cores).max(64);
+        if threads > most {
+            return Err(CliError::usage(format!(
+                "--threads {threads} is more than {most} (16 per core on this {cores}-core machine)"
+            )));
+        }
         tch::set_num_threads(threads as i32);
     }
     Ok(args.device.resolve()?)

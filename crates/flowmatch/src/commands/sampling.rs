@@ -73,7 +73,17 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// Fewer points than this make the noise floor and MMD meaningless (MMD's
+/// unbiased estimate divides by n(n − 1)).
+const EVAL_MIN_POINTS: usize = 10;
+
 pub fn eval(args: EvalArgs) -> Result<()> {
+    if args.n < EVAL_MIN_POINTS {
+        return Err(CliError::usage(format!(
+            "--n {} is too few points to measure quality (at least {EVAL_MIN_POINTS})",
+            args.n
+        )));
+    }
     let device = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;

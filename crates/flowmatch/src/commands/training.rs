@@ -48,6 +48,25 @@ fn check_run_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A reflow run writes `model.safetensors` into its directory: a teacher
+/// there would be overwritten by its own student (and a resumed run would then
+/// learn from the wrong teacher).
+fn check_teacher_outside(teacher: &Path, out: &Path) -> Result<()> {
+    let teacher_dir = teacher.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let same = match (teacher_dir.and_then(|d| d.canonicalize().ok()), out.canonicalize().ok()) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(CliError::usage(format!(
+            "--teacher {} lies in --out {}, which the reflow run writes into: choose another --out",
+            teacher.display(),
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 fn record(
     command: &'static str,
     device: tch::Device,
@@ -149,6 +168,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
 pub fn reflow(args: ReflowArgs) -> Result<()> {
     let device = runtime(&args.runtime)?;
     check_run_dir(&args.out)?;
+    check_teacher_outside(&args.teacher, &args.out)?;
     let teacher = load_model(&args.teacher, device)?;
     let source = source_of(&teacher)?;
     let optimiser = &args.optimiser;
