@@ -1,3 +1,5 @@
+//! The one error type of flow-train.
+
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, TrainError>;
@@ -32,4 +34,6 @@ pub enum TrainError {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("{dir}: in use by {owner}; wait for it to finish or choose another --out")]
+    InUse { dir: PathBuf, owner: String },
 }

@@ -62,6 +62,47 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_error(dir))
 }
 
+/// The file in a run directory that a writer holds an exclusive lock on.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive lock on a run directory, held while a run writes it and
+/// released when dropped (or when the process dies, whatever kills it).
+pub(crate) struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Locks `dir` (which exists) for this process; a second writer gets an error
+/// naming the process that holds it.
+pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(io_error(&path))?;
+            file.rewind().map_err(io_error(&path))?;
+            write!(file, "{}", std::process::id()).map_err(io_error(&path))?;
+            Ok(DirLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = match owner.trim() {
+                "" => "another process".to_owned(),
+                pid => format!("process {pid}"),
+            };
+            Err(TrainError::InUse { dir: dir.to_owned(), owner })
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(TrainError::Io { path, source }),
+    }
+}
+
 /// `step,loss` lines, atomically.
 pub(crate) fn write_losses(path: &Path, losses: &[f32]) -> Result<()> {
     flow_data::files::write_atomically(path, |out| {

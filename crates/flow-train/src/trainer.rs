@@ -213,9 +213,15 @@ pub fn train(
             net.config().dim
         )));
     }
-    if let Some(dir) = &options.out_dir {
-        run::create_dir(dir)?;
-    }
+    // Held until the run returns: two processes writing one directory would
+    // interleave checkpoints.
+    let _lock = match &options.out_dir {
+        Some(dir) => {
+            run::create_dir(dir)?;
+            Some(run::lock_dir(dir)?)
+        }
+        None => None,
+    };
     let mut engine = Engine::new(net, config.backend, options.kernel()?, config.lr, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
     // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.

@@ -519,3 +519,28 @@ fn options_that_cannot_work_are_refused() {
     fails(&["reflow", "--teacher", &model, "--steps", "5", "--out", &teacher_dir], 2, "lies in --out");
     scratch.assert_no_temp_files();
 }
+
+#[test]
+fn a_second_writer_of_one_run_directory_is_refused() {
+    let scratch = Scratch::new("two-writers");
+    let run = scratch.path("run");
+    let train = |steps: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowmatch"));
+        command.args(["train", "--target", "spiral", "--steps", steps, "--batch-size", "32"]);
+        command.args(["--checkpoint-every", "50", "--device", "cpu", "--out", &run]);
+        command
+    };
+    let mut first = train("1000000").stderr(std::process::Stdio::null()).spawn().expect("starts");
+    let under_way = Path::new(&run).join("losses.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !under_way.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = train("10").output().expect("runs");
+    let _ = first.kill();
+    let _ = first.wait();
+    let message = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{message}");
+    assert!(message.contains(&format!("in use by process {}", first.id())), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+}
