@@ -131,25 +131,60 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
     Ok(points.column(1).to_vec())
 }
 
-/// The raw weights, optimiser and batch-RNG position, beside the model checkpoint.
-pub(crate) fn save_state(path: &Path, state: &OptimiserState, rng_word: u128) -> Result<()> {
+/// Everything a resumed run needs, in one file written atomically: raw
+/// weights, optimiser moments, batch-RNG position, the loss log and (with EMA)
+/// the average. It is written first; `losses.csv` and `model.safetensors` are
+/// derived from it, so a kill between the writes leaves a run that resumes
+/// from this file.
+pub(crate) fn save_state(
+    path: &Path,
+    state: &OptimiserState,
+    rng_word: u128,
+    losses: &[f32],
+    average: Option<&Tensor>,
+) -> Result<()> {
     let counters = Tensor::from_slice(&[state.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
+    let losses = Tensor::from_slice(losses);
+    let parameters = state.parameters.detach();
+    let mut tensors = vec![
+        ("parameters", &parameters),
+        ("first_moment", &state.first),
+        ("second_moment", &state.second),
+        ("counters", &counters),
+        ("losses", &losses),
+    ];
+    if let Some(average) = average {
+        tensors.push(("average", average));
+    }
     let temp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(
-        &[
-            ("parameters", &state.parameters.detach()),
-            ("first_moment", &state.first),
-            ("second_moment", &state.second),
-            ("counters", &counters),
-        ],
-        &temp,
-    )?;
-    std::fs::rename(&temp, path).map_err(io_error(path))
+    if let Err(error) = Tensor::write_safetensors(&tensors, &temp) {
+        // A full disk must not also keep a half-written file filling it.
+        let _ = std::fs::remove_file(&temp);
+        return Err(error.into());
+    }
+    std::fs::rename(&temp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        TrainError::Io { path: path.to_owned(), source }
+    })
+}
+
+/// Removes what killed writers left behind (`*.tmp`); called with the
+/// directory's lock held, so no live writer owns them.
+pub(crate) fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub(crate) struct SavedState {
     pub optimiser: OptimiserState,
     pub rng_word: u128,
+    /// The loss log and the weight average, in states written since they joined it.
+    pub losses: Option<Vec<f32>>,
+    pub average: Option<Tensor>,
 }
 
 pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
@@ -175,5 +210,12 @@ pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
             step: step as u64,
         },
         rng_word: ((high as u64 as u128) << 64) | (low as u64 as u128),
+        losses: match tensors.get("losses") {
+            Some(losses) => {
+                Some(Vec::<f32>::try_from(losses.to_kind(Kind::Float)).map_err(|e| bad(e.to_string()))?)
+            }
+            None => None,
+        },
+        average: tensors.get("average").map(Tensor::shallow_clone),
     })
 }

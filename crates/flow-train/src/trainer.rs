@@ -218,7 +218,9 @@ pub fn train(
     let _lock = match &options.out_dir {
         Some(dir) => {
             run::create_dir(dir)?;
-            Some(run::lock_dir(dir)?)
+            let lock = run::lock_dir(dir)?;
+            run::remove_stale_temp_files(dir);
+            Some(lock)
         }
         None => None,
     };
@@ -314,6 +316,29 @@ fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
     Ok(flow_data::budget::check_allocation(&what, config.batch_size as u128 * per_point, bytes)?)
 }
 
+/// A state written before it carried the loss log: the model file and
+/// `losses.csv` must then agree with it (and the model holds the average).
+fn resume_from_separate_files(
+    net: &mut VelocityNet,
+    dir: &std::path::Path,
+    state: &run::SavedState,
+) -> Result<Vec<f32>> {
+    let metadata = flow_model::checkpoint::load_into(net, &dir.join(MODEL_FILE))?;
+    let losses = run::read_losses(&dir.join(LOSSES_FILE))?;
+    let model_step: u64 = metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+    if model_step != state.optimiser.step || losses.len() as u64 != state.optimiser.step {
+        return Err(TrainError::Resume {
+            path: dir.to_owned(),
+            reason: format!(
+                "model (step {model_step}), optimiser (step {}) and loss log ({} steps) disagree",
+                state.optimiser.step,
+                losses.len()
+            ),
+        });
+    }
+    Ok(losses)
+}
+
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.
 fn smoothed(losses: &[f32]) -> f32 {
     let tail = &losses[losses.len().saturating_sub(100)..];
@@ -333,10 +358,12 @@ fn save(
     engine.sync(net)?;
     let mut metadata = options.metadata.clone();
     metadata.insert("step".into(), losses.len().to_string());
-    // Model last: a run directory whose model exists has the state that goes with it.
-    run::save_state(&dir.join(STATE_FILE), &engine.state(net), rng.get_word_pos())?;
+    // The state first: it alone is what resuming reads, so a kill before the
+    // loss log or the model is rewritten still leaves a run that resumes.
+    let average = engine.average(net);
+    run::save_state(&dir.join(STATE_FILE), &engine.state(net), rng.get_word_pos(), losses, average.as_ref())?;
     run::write_losses(&dir.join(LOSSES_FILE), losses)?;
-    match engine.average(net) {
+    match average {
         Some(average) => {
             let published = net.with_parameters(&average)?;
             flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
@@ -358,28 +385,40 @@ fn resume(
         return Err(TrainError::Config("resuming needs the run directory".into()));
     };
     let state = run::load_state(&dir.join(STATE_FILE))?;
-    let metadata = flow_model::checkpoint::load_into(net, &dir.join(MODEL_FILE))?;
-    let mut losses = run::read_losses(&dir.join(LOSSES_FILE))?;
-    let model_step: u64 = metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    if model_step != state.optimiser.step || losses.len() as u64 != state.optimiser.step {
-        return Err(TrainError::Resume {
-            path: dir.clone(),
-            reason: format!(
-                "model (step {model_step}), optimiser (step {}) and loss log ({} steps) disagree",
-                state.optimiser.step,
-                losses.len()
-            ),
-        });
-    }
+    // A state that carries its loss log is complete by itself; the model file,
+    // when there is one, still has to be of this network's architecture.
+    let self_contained =
+        state.losses.as_ref().is_some_and(|losses| losses.len() as u64 == state.optimiser.step);
+    let mut losses = if self_contained {
+        let model = dir.join(MODEL_FILE);
+        if model.exists() {
+            flow_model::checkpoint::load_into(net, &model)?;
+        }
+        state.losses.clone().unwrap_or_default()
+    } else {
+        resume_from_separate_files(net, dir, &state)?
+    };
     let expected = net.flat_parameters().numel();
     let optimiser = &state.optimiser;
-    if [&optimiser.parameters, &optimiser.first, &optimiser.second].iter().any(|t| t.numel() != expected) {
+    let tensors = [
+        Some(&optimiser.parameters),
+        Some(&optimiser.first),
+        Some(&optimiser.second),
+        state.average.as_ref(),
+    ];
+    if tensors.iter().flatten().any(|t| t.numel() != expected) {
         return Err(TrainError::Resume {
             path: dir.clone(),
             reason: format!("the training state is not for this network ({expected} parameters)"),
         });
     }
-    // The model file holds what the run publishes (the average, when there is one).
+    // `net` holds what the run publishes (the average, when there is one).
+    if self_contained {
+        match &state.average {
+            Some(average) => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average)),
+            None => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.optimiser.parameters)),
+        }
+    }
     engine.restore(net, &state.optimiser)?;
     rng.set_word_pos(state.rng_word);
     losses.truncate(state.optimiser.step as usize);

@@ -325,3 +325,35 @@ fn training_and_reflow_agree_with_the_cpu(device: Device) {
     assert_eq!(student.device(), device);
 }
 flow_model::test_device!(training_and_reflow_agree_with_the_cpu);
+
+#[test]
+fn a_kill_between_checkpoint_files_still_resumes_exactly() {
+    // The training state is written first and alone decides a resume: simulate a
+    // kill after it was written at step 40 but before the loss log and the model
+    // (still at step 20) were replaced, plus a temp file a killed writer left.
+    let dir = scratch("torn");
+    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    for ema in [None, Some(0.9)] {
+        let config = |steps| TrainConfig { ema, ..short(steps, 128) };
+        let _ = std::fs::remove_dir_all(&dir);
+        train(&mut fresh_net(4), &flow_matching_pairs(), &config(20), &options).expect("to step 20");
+        let older_model = std::fs::read(dir.join("model.safetensors")).expect("model");
+        let older_losses = std::fs::read(dir.join("losses.csv")).expect("losses");
+        let resume = RunOptions { resume: true, ..options.clone() };
+        train(&mut fresh_net(4), &flow_matching_pairs(), &config(40), &resume).expect("to step 40");
+        std::fs::write(dir.join("model.safetensors"), older_model).expect("roll back the model");
+        std::fs::write(dir.join("losses.csv"), older_losses).expect("roll back the loss log");
+        std::fs::write(dir.join(".model.safetensors.12345.tmp"), b"half a file").expect("temp file");
+
+        let mut resumed = fresh_net(99);
+        let report = train(&mut resumed, &flow_matching_pairs(), &config(60), &resume).expect("resumes");
+        assert_eq!(report.started_at, 40, "ema {ema:?}");
+        let mut straight = fresh_net(4);
+        let whole = train(&mut straight, &flow_matching_pairs(), &config(60), &RunOptions::default())
+            .expect("trains");
+        assert_eq!(report.losses, whole.losses, "ema {ema:?}");
+        assert!(resumed.flat_parameters().equal(straight.flat_parameters()), "ema {ema:?}");
+        assert!(!dir.join(".model.safetensors.12345.tmp").exists(), "the stale temp file is removed");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

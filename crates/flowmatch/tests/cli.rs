@@ -544,3 +544,35 @@ fn a_second_writer_of_one_run_directory_is_refused() {
     assert!(message.contains(&format!("in use by process {}", first.id())), "{message}");
     assert_eq!(message.trim_end().lines().count(), 1, "{message}");
 }
+
+#[test]
+fn sigkill_at_random_times_always_leaves_a_run_that_resumes() {
+    // Killed at seeded random moments (checkpoints every 20 steps, so many kills
+    // land during a write), `--resume` must always finish the run.
+    let scratch = Scratch::new("sigkill");
+    let mut state = 0x9e37_79b9_u64;
+    for round in 0..4 {
+        let run = scratch.path(&format!("run{round}"));
+        let args = ["train", "--target", "spiral", "--steps", "1000", "--batch-size", "64"];
+        let rest = ["--checkpoint-every", "20", "--device", "cpu", "--out", &run];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+            .args(args)
+            .args(rest)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starts");
+        let under_way = Path::new(&run).join("train-state.safetensors");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !under_way.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        std::thread::sleep(std::time::Duration::from_millis((state >> 33) % 300));
+        let _ = child.kill();
+        let _ = child.wait();
+        let resumed = flowmatch(&[&args[..], &rest[..], &["--resume"]].concat());
+        assert!(resumed.status.success(), "round {round}: {}", stderr(&resumed));
+        assert_eq!(lines(&format!("{run}/losses.csv")).len() - 1, 1000, "round {round}");
+    }
+    scratch.assert_no_temp_files();
+}
