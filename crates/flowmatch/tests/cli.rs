@@ -576,3 +576,38 @@ fn sigkill_at_random_times_always_leaves_a_run_that_resumes() {
     }
     scratch.assert_no_temp_files();
 }
+
+#[test]
+fn resume_refuses_changed_settings_and_the_other_command() {
+    let scratch = Scratch::new("resume-settings");
+    let model = train_small(&scratch, "run", &[]);
+    let run = scratch.path("run");
+    let resume = |extra: &[&str]| {
+        let mut args =
+            vec!["train", "--target", "spiral", "--steps", "40", "--batch-size", "64", "--device", "cpu"];
+        args.extend(["--resume", "--out", &run]);
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let cases: [(&[&str], &str); 3] = [
+        (&["--seed", "1"], "different training.seed (0 before, 1 now)"),
+        (&["--lr", "0.01"], "different training.lr"),
+        (&["--time-sampling", "warp"], "different training.time_sampling"),
+    ];
+    for (extra, needle) in cases {
+        let args = resume(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, 1, needle);
+    }
+    let reflow_out = scratch.path("run");
+    let teacher = scratch.path("teacher.safetensors");
+    std::fs::copy(&model, &teacher).expect("copy");
+    fails(
+        &["reflow", "--teacher", &teacher, "--steps", "5", "--resume", "--out", &reflow_out],
+        1,
+        "holds a `train` run",
+    );
+    // Longer, with the same settings: allowed.
+    let args = resume(&[]);
+    succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}

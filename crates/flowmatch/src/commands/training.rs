@@ -71,21 +71,89 @@ fn record(
     command: &'static str,
     device: tch::Device,
     settings: serde_json::Value,
-    report: &TrainReport,
+    report: Option<&TrainReport>,
 ) -> RunRecord {
     RunRecord {
         command,
         version: env!("CARGO_PKG_VERSION"),
         device: device_label(device),
         threads: tch::get_num_threads(),
-        backend: report.backend,
-        kernel: report.kernel,
+        backend: report.map_or("", |r| r.backend),
+        kernel: report.and_then(|r| r.kernel),
         settings,
-        seconds: report.seconds,
-        steps_per_second: report.steps_per_second,
-        steps: report.losses.len(),
-        resumed_from_step: report.started_at,
-        final_loss: report.losses.last().copied(),
+        seconds: report.map_or(0.0, |r| r.seconds),
+        steps_per_second: report.map_or(0.0, |r| r.steps_per_second),
+        steps: report.map_or(0, |r| r.losses.len()),
+        resumed_from_step: report.map_or(0, |r| r.started_at),
+        final_loss: report.and_then(|r| r.losses.last().copied()),
+    }
+}
+
+/// Settings a resumed run may change: how long it runs, how often it saves,
+/// and which code computes the same steps.
+const CHANGEABLE_ON_RESUME: [&str; 3] = ["training.steps", "training.checkpoint_every", "training.backend"];
+
+/// Before a run starts: a resumed run must be the same command with the same
+/// settings as the one in `dir` (else its continuation would silently mix two
+/// runs); a fresh run records its settings at once, so a run killed before its
+/// end can still be checked when resumed.
+fn begin_run(
+    dir: &Path,
+    command: &'static str,
+    device: tch::Device,
+    settings: &serde_json::Value,
+    resume: bool,
+) -> Result<()> {
+    let path = dir.join(RUN_RECORD_FILE);
+    if !resume {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::runtime(format!("{}: {e}", dir.display())))?;
+        return write_json(&path, &record(command, device, settings.clone(), None));
+    }
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(()); // Older runs kept no record until their end; the state checks still apply.
+    };
+    let earlier: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::runtime(format!("{}: unreadable run record ({e})", path.display())))?;
+    let earlier_command = earlier["command"].as_str().unwrap_or("?");
+    if earlier_command != command {
+        return Err(CliError::runtime(format!(
+            "{} holds a `{earlier_command}` run; resume it with `flowmatch {earlier_command} --resume`",
+            dir.display()
+        )));
+    }
+    let (mut before, mut now) = (Vec::new(), Vec::new());
+    flatten("", &earlier["settings"], &mut before);
+    flatten("", settings, &mut now);
+    let differs =
+        |key: &str, value: &String| before.iter().find(|(k, _)| k == key).is_none_or(|(_, v)| v != value);
+    // A different architecture is reported by the checkpoint itself, with a message of its own.
+    if now.iter().any(|(key, value)| key.starts_with("model.") && differs(key, value)) {
+        return Ok(());
+    }
+    for (key, value) in &now {
+        if CHANGEABLE_ON_RESUME.contains(&key.as_str()) {
+            continue;
+        }
+        let old = before.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+        if &old != value {
+            return Err(CliError::runtime(format!(
+                "--resume with a different {key} ({old} before, {value} now): resume with the same settings or start a new run in another --out"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `a.b.c = value` pairs of a JSON object's leaves.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&path, inner, out);
+            }
+        }
+        leaf => out.push((prefix.to_owned(), leaf.to_string())),
     }
 }
 
@@ -153,7 +221,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         metadata,
         kernel: None,
     };
-    let report = flow_train::train(&mut net, &pairs, &config, &options)?;
     let settings = json!({
         "target": target_label(&args.target),
         "source": args.source.name(),
@@ -161,7 +228,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "recipe": optimiser.recipe.name(),
         "training": config.to_json(),
     });
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
+    begin_run(&args.out, "train", device, &settings, args.resume)?;
+    let report = flow_train::train(&mut net, &pairs, &config, &options)?;
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, Some(&report)))?;
     finish(&args.out, &report)
 }
 
@@ -206,9 +275,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         metadata,
         kernel: None,
     };
-    let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
-    let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
-    let settings_json = json!({
+    let mut settings_json = json!({
         "teacher": args.teacher.display().to_string(),
         "pairs": settings.mode.describe(),
         "teacher_solver": args.teacher_solver,
@@ -217,8 +284,11 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "from_teacher": settings.from_teacher,
         "recipe": optimiser.recipe.name(),
         "training": settings.train.to_json(),
-        "pool_seconds": rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>(),
     });
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
+    begin_run(&args.out, "reflow", device, &settings_json, args.resume)?;
+    let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
+    let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
+    settings_json["pool_seconds"] = json!(rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>());
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, Some(&last.train)))?;
     finish(&args.out, &last.train)
 }
