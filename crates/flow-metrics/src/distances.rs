@@ -14,6 +14,13 @@ fn check_same_shape(a: &Array2<f32>, b: &Array2<f32>) -> Result<()> {
     if a.is_empty() {
         return Err(MetricsError::Empty);
     }
+    // A NaN cost breaks the assignment's comparisons (it panicked on a NaN model's samples).
+    for (sample, which) in [(a, "first"), (b, "second")] {
+        let rows = sample.rows().into_iter().filter(|row| row.iter().any(|v| !v.is_finite())).count();
+        if rows > 0 {
+            return Err(MetricsError::NonFinite { which, rows, total: sample.nrows() });
+        }
+    }
     Ok(())
 }
 

@@ -1,3 +1,5 @@
+//! The one error type of flow-metrics.
+
 pub type Result<T> = std::result::Result<T, MetricsError>;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -6,6 +8,8 @@ pub enum MetricsError {
     Shape { left: usize, left_dim: usize, right: usize, right_dim: usize },
     #[error("samples are empty")]
     Empty,
+    #[error("{rows} of the {total} points of the {which} sample are not finite")]
+    NonFinite { which: &'static str, rows: usize, total: usize },
     #[error("a trajectory needs at least two recorded states")]
     ShortTrajectory,
 }

@@ -125,3 +125,17 @@ fn straightness_is_zero_for_straight_paths_and_measures_curvature() {
     assert!((straightness(&reversed).expect("trajectory") - measured).abs() < 1e-9);
     assert_eq!(straightness(&arc[..1]), Err(MetricsError::ShortTrajectory));
 }
+
+#[test]
+fn non_finite_samples_are_refused_not_a_panic() {
+    let good = array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]];
+    let bad = array![[0.0f32, f32::NAN], [2.0, 3.0], [f32::INFINITY, 5.0]];
+    assert_eq!(
+        wasserstein2(&good, &bad).unwrap_err(),
+        MetricsError::NonFinite { which: "second", rows: 2, total: 3 }
+    );
+    assert_eq!(
+        wasserstein2(&bad, &good).unwrap_err().to_string(),
+        "2 of the 3 points of the first sample are not finite"
+    );
+}

@@ -38,4 +38,6 @@ pub enum ModelError {
     Native(#[from] flow_native::NativeError),
     #[error(transparent)]
     Ode(#[from] flow_ode::OdeError),
+    #[error("{rows} of {total} points became NaN or infinite on the way through the network")]
+    NonFinite { rows: usize, total: usize },
 }

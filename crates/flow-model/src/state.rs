@@ -75,19 +75,25 @@ pub fn integrate_points(
     solver: flow_ode::Solver,
     record: flow_ode::Record,
 ) -> Result<PointsSolution> {
-    if let Some(field) = NativeField::new(net, start.ncols())? {
+    let solution = if let Some(field) = NativeField::new(net, start.ncols())? {
         let solution = flow_ode::integrate(&field, start.clone(), grid, solver, record)?;
-        return Ok(PointsSolution {
-            points: solution.state,
-            nfe: solution.nfe,
-            trajectory: solution.trajectory,
-        });
+        PointsSolution { points: solution.state, nfe: solution.nfe, trajectory: solution.trajectory }
+    } else {
+        let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
+        let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
+        let trajectory = solution
+            .trajectory
+            .iter()
+            .map(|(t, x)| Ok((*t, tensor_to_array(&x.0)?)))
+            .collect::<Result<_>>()?;
+        PointsSolution { points: tensor_to_array(&solution.state.0)?, nfe: solution.nfe, trajectory }
+    };
+    // NaN or infinite end points are never a sample: say so instead of writing them.
+    let rows = solution.points.rows().into_iter().filter(|row| row.iter().any(|v| !v.is_finite())).count();
+    if rows > 0 {
+        return Err(ModelError::NonFinite { rows, total: solution.points.nrows() });
     }
-    let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
-    let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
-    let trajectory =
-        solution.trajectory.iter().map(|(t, x)| Ok((*t, tensor_to_array(&x.0)?))).collect::<Result<_>>()?;
-    Ok(PointsSolution { points: tensor_to_array(&solution.state.0)?, nfe: solution.nfe, trajectory })
+    Ok(solution)
 }
 
 /// A network on flow-native's kernels, as a velocity field over host points.

@@ -611,3 +611,21 @@ fn resume_refuses_changed_settings_and_the_other_command() {
     let args = resume(&[]);
     succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+#[test]
+fn points_that_overflow_are_an_error_not_a_nan_file() {
+    // One Euler step backward from the edge of f32's range: x − v overflows for
+    // the points whose velocity points outward.
+    let scratch = Scratch::new("overflow");
+    let model = train_small(&scratch, "run", &[]);
+    let input =
+        scratch.write("far.csv", "x0,x1\n3.4e38,3.4e38\n-3.4e38,-3.4e38\n3.4e38,-3.4e38\n-3.4e38,3.4e38\n");
+    let out = scratch.path("latents.csv");
+    let args = ["sample", "--model", &model, "--reverse", "--solver", "euler", "--steps", "1"];
+    fails(
+        &[&args[..], &["--input", &input, "--out", &out]].concat(),
+        1,
+        "of 4 points became NaN or infinite",
+    );
+    assert!(!Path::new(&out).exists());
+}
