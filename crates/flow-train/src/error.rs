@@ -34,6 +34,8 @@ pub enum TrainError {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("stopped {0}")]
+    Stopped(String),
     #[error("{dir}: in use by {owner}; wait for it to finish or choose another --out")]
     InUse { dir: PathBuf, owner: String },
 }

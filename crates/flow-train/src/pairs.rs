@@ -100,11 +100,31 @@ impl PairSource {
         size: usize,
         rng: &mut R,
     ) -> Result<PairSource> {
+        PairSource::pool_until(teacher, source, settings, size, rng, || false)
+    }
+
+    /// As [`PairSource::pool`], giving up between chunks once `stopped()` says so
+    /// (Ctrl-C must not wait for a large pool).
+    pub fn pool_until<R: Rng + ?Sized>(
+        teacher: &VelocityNet,
+        source: &PointSource,
+        settings: TeacherSettings,
+        size: usize,
+        rng: &mut R,
+        stopped: impl Fn() -> bool,
+    ) -> Result<PairSource> {
+        let what = format!("a pool of {size} teacher pairs");
+        flow_data::budget::check_allocation(&what, size as u128 * source.dim() as u128 * 2, 4)?;
         let (kind, device) = (teacher.kind(), teacher.device());
         let mut starts = Vec::new();
         let mut ends = Vec::new();
         let mut made = 0;
         while made < size {
+            if stopped() {
+                return Err(TrainError::Stopped(format!(
+                    "while the teacher pool was generated ({made} of {size} pairs); this round saved nothing yet"
+                )));
+            }
             let count = POOL_CHUNK.min(size - made);
             let x0 = source.draw(count, rng);
             ends.push(array_to_tensor(&settings.transport(teacher, &x0)?, kind, device));

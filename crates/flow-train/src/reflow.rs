@@ -88,7 +88,9 @@ pub fn reflow(
             },
             PairMode::Pool(size) => {
                 let mut rng = pool_rng(settings.train.seed, round);
-                PairSource::pool(&current, source, settings.teacher, size, &mut rng)?
+                PairSource::pool_until(&current, source, settings.teacher, size, &mut rng, || {
+                    options.stop_requested()
+                })?
             }
         };
         let pool_seconds = clock.elapsed().as_secs_f64();

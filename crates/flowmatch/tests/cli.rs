@@ -629,3 +629,29 @@ fn points_that_overflow_are_an_error_not_a_nan_file() {
     );
     assert!(!Path::new(&out).exists());
 }
+
+#[test]
+fn a_huge_pool_is_refused_and_ctrl_c_stops_a_large_one() {
+    let scratch = Scratch::new("pool");
+    let model = train_small(&scratch, "teacher", &[]);
+    let out = scratch.path("straight");
+    fails(
+        &["reflow", "--teacher", &model, "--pairs", "pool:1000000000000", "--out", &out],
+        1,
+        "a pool of 1000000000000 teacher pairs needs",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+        .args(["reflow", "--teacher", &model, "--pairs", "pool:20000000", "--device", "cpu", "--out", &out])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let clock = std::time::Instant::now();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("exits");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("stopped while the teacher pool was generated"), "{message}");
+    assert!(clock.elapsed() < std::time::Duration::from_secs(30), "took {:?} to stop", clock.elapsed());
+}
