@@ -22,6 +22,10 @@ pub enum DataError {
     NotANumber { path: PathBuf, line: usize, column: usize, cell: String },
     #[error("{path}: line {line}, column {column}: {value} is not finite")]
     NotFinite { path: PathBuf, line: usize, column: usize, value: f64 },
+    #[error(
+        "{path}: line {line}, column {column}: {value:e} is outside the range of 32-bit floats (±3.4e38)"
+    )]
+    OutOfRange { path: PathBuf, line: usize, column: usize, value: f64 },
     #[error("{path}: line {line} has {found} columns, expected {expected}")]
     Ragged { path: PathBuf, line: usize, expected: usize, found: usize },
     #[error("{path}: no data points")]

@@ -88,6 +88,13 @@ pub fn read_points(path: &Path) -> Result<Array2<f32>> {
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: path.to_owned() });
     }
+    // A device or a pipe (/dev/zero named x.csv) would be read without end.
+    if path.exists() && !std::fs::metadata(path).map_err(io_error(path))?.is_file() {
+        return Err(DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
     let points = match format {
         Format::Csv => parse_csv(path, &std::fs::read_to_string(path).map_err(io_error(path))?)?,
         Format::Npy => read_npy(path)?,
@@ -126,6 +133,8 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Array2<f32>> {
     let mut values = Vec::new();
     let mut width = None;
     let mut rows = 0;
+    // A byte-order mark (spreadsheet exports) is not part of the first cell.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, line) in text.lines().enumerate() {
         let line_number = index + 1;
         let line = line.trim();
@@ -223,6 +232,8 @@ fn check_finite(path: &Path, value: f64, line: usize, column: usize) -> Result<(
     // Checked after rounding, so 1e300 (infinite as f32) is caught too.
     if (value as f32).is_finite() {
         Ok(())
+    } else if value.is_finite() {
+        Err(DataError::OutOfRange { path: path.to_owned(), line, column, value })
     } else {
         Err(DataError::NotFinite { path: path.to_owned(), line, column, value })
     }

@@ -157,6 +157,28 @@ fn csv_reports_the_line_and_column_of_bad_cells() {
     assert_eq!(csv_error("1,inf\n"), "in.csv: line 1, column 2: inf is not finite");
     assert_eq!(csv_error("x,y\n"), "in.csv: no data points");
     assert_eq!(csv_error(""), "in.csv: no data points");
+    // A byte-order mark before header-less numbers is not part of the first number.
+    let marked = parse_csv(Path::new("in.csv"), "\u{feff}1,2\n3,4\n").expect("BOM skipped");
+    assert_eq!(marked, ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    assert_eq!(
+        csv_error("1,-3.77e38\n"),
+        "in.csv: line 1, column 2: -3.77e38 is outside the range of 32-bit floats (±3.4e38)"
+    );
+    let device = flow_data::files::read_points(Path::new("/dev/zero")).map(|_| ()).unwrap_err().to_string();
+    assert!(device.contains("unsupported extension") || device.contains("not a regular file"), "{device}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_named_like_a_csv_is_refused_not_read_forever() {
+    let dir = std::env::temp_dir().join(format!("flow-data-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let link = dir.join("zero.csv");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink");
+    let message = flow_data::files::read_points(&link).unwrap_err().to_string();
+    assert!(message.ends_with("zero.csv: not a regular file"), "{message}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
 #[test]

@@ -90,7 +90,8 @@ fn pytorch(python: &Path, threads: i32, sizes: &Sizes, samples: &PathBuf) -> Res
         let last = message.lines().last().unwrap_or("no output");
         return Err(CliError::runtime(format!("the PyTorch script failed: {last}")));
     }
-    serde_json::from_slice(&output.stdout).map_err(runtime_error)
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| CliError::runtime(format!("the PyTorch script printed no JSON result ({e})")))
 }
 
 struct Ours {

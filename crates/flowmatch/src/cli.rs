@@ -210,8 +210,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_every: usize,
     /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Start afresh in an --out that holds a run, replacing its files.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Run directory: model.safetensors, losses.csv, run.json.
@@ -274,8 +277,11 @@ pub struct ReflowArgs {
     #[arg(long)]
     pub fresh: bool,
     /// Continue the run in --out (same settings) from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Start afresh in an --out that holds a run, replacing its files.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_every: usize,
     #[command(flatten)]

@@ -536,7 +536,7 @@ fn a_second_writer_of_one_run_directory_is_refused() {
     while !under_way.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let second = train("10").output().expect("runs");
+    let second = train("10").arg("--force").output().expect("runs");
     let _ = first.kill();
     let _ = first.wait();
     let message = stderr(&second);
@@ -654,4 +654,30 @@ fn a_huge_pool_is_refused_and_ctrl_c_stops_a_large_one() {
     assert_eq!(output.status.code(), Some(1), "{message}");
     assert!(message.contains("stopped while the teacher pool was generated"), "{message}");
     assert!(clock.elapsed() < std::time::Duration::from_secs(30), "took {:?} to stop", clock.elapsed());
+}
+
+#[test]
+fn a_fresh_run_does_not_replace_an_old_one_and_resume_needs_one() {
+    let scratch = Scratch::new("replace");
+    train_small(&scratch, "run", &[]);
+    let run = scratch.path("run");
+    let again = [
+        "train",
+        "--target",
+        "spiral",
+        "--steps",
+        "5",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        &run,
+    ];
+    fails(&again, 2, "holds a run: --resume continues it, --force replaces it");
+    succeeds(&[&again[..], &["--force"]].concat());
+    let missing = scratch.path("missing");
+    let resume = ["train", "--target", "spiral", "--steps", "5", "--resume", "--out", &missing];
+    fails(&resume, 1, "no run here to resume");
+    assert!(!Path::new(&missing).exists(), "a failed resume creates nothing");
 }

@@ -51,7 +51,10 @@ pub fn target(args: &TargetArgs) -> Result<Option<PointSource>> {
 pub fn target_label(args: &TargetArgs) -> String {
     match (&args.target, &args.data) {
         (Some(dataset), _) => dataset.name().to_owned(),
-        (None, Some(path)) => format!("data:{}", path.display()),
+        // Absolute, so `eval` finds the file from any directory.
+        (None, Some(path)) => {
+            format!("data:{}", path.canonicalize().unwrap_or_else(|_| path.clone()).display())
+        }
         (None, None) => String::new(),
     }
 }

@@ -41,9 +41,23 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn check_run_dir(dir: &Path) -> Result<()> {
+/// `--out` before anything is written: a directory (or nothing yet); one to
+/// resume must hold a run, and a fresh run does not silently replace one.
+fn check_run_dir(dir: &Path, resume: bool, force: bool) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::runtime(format!("{}: exists and is not a directory", dir.display())));
+    }
+    let marks = [RUN_RECORD_FILE, flow_train::MODEL_FILE, flow_train::STATE_FILE];
+    let holds_run = marks.iter().any(|file| dir.join(file).exists())
+        || dir.join("round-1").join(flow_train::STATE_FILE).exists();
+    if resume && !dir.is_dir() {
+        return Err(CliError::runtime(format!("{}: no run here to resume", dir.display())));
+    }
+    if !resume && !force && holds_run {
+        return Err(CliError::usage(format!(
+            "{} holds a run: --resume continues it, --force replaces it",
+            dir.display()
+        )));
     }
     Ok(())
 }
@@ -71,21 +85,21 @@ fn record(
     command: &'static str,
     device: tch::Device,
     settings: serde_json::Value,
-    report: Option<&TrainReport>,
+    report: &TrainReport,
 ) -> RunRecord {
     RunRecord {
         command,
         version: env!("CARGO_PKG_VERSION"),
         device: device_label(device),
         threads: tch::get_num_threads(),
-        backend: report.map_or("", |r| r.backend),
-        kernel: report.and_then(|r| r.kernel),
+        backend: report.backend,
+        kernel: report.kernel,
         settings,
-        seconds: report.map_or(0.0, |r| r.seconds),
-        steps_per_second: report.map_or(0.0, |r| r.steps_per_second),
-        steps: report.map_or(0, |r| r.losses.len()),
-        resumed_from_step: report.map_or(0, |r| r.started_at),
-        final_loss: report.and_then(|r| r.losses.last().copied()),
+        seconds: report.seconds,
+        steps_per_second: report.steps_per_second,
+        steps: report.losses.len(),
+        resumed_from_step: report.started_at,
+        final_loss: report.losses.last().copied(),
     }
 }
 
@@ -93,24 +107,14 @@ fn record(
 /// and which code computes the same steps.
 const CHANGEABLE_ON_RESUME: [&str; 3] = ["training.steps", "training.checkpoint_every", "training.backend"];
 
-/// Before a run starts: a resumed run must be the same command with the same
-/// settings as the one in `dir` (else its continuation would silently mix two
-/// runs); a fresh run records its settings at once, so a run killed before its
-/// end can still be checked when resumed.
-fn begin_run(
-    dir: &Path,
-    command: &'static str,
-    device: tch::Device,
-    settings: &serde_json::Value,
-    resume: bool,
-) -> Result<()> {
+/// Before a resumed run starts: it must be the same command with the same
+/// settings as the one recorded in `dir` (else its continuation would silently
+/// mix two runs). A run killed before it wrote its record is checked only
+/// against its training state.
+fn check_resume_settings(dir: &Path, command: &'static str, settings: &serde_json::Value) -> Result<()> {
     let path = dir.join(RUN_RECORD_FILE);
-    if !resume {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::runtime(format!("{}: {e}", dir.display())))?;
-        return write_json(&path, &record(command, device, settings.clone(), None));
-    }
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(()); // Older runs kept no record until their end; the state checks still apply.
+        return Ok(());
     };
     let earlier: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::runtime(format!("{}: unreadable run record ({e})", path.display())))?;
@@ -179,7 +183,7 @@ fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let device = runtime(&args.runtime)?;
-    check_run_dir(&args.out)?;
+    check_run_dir(&args.out, args.resume, args.force)?;
     let target = target(&args.target)?
         .ok_or_else(|| CliError::usage("say what to learn: --target NAME or --data FILE"))?;
     let source = PointSource::builtin(args.source, target.dim())?;
@@ -228,16 +232,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "recipe": optimiser.recipe.name(),
         "training": config.to_json(),
     });
-    begin_run(&args.out, "train", device, &settings, args.resume)?;
+    if args.resume {
+        check_resume_settings(&args.out, "train", &settings)?;
+    }
     let report = flow_train::train(&mut net, &pairs, &config, &options)?;
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, Some(&report)))?;
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
     finish(&args.out, &report)
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
     let device = runtime(&args.runtime)?;
-    check_run_dir(&args.out)?;
     check_teacher_outside(&args.teacher, &args.out)?;
+    check_run_dir(&args.out, args.resume, args.force)?;
     let teacher = load_model(&args.teacher, device)?;
     let source = source_of(&teacher)?;
     let optimiser = &args.optimiser;
@@ -285,10 +291,12 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "recipe": optimiser.recipe.name(),
         "training": settings.train.to_json(),
     });
-    begin_run(&args.out, "reflow", device, &settings_json, args.resume)?;
+    if args.resume {
+        check_resume_settings(&args.out, "reflow", &settings_json)?;
+    }
     let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
     let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
     settings_json["pool_seconds"] = json!(rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>());
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, Some(&last.train)))?;
+    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
     finish(&args.out, &last.train)
 }
