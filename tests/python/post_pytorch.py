@@ -115,6 +115,7 @@ def main():
     parser.add_argument("--flow-steps", type=int, default=10000)
     parser.add_argument("--reflow-steps", type=int, default=1000)
     parser.add_argument("--samples", help="train to the end and write samples here")
+    parser.add_argument("--flow-rate-only", action="store_true", help="only time flow-matching steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -127,6 +128,9 @@ def main():
     out["flow_steps_per_s"] = max(
         rate(lambda: flow_matching_step(model, optimizer, batch), args.timed_steps, 20) for _ in range(3)
     )
+    if args.flow_rate_only:
+        print(json.dumps(out))
+        return
 
     teacher = model
     student = network()

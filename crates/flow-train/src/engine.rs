@@ -204,7 +204,7 @@ impl Engine {
         };
         for value in values {
             if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value });
+                return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value, kept: false });
             }
             losses.push(value);
         }

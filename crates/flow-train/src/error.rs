@@ -22,8 +22,8 @@ pub enum TrainError {
     UnknownTimeSampling(String),
     #[error("unknown pair mode `{0}` (valid: online, pool, pool:N)")]
     UnknownPairMode(String),
-    #[error("loss became {loss} at step {step}; stopped, the last checkpoint is kept")]
-    NonFiniteLoss { step: usize, loss: f32 },
+    #[error("loss became {loss} at step {step}; stopped, {}", if *kept { "the last checkpoint is kept" } else { "nothing was saved" })]
+    NonFiniteLoss { step: usize, loss: f32, kept: bool },
     #[error("{path}: cannot resume: {reason}")]
     Resume { path: PathBuf, reason: String },
     #[error("{path}: {source}")]

@@ -120,7 +120,9 @@ impl PairSource {
         let mut ends = Vec::new();
         let mut made = 0;
         while made < size {
-            if stopped() {
+            // Between chunks only: a stop asked before the pool began still
+            // yields the first chunk, and the run then checkpoints as usual.
+            if made > 0 && stopped() {
                 return Err(TrainError::Stopped(format!(
                     "while the teacher pool was generated ({made} of {size} pairs); this round saved nothing yet"
                 )));

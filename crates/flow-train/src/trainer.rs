@@ -270,7 +270,7 @@ pub fn train(
 
         let done = step + 1;
         if done.is_multiple_of(LOSS_READBACK) || done == config.steps {
-            engine.drain_losses(&mut losses)?;
+            engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
             bar.set_position(done as u64);
             bar.set_message(format!(
                 "loss {:.4}  {:.0} steps/s",
@@ -280,11 +280,11 @@ pub fn train(
         }
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
-            engine.drain_losses(&mut losses)?;
+            engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
             save(net, &engine, &consumed, &losses, options)?;
         }
     }
-    engine.drain_losses(&mut losses)?;
+    engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
     save(net, &engine, &consumed, &losses, options)?;
     engine.publish(net)?;
     bar.finish_and_clear();
@@ -337,6 +337,17 @@ fn resume_from_separate_files(
         });
     }
     Ok(losses)
+}
+
+/// A non-finite loss says whether a checkpoint is there to fall back on.
+fn with_checkpoint_note(error: TrainError, options: &RunOptions) -> TrainError {
+    match error {
+        TrainError::NonFiniteLoss { step, loss, .. } => {
+            let kept = options.out_dir.as_ref().is_some_and(|dir| dir.join(MODEL_FILE).exists());
+            TrainError::NonFiniteLoss { step, loss, kept }
+        }
+        other => other,
+    }
 }
 
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.

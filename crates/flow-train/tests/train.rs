@@ -233,8 +233,12 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     let huge = ndarray::Array2::from_elem((4, 2), 3e38f32);
     let exploding = PairSource::independent(gaussian(), PointSource::Data(Arc::new(huge))).expect("2-D");
     let error = train(&mut net, &exploding, &short(10, 64), &options).expect_err("loss overflows");
-    assert!(matches!(error, TrainError::NonFiniteLoss { step: 1, .. }), "{error}");
+    assert!(matches!(error, TrainError::NonFiniteLoss { step: 1, kept: true, .. }), "{error}");
+    assert!(error.to_string().ends_with("the last checkpoint is kept"), "{error}");
     assert_eq!(std::fs::read(dir.join("model.safetensors")).expect("checkpoint"), saved);
+    // In memory, or before any checkpoint, nothing is there to keep: the message says so.
+    let error = train(&mut net, &exploding, &short(10, 64), &RunOptions::default()).expect_err("overflows");
+    assert!(error.to_string().ends_with("nothing was saved"), "{error}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
