@@ -20,7 +20,12 @@ fn gaussian() -> PointSource {
     PointSource::builtin(Dataset::Gaussian, 2).expect("2-D")
 }
 
+/// libtorch's generator is global: tests running alongside must not draw
+/// between another test's `manual_seed` and its network's initialisation.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn fresh_net(seed: i64) -> VelocityNet {
+    let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(seed);
     VelocityNet::new(ModelConfig::default(), Device::Cpu).expect("default config")
 }
@@ -264,8 +269,10 @@ fn settings_parse_and_bad_values_are_named() {
 fn native_and_libtorch_backends_train_the_same_network() {
     // Both engines consume the same batches; they differ only in rounding, which
     // stays small over a short run.
+    // Copies of one network: libtorch's global generator is shared with tests running alongside.
+    let start = fresh_net(3);
     let run = |backend| {
-        let mut net = fresh_net(3);
+        let mut net = start.try_clone().expect("a copy");
         let config = TrainConfig { backend, ..short(200, 256) };
         let report =
             train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
@@ -299,10 +306,14 @@ fn native_backend_says_when_it_cannot_train_a_network() {
 /// Flow matching on `device` follows the CPU's libtorch run step by step (the
 /// same batches, so the same losses to rounding), and reflow runs there.
 fn training_and_reflow_agree_with_the_cpu(device: Device) {
+    // One set of initial weights for both runs (libtorch's global generator is
+    // shared with the tests running alongside, and differs between devices).
+    let start = fresh_net(3);
     let run = |device| {
-        // Initial weights from the CPU generator, so both runs start equal.
-        let start = fresh_net(3);
-        let mut net = VelocityNet::new(ModelConfig::default(), device).expect("a network on the device");
+        let mut net = {
+            let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            VelocityNet::new(ModelConfig::default(), device).expect("a network on the device")
+        };
         net.copy_weights_from(&start).expect("same architecture");
         let config = TrainConfig { backend: Backend::Libtorch, ..short(100, 256) };
         let report =
@@ -337,22 +348,25 @@ fn a_kill_between_checkpoint_files_still_resumes_exactly() {
     // (still at step 20) were replaced, plus a temp file a killed writer left.
     let dir = scratch("torn");
     let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    // Copies of one network: libtorch's global generator is shared with tests running alongside.
+    let start = fresh_net(4);
+    let copy = || start.try_clone().expect("a copy");
     for ema in [None, Some(0.9)] {
         let config = |steps| TrainConfig { ema, ..short(steps, 128) };
         let _ = std::fs::remove_dir_all(&dir);
-        train(&mut fresh_net(4), &flow_matching_pairs(), &config(20), &options).expect("to step 20");
+        train(&mut copy(), &flow_matching_pairs(), &config(20), &options).expect("to step 20");
         let older_model = std::fs::read(dir.join("model.safetensors")).expect("model");
         let older_losses = std::fs::read(dir.join("losses.csv")).expect("losses");
         let resume = RunOptions { resume: true, ..options.clone() };
-        train(&mut fresh_net(4), &flow_matching_pairs(), &config(40), &resume).expect("to step 40");
+        train(&mut copy(), &flow_matching_pairs(), &config(40), &resume).expect("to step 40");
         std::fs::write(dir.join("model.safetensors"), older_model).expect("roll back the model");
         std::fs::write(dir.join("losses.csv"), older_losses).expect("roll back the loss log");
         std::fs::write(dir.join(".model.safetensors.12345.tmp"), b"half a file").expect("temp file");
 
-        let mut resumed = fresh_net(99);
+        let mut resumed = copy();
         let report = train(&mut resumed, &flow_matching_pairs(), &config(60), &resume).expect("resumes");
         assert_eq!(report.started_at, 40, "ema {ema:?}");
-        let mut straight = fresh_net(4);
+        let mut straight = copy();
         let whole = train(&mut straight, &flow_matching_pairs(), &config(60), &RunOptions::default())
             .expect("trains");
         assert_eq!(report.losses, whole.losses, "ema {ema:?}");
