@@ -33,6 +33,47 @@ fn tensor_bytes(tensor: &Tensor, precision: Precision) -> Vec<u8> {
     }
 }
 
+/// Writes named tensors (f32, f64 or i64, any device) to `path` as
+/// safetensors, atomically: the temp file is removed on failure and IO
+/// errors name the path (a full disk reads "No space left on device").
+pub fn write_tensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()> {
+    let buffers = tensors
+        .iter()
+        .map(|(name, tensor)| {
+            let host = tensor.detach().to_device(tch::Device::Cpu).contiguous();
+            let shape: Vec<usize> = host.size().iter().map(|&s| s as usize).collect();
+            let flat = host.view([-1]);
+            let (dtype, bytes) = match host.kind() {
+                Kind::Double => {
+                    (Dtype::F64, Vec::<f64>::try_from(&flat)?.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+                Kind::Int64 => {
+                    (Dtype::I64, Vec::<i64>::try_from(&flat)?.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+                _ => (
+                    Dtype::F32,
+                    Vec::<f32>::try_from(&flat.to_kind(Kind::Float))?
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect(),
+                ),
+            };
+            Ok((name.to_string(), dtype, shape, bytes))
+        })
+        .collect::<Result<Vec<(String, Dtype, Vec<usize>, Vec<u8>)>>>()?;
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes).map(|view| (name.clone(), view))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| ModelError::Internal(format!("cannot lay out tensors for {}: {e}", path.display())))?;
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| ModelError::Internal(format!("cannot serialise tensors for {}: {e}", path.display())))?;
+    flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
+    Ok(())
+}
+
 /// Writes `net` to `path` atomically, with `extra` entries in the header.
 pub fn save(net: &VelocityNet, path: &Path, extra: &BTreeMap<String, String>) -> Result<()> {
     let config = net.config();
@@ -55,15 +96,15 @@ pub fn save(net: &VelocityNet, path: &Path, extra: &BTreeMap<String, String>) ->
             TensorView::new(dtype, shape.clone(), bytes).map(|view| (name.clone(), view))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| ModelError::Config(e.to_string()))?;
+        .map_err(|e| ModelError::Internal(e.to_string()))?;
     let mut metadata: HashMap<String, String> = extra.clone().into_iter().collect();
     metadata.insert("format".into(), FORMAT.into());
     metadata.insert(
         "config".into(),
-        serde_json::to_string(config).map_err(|e| ModelError::Config(e.to_string()))?,
+        serde_json::to_string(config).map_err(|e| ModelError::Internal(e.to_string()))?,
     );
     let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Config(e.to_string()))?;
+        safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Internal(e.to_string()))?;
     flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
     Ok(())
 }
@@ -86,8 +127,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap<String, String>)> {
-    let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_a_checkpoint(path, e.to_string()))?;
     let mut metadata: BTreeMap<String, String> =
         header.metadata().clone().unwrap_or_default().into_iter().collect();
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
@@ -105,7 +145,7 @@ fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap
 /// The header's architecture is only believed once the tensors agree with it:
 /// a tampered `hidden` or `layers` must not size an allocation.
 fn check_header_against_tensors(path: &Path, bytes: &[u8], config: &ModelConfig) -> Result<()> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, e.to_string()))?;
     let held = file.len() as u128;
     if 2 * (config.layers as u128 + 1) != held {
         return Err(not_a_checkpoint(
@@ -155,7 +195,7 @@ pub fn load_into(net: &mut VelocityNet, path: &Path) -> Result<BTreeMap<String, 
 }
 
 fn copy_tensors(net: &mut VelocityNet, path: &Path, bytes: &[u8]) -> Result<()> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, format!("{e:?}")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, e.to_string()))?;
     let expected = net.config().parameter_names();
     for name in file.names() {
         if !expected.iter().any(|(n, _)| n == name) {

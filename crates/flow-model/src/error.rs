@@ -38,6 +38,8 @@ pub enum ModelError {
     Native(#[from] flow_native::NativeError),
     #[error(transparent)]
     Ode(#[from] flow_ode::OdeError),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{rows} of {total} points became NaN or infinite on the way through the network")]
     NonFinite { rows: usize, total: usize },
 }

@@ -110,7 +110,11 @@ pub fn reflow(
             break;
         }
     }
+    // Only a finished run gets the top-level model: an interrupted one would
+    // otherwise look finished (its rounds' directories hold the checkpoints).
+    let finished = reports.len() == settings.rounds && reports.last().is_some_and(|r| !r.train.interrupted);
     if settings.rounds > 1
+        && finished
         && let Some(dir) = &options.out_dir
     {
         flow_model::checkpoint::save(&current, &dir.join(MODEL_FILE), &options.metadata)?;

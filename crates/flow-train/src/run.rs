@@ -156,16 +156,9 @@ pub(crate) fn save_state(
     if let Some(average) = average {
         tensors.push(("average", average));
     }
-    let temp = path.with_extension("safetensors.tmp");
-    if let Err(error) = Tensor::write_safetensors(&tensors, &temp) {
-        // A full disk must not also keep a half-written file filling it.
-        let _ = std::fs::remove_file(&temp);
-        return Err(error.into());
-    }
-    std::fs::rename(&temp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&temp);
-        TrainError::Io { path: path.to_owned(), source }
-    })
+    // Atomic, the temp file removed on failure (a full disk must not also keep
+    // a half-written file filling it), and IO errors that name the path.
+    Ok(flow_model::checkpoint::write_tensors(path, &tensors)?)
 }
 
 /// Removes what killed writers left behind (`*.tmp`); called with the

@@ -206,6 +206,10 @@ pub fn train(
     options: &RunOptions,
 ) -> Result<TrainReport> {
     config.validate()?;
+    // Before the run directory is touched: a refused size leaves nothing behind.
+    check_batch_memory(net, config)?;
+    let what = format!("a loss log of {} steps", config.steps);
+    flow_data::budget::check_allocation(&what, config.steps as u128, 4)?;
     if pairs.dim() != net.config().dim {
         return Err(TrainError::Config(format!(
             "data are {}-dimensional but the model is {}-dimensional",
@@ -228,7 +232,6 @@ pub fn train(
     let mut rng = batch_rng(config.seed);
     // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.
     let mut losses = Vec::with_capacity(config.steps.min(1 << 16));
-    check_batch_memory(net, config)?;
     if options.resume {
         losses = resume(net, &mut engine, &mut rng, options)?;
     }

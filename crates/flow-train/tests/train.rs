@@ -143,6 +143,7 @@ fn interrupted_reflow_resumes_to_the_same_weights() {
     let (_, reports) = reflow(&teacher, &gaussian(), &settings, &stopped).expect("stops");
     assert_eq!(reports.len(), 1);
     assert!(reports[0].train.interrupted);
+    assert!(!dir.join("model.safetensors").exists(), "an interrupted run must not look finished");
     let resume = RunOptions { resume: true, ..in_dir };
     let (resumed, reports) = reflow(&teacher, &gaussian(), &settings, &resume).expect("resumes");
     assert_eq!(reports.len(), 2);

@@ -34,7 +34,8 @@ pub(crate) fn canvas(width: u32, height: u32, draw: impl FnOnce(&Area) -> Result
 pub(crate) use image::RgbImage;
 
 /// Canvas size that makes the plotting area square.
-pub(crate) fn square_canvas_size() -> (u32, u32) {
+/// Width and height in pixels of a [`scatter`] frame.
+pub fn square_canvas_size() -> (u32, u32) {
     (PLOT_SIZE + 2 * MARGIN + Y_LABELS, PLOT_SIZE + 2 * MARGIN + X_LABELS + CAPTION)
 }
 

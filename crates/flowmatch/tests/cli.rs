@@ -474,6 +474,20 @@ fn sizes_too_large_for_this_machine_are_refused_before_allocating() {
     let run = scratch.path("run");
     fails(&["data", "--name", "spiral", "--n", "1000000000000", "--out", &out], 1, "needs");
     fails(&["train", "--target", "spiral", "--batch-size", "1000000000000", "--out", &run], 1, "a batch of");
+    fails(&["train", "--target", "spiral", "--steps", "1000000000000", "--out", &run], 1, "a loss log of");
+    assert!(!Path::new(&run).exists(), "a refused run leaves no directory");
+    let model = train_small(&scratch, "small", &[]);
+    fails(
+        &["sample", "--model", &model, "--n", "10000000000", "--out", &out],
+        1,
+        "sampling 10000000000 points",
+    );
+    let gif = scratch.path("flow.gif");
+    fails(
+        &["plot", "--model", &model, "--steps", "100000", "--out", &gif],
+        1,
+        "an animation of 100001 frames",
+    );
     fails(&["train", "--target", "spiral", "--hidden", "10000000", "--out", &run], 1, "a network of");
     fails(
         &["train", "--target", "spiral", "--layers", "1000000000", "--hidden", "1000", "--out", &run],
@@ -680,4 +694,64 @@ fn a_fresh_run_does_not_replace_an_old_one_and_resume_needs_one() {
     let resume = ["train", "--target", "spiral", "--steps", "5", "--resume", "--out", &missing];
     fails(&resume, 1, "no run here to resume");
     assert!(!Path::new(&missing).exists(), "a failed resume creates nothing");
+}
+
+/// A small tmpfs mounted over a scratch directory, unmounted when dropped; `None`
+/// (with a note) where this process may not mount (not root, no CAP_SYS_ADMIN).
+struct TinyFs(PathBuf);
+
+impl TinyFs {
+    fn mount(dir: &Path, size: &str) -> Option<TinyFs> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here: the full-disk and read-only cases are skipped");
+            return None;
+        }
+        Some(TinyFs(dir.to_owned()))
+    }
+
+    fn read_only(&self) {
+        let status = Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0).status().expect("mount");
+        assert!(status.success());
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_and_a_read_only_run_fail_cleanly() {
+    let scratch = Scratch::new("disk");
+    let Some(full) = TinyFs::mount(&scratch.0.join("full"), "40k") else { return };
+    let run = full.0.join("run").display().to_string();
+    let train = ["train", "--target", "spiral", "--steps", "300", "--batch-size", "64", "--device", "cpu"];
+    fails(
+        &[&train[..], &["--checkpoint-every", "100", "--out", &run]].concat(),
+        1,
+        "No space left on device",
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .expect("run dir")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left on the full disk: {leftovers:?}");
+
+    let Some(roomy) = TinyFs::mount(&scratch.0.join("roomy"), "4m") else { return };
+    let run = roomy.0.join("run").display().to_string();
+    succeeds(&[&train[..], &["--out", &run]].concat());
+    roomy.read_only();
+    let clock = std::time::Instant::now();
+    let resume =
+        ["train", "--target", "spiral", "--steps", "100000", "--batch-size", "64", "--device", "cpu"];
+    fails(&[&resume[..], &["--resume", "--out", &run]].concat(), 1, "Read-only file system");
+    assert!(clock.elapsed() < std::time::Duration::from_secs(20), "failed only after training");
 }

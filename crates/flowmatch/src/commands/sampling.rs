@@ -126,6 +126,13 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                     checkpoint.net.config().dim
                 )));
             }
+            if kind == "gif" {
+                // Every frame and every recorded state is held until the GIF is encoded.
+                let (width, height) = flow_viz::square_canvas_size();
+                let frame = u128::from(width) * u128::from(height) * 3 + args.n as u128 * 8;
+                let what = format!("an animation of {} frames", args.solver.steps + 1);
+                flow_data::budget::check_allocation(&what, (args.solver.steps as u128 + 1) * frame, 1)?;
+            }
             let start = source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
