@@ -159,6 +159,12 @@ fn bad_checkpoints_are_errors_that_name_the_problem() {
     assert!(message.contains("has shape [64, 3], expected [1000000000, 3]"), "{message}");
     let message = tamper("deep.safetensors", r#"\"layers\":3"#, r#"\"layers\":1000000000"#);
     assert!(message.contains("describes 1000000000 hidden layers but the file holds 8 tensors"), "{message}");
+    let message = tamper(
+        "waves.safetensors",
+        r#"\"time_embedding\":{\"kind\":\"raw\"}"#,
+        r#"\"time_embedding\":{\"kind\":\"sinusoidal\",\"frequencies\":1000000000}"#,
+    );
+    assert!(message.contains("has shape [64, 3], expected [64, 2000000002]"), "{message}");
     let message = tamper("flat.safetensors", r#"\"dim\":2"#, r#"\"dim\":0"#);
     assert!(message.contains("has shape [64, 3], expected [64, 1]"), "{message}");
 

@@ -755,3 +755,43 @@ fn a_full_disk_and_a_read_only_run_fail_cleanly() {
     fails(&[&resume[..], &["--resume", "--out", &run]].concat(), 1, "Read-only file system");
     assert!(clock.elapsed() < std::time::Duration::from_secs(20), "failed only after training");
 }
+
+#[test]
+fn smaller_faults_get_their_own_messages() {
+    let scratch = Scratch::new("smaller");
+    // A checkpoint whose header names a source that does not exist: a run-time error (1).
+    let model = train_small(&scratch, "run", &[]);
+    let bytes = std::fs::read(&model).expect("model");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).expect("utf8");
+    let patched = header.replace(r#""source":"gaussian""#, r#""source":"nowhere""#);
+    assert_ne!(patched, header);
+    let mut file = (patched.len() as u64).to_le_bytes().to_vec();
+    file.extend(patched.bytes());
+    file.extend(&bytes[8 + header_len..]);
+    let odd = scratch.0.join("odd.safetensors");
+    std::fs::write(&odd, file).expect("write");
+    let out = scratch.path("s.csv");
+    fails(&["sample", "--model", &odd.display().to_string(), "--out", &out], 1, "unknown dataset `nowhere`");
+
+    // A "Python" that prints nothing: the bench says so instead of a JSON parser's words.
+    let bench_out = scratch.path("bench.md");
+    // (bench reports its progress on stderr first; the error is its last line).
+    let output = flowmatch(&["bench", "--python", "/bin/true", "--quick", "--out", &bench_out]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let last = message.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("flowmatch: the PyTorch script printed no JSON result"), "{message}");
+    assert!(!Path::new(&bench_out).exists());
+
+    // A model trained on a data file evaluates from any directory (the path is stored absolute).
+    let data = scratch.path("points.csv");
+    succeeds(&["data", "--name", "spiral", "--n", "200", "--out", &data]);
+    let from_data = train_small(&scratch, "data-run", &["--data", &data]);
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+        .args(["eval", "--model", &from_data, "--n", "50", "--solver", "euler", "--steps", "2"])
+        .current_dir("/")
+        .output()
+        .expect("runs");
+    assert!(elsewhere.status.success(), "{}", stderr(&elsewhere));
+}

@@ -81,7 +81,11 @@ pub fn target_of(checkpoint: &Checkpoint) -> Result<Option<PointSource>> {
 /// The source a checkpoint's flow starts from (its header's `source`, else the Gaussian).
 pub fn source_of(checkpoint: &Checkpoint) -> Result<PointSource> {
     let name = checkpoint.metadata.get("source").map(String::as_str).unwrap_or("gaussian");
-    Ok(PointSource::builtin(Dataset::from_name(name)?, checkpoint.net.config().dim)?)
+    // A bad name here comes from a file, not from the command line: a run-time error.
+    let source = Dataset::from_name(name)
+        .and_then(|dataset| PointSource::builtin(dataset, checkpoint.net.config().dim))
+        .map_err(|e| CliError::runtime(format!("the checkpoint's source: {e}")))?;
+    Ok(source)
 }
 
 pub fn load_model(path: &Path, device: Device) -> Result<Checkpoint> {
