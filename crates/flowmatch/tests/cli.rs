@@ -31,6 +31,14 @@ fn fails(args: &[&str], code: i32, needle: &str) {
     assert_eq!(message.trim_end().lines().count(), 1, "{args:?}: not one line: {message}");
     assert!(message.starts_with("flowmatch: "), "{message}");
     assert!(!message.contains("panicked"), "{message}");
+    // Nothing half-written beside any path the command was given.
+    for arg in args.iter().filter(|arg| arg.contains('/')) {
+        let Some(dir) = Path::new(arg).parent().filter(|dir| dir.is_dir()) else { continue };
+        for entry in std::fs::read_dir(dir).expect("list").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "{args:?} left {}", entry.path().display());
+        }
+    }
 }
 
 struct Scratch(PathBuf);
@@ -597,15 +605,18 @@ fn resume_refuses_changed_settings_and_the_other_command() {
     let model = train_small(&scratch, "run", &[]);
     let run = scratch.path("run");
     let resume = |extra: &[&str]| {
-        let mut args =
-            vec!["train", "--target", "spiral", "--steps", "40", "--batch-size", "64", "--device", "cpu"];
+        let mut args = vec!["train", "--target", "spiral", "--steps", "40", "--device", "cpu"];
         args.extend(["--resume", "--out", &run]);
+        if !extra.contains(&"--batch-size") {
+            args.extend(["--batch-size", "64"]);
+        }
         args.extend(extra);
         args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
     };
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["--seed", "1"], "different training.seed (0 before, 1 now)"),
         (&["--lr", "0.01"], "different training.lr"),
+        (&["--batch-size", "128"], "different training.batch_size (64 before, 128 now)"),
         (&["--time-sampling", "warp"], "different training.time_sampling"),
     ];
     for (extra, needle) in cases {
@@ -621,6 +632,13 @@ fn resume_refuses_changed_settings_and_the_other_command() {
         1,
         "holds a `train` run",
     );
+    // And the reverse: a reflow run is not continued by `train`.
+    let reflowed = scratch.path("reflowed");
+    let reflow =
+        ["reflow", "--teacher", &teacher, "--pairs", "pool:256", "--steps", "5", "--batch-size", "32"];
+    succeeds(&[&reflow[..], &["--device", "cpu", "--out", &reflowed]].concat());
+    let train = ["train", "--target", "spiral", "--steps", "10", "--resume", "--out", &reflowed];
+    fails(&train, 1, "holds a `reflow` run; resume it with `flowmatch reflow --resume`");
     // Longer, with the same settings: allowed.
     let args = resume(&[]);
     succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
