@@ -1,3 +1,5 @@
+//! Distances between two samples: exact W2 by optimal assignment, RBF MMD², energy distance.
+
 use ndarray::{Array2, ArrayView1};
 
 use crate::{MetricsError, Result, assign_min_cost};

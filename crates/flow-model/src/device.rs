@@ -1,3 +1,5 @@
+//! Devices as the user names them (`auto`, `cpu`, `cuda`, `cuda:N`), resolved against what libtorch sees.
+
 use tch::Device;
 
 use crate::{ModelError, Result};

@@ -1,3 +1,5 @@
+//! The velocity network on libtorch: its configuration, flat parameter tensor and forward pass.
+
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 

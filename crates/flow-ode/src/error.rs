@@ -1,3 +1,5 @@
+//! The one error type of flow-ode.
+
 pub type Result<T> = std::result::Result<T, OdeError>;
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -1,3 +1,5 @@
+//! Time grids: uniform, the post's warp, reversed.
+
 use crate::{OdeError, Result};
 
 /// The post's time-warp polynomial (from Hawley's tutorial):

@@ -1,3 +1,5 @@
+//! The solvers (Euler, midpoint, Heun, RK4 from one Butcher tableau; Dopri5 with FSAL) and the integration loop.
+
 use crate::{OdeError, Result, State, TimeGrid, VelocityField};
 
 /// An integration method. The fixed-step ones follow the [`TimeGrid`];

@@ -1,3 +1,5 @@
+//! What the solvers integrate: the `State` and `VelocityField` traits, and their ndarray forms.
+
 use ndarray::Array2;
 
 /// A batch of positions the solvers can combine linearly.

@@ -1,3 +1,5 @@
+//! Adam over one flat libtorch parameter tensor.
+
 use tch::Tensor;
 
 /// Adam (Kingma & Ba, with PyTorch's defaults β = (0.9, 0.999), ε = 1e-8) over

@@ -1,3 +1,5 @@
+//! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
+
 use flow_data::PointSource;
 use flow_model::{VelocityNet, array_to_tensor, integrate_points};
 use flow_ode::{Record, Solver, TimeGrid};

@@ -1,3 +1,5 @@
+//! `QualityProbe`: fixed samples and a noise floor, so models are compared on the same numbers.
+
 use flow_data::PointSource;
 use flow_model::{VelocityNet, integrate_points};
 use flow_ode::{Record, Solver, TimeGrid};

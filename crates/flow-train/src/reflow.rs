@@ -1,3 +1,5 @@
+//! Reflow: rounds of distillation, each student teaching the next.
+
 use std::time::Instant;
 
 use flow_data::PointSource;

@@ -1,3 +1,5 @@
+//! How training times t are drawn: uniform, the post's warp, logit-normal.
+
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 

@@ -1,3 +1,5 @@
+//! The training loop shared by flow matching and reflow: recipes, schedules, checkpoints and resume.
+
 use std::time::Instant;
 
 use flow_model::VelocityNet;

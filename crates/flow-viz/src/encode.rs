@@ -1,3 +1,5 @@
+//! PNG and GIF encoding and side-by-side frames, saved atomically.
+
 use std::path::Path;
 
 use image::{GenericImage, RgbImage};

@@ -1,3 +1,5 @@
+//! The one error type of flow-viz.
+
 pub type Result<T> = std::result::Result<T, VizError>;
 
 #[derive(Debug, thiserror::Error)]

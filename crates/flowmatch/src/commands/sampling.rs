@@ -1,3 +1,5 @@
+//! `sample`, `eval` and `plot`: a trained model's points, quality and pictures.
+
 use std::path::Path;
 
 use flow_data::files;

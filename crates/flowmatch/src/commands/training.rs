@@ -1,3 +1,5 @@
+//! `train` and `reflow`: run directories, resume checks and run records.
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
