@@ -79,6 +79,14 @@ impl Precision {
             Precision::F64 => Kind::Double,
         }
     }
+
+    /// Bytes of one value.
+    pub fn bytes(self) -> u128 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
 }
 
 /// 2¹²⁷·π is the largest scale f32 holds: more frequencies give infinite angles.
@@ -137,10 +145,7 @@ impl ModelConfig {
         let (dim, hidden, layers) = (self.dim as u128, self.hidden as u128, self.layers as u128);
         let input = dim + self.time_embedding.width() as u128;
         let count = (input + 1) * hidden + (layers - 1) * (hidden + 1) * hidden + (hidden + 1) * dim;
-        let bytes = match self.precision {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        };
+        let bytes = self.precision.bytes();
         let what = format!("a network of {count} parameters (with its gradient and optimiser moments)");
         Ok(flow_data::budget::check_allocation(&what, count * 4, bytes)?)
     }

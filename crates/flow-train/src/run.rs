@@ -37,10 +37,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// The native kernel this run uses (see [`RunOptions::kernel`]).
     pub fn kernel(&self) -> Result<flow_native::Kernel> {
-        match self.kernel {
-            Some(kernel) => Ok(kernel),
-            None => Ok(flow_native::Kernel::requested()?),
-        }
+        Ok(self.kernel.map_or_else(flow_native::Kernel::requested, Ok)?)
     }
 
     pub fn stop_requested(&self) -> bool {

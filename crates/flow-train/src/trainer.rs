@@ -275,7 +275,7 @@ pub fn train(
 
         let done = step + 1;
         if done.is_multiple_of(LOSS_READBACK) || done == config.steps {
-            engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
+            drain(&mut engine, &mut losses, options)?;
             bar.set_position(done as u64);
             bar.set_message(format!(
                 "loss {:.4}  {:.0} steps/s",
@@ -285,11 +285,11 @@ pub fn train(
         }
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
-            engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
+            drain(&mut engine, &mut losses, options)?;
             save(net, &engine, &consumed, &losses, options)?;
         }
     }
-    engine.drain_losses(&mut losses).map_err(|e| with_checkpoint_note(e, options))?;
+    drain(&mut engine, &mut losses, options)?;
     save(net, &engine, &consumed, &losses, options)?;
     engine.publish(net)?;
     bar.finish_and_clear();
@@ -312,13 +312,11 @@ pub fn train(
 /// not fit in the memory available.
 fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
     let model = net.config();
+    // Values kept per point: inputs and targets, and four per hidden unit.
     let per_point = (model.dim as u128 + 1) * 4 + (model.hidden as u128) * (model.layers as u128) * 4;
-    let bytes = match model.precision {
-        flow_model::Precision::F32 => 4,
-        flow_model::Precision::F64 => 8,
-    };
     let what = format!("a batch of {} points", config.batch_size);
-    Ok(flow_data::budget::check_allocation(&what, config.batch_size as u128 * per_point, bytes)?)
+    let values = config.batch_size as u128 * per_point;
+    Ok(flow_data::budget::check_allocation(&what, values, model.precision.bytes())?)
 }
 
 /// A state written before it carried the loss log: the model file and
@@ -344,15 +342,16 @@ fn resume_from_separate_files(
     Ok(losses)
 }
 
-/// A non-finite loss says whether a checkpoint is there to fall back on.
-fn with_checkpoint_note(error: TrainError, options: &RunOptions) -> TrainError {
-    match error {
+/// Moves finished losses into `losses`; a non-finite one says whether a
+/// checkpoint is there to fall back on.
+fn drain(engine: &mut Engine, losses: &mut Vec<f32>, options: &RunOptions) -> Result<()> {
+    engine.drain_losses(losses).map_err(|error| match error {
         TrainError::NonFiniteLoss { step, loss, .. } => {
             let kept = options.out_dir.as_ref().is_some_and(|dir| dir.join(MODEL_FILE).exists());
             TrainError::NonFiniteLoss { step, loss, kept }
         }
         other => other,
-    }
+    })
 }
 
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.
@@ -400,7 +399,7 @@ fn resume(
     let Some(dir) = &options.out_dir else {
         return Err(TrainError::Config("resuming needs the run directory".into()));
     };
-    let state = run::load_state(&dir.join(STATE_FILE))?;
+    let mut state = run::load_state(&dir.join(STATE_FILE))?;
     // A state that carries its loss log is complete by itself; the model file,
     // when there is one, still has to be of this network's architecture.
     let self_contained =
@@ -410,7 +409,7 @@ fn resume(
         if model.exists() {
             flow_model::checkpoint::load_into(net, &model)?;
         }
-        state.losses.clone().unwrap_or_default()
+        state.losses.take().unwrap_or_default()
     } else {
         resume_from_separate_files(net, dir, &state)?
     };
