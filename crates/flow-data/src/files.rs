@@ -105,10 +105,9 @@ pub fn read_points(path: &Path) -> Result<Array2<f32>> {
     Ok(points)
 }
 
-/// Writes points as CSV (header `x0,x1,…`) or `.npy` (f32), chosen by extension.
+/// Writes points as CSV (header `coord0,coord1,…`) or `.npy` (f32), chosen by extension.
 pub fn write_points(path: &Path, points: &Array2<f32>) -> Result<()> {
-    let names: Vec<String> = (0..points.ncols()).map(|j| format!("x{j}")).collect();
-    write_table(path, points, &names)
+    write_table(path, points, &crate::tables::coordinate_names(points.ncols()))
 }
 
 /// Writes a table as CSV (with `names` as the header) or `.npy` (f32, no names).

@@ -4,6 +4,7 @@
 //!   each drawing from a caller-supplied RNG; [`Dataset`] looks them up by name.
 //! - [`files`]: user point sets as CSV or `.npy`, validated on the way in, and
 //!   atomic writes (temp file + rename) for everything the project saves.
+//! - [`tables`]: column names for point files, and recorded paths as tables.
 //!
 //! Invariants: samplers return `n × d` `f32` arrays and draw only from the RNG
 //! they are given ([`seeded_rng`] gives a stream that is stable across
@@ -13,6 +14,7 @@ pub mod budget;
 mod error;
 pub mod files;
 pub mod samplers;
+pub mod tables;
 
 pub use error::{DataError, Result};
 pub use samplers::{Dataset, PointSource, seeded_rng};

@@ -228,6 +228,16 @@ impl PointSource {
         Ok(PointSource::Builtin { dataset, dim })
     }
 
+    /// The post's source: the standard Gaussian in 2-D.
+    pub fn post_source() -> PointSource {
+        PointSource::Builtin { dataset: Dataset::Gaussian, dim: 2 }
+    }
+
+    /// The post's target: its spiral.
+    pub fn post_target() -> PointSource {
+        PointSource::Builtin { dataset: Dataset::Spiral, dim: 2 }
+    }
+
     pub fn dim(&self) -> usize {
         match self {
             PointSource::Builtin { dim, .. } => *dim,

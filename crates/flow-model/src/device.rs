@@ -14,6 +14,9 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// The forms the command line accepts (`gpu` is also taken for `cuda`).
+    pub const FORMS: [&'static str; 4] = ["auto", "cpu", "cuda", "cuda:N"];
+
     pub fn parse(text: &str) -> Result<DeviceChoice> {
         match text {
             "auto" => Ok(DeviceChoice::Auto),
@@ -54,6 +57,16 @@ impl std::str::FromStr for DeviceChoice {
     type Err = ModelError;
     fn from_str(text: &str) -> Result<DeviceChoice> {
         DeviceChoice::parse(text)
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(index) => write!(f, "cuda:{index}"),
+        }
     }
 }
 

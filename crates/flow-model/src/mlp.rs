@@ -15,14 +15,27 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub fn parse(name: &str) -> Result<Activation> {
-        match name {
-            "gelu" => Ok(Activation::Gelu),
-            "silu" => Ok(Activation::Silu),
-            "relu" => Ok(Activation::Relu),
-            "tanh" => Ok(Activation::Tanh),
-            other => Err(ModelError::UnknownActivation(other.to_owned())),
+    pub const ALL: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
         }
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn valid() -> String {
+        Activation::ALL.map(Activation::name).join(", ")
+    }
+
+    pub fn parse(name: &str) -> Result<Activation> {
+        Activation::ALL
+            .into_iter()
+            .find(|activation| activation.name() == name)
+            .ok_or_else(|| ModelError::UnknownActivation(name.to_owned()))
     }
 
     fn apply(self, x: &Tensor) -> Tensor {
@@ -56,11 +69,56 @@ pub enum TimeEmbedding {
     Sinusoidal { frequencies: usize },
 }
 
+impl std::str::FromStr for Activation {
+    type Err = ModelError;
+    fn from_str(name: &str) -> Result<Activation> {
+        Activation::parse(name)
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl TimeEmbedding {
+    /// The forms the command line accepts.
+    pub const FORMS: [&'static str; 2] = ["raw", "sinusoidal:K"];
+
+    /// `raw` or `sinusoidal:K` with K ≥ 1.
+    pub fn parse(text: &str) -> Result<TimeEmbedding> {
+        match text {
+            "raw" => Ok(TimeEmbedding::Raw),
+            other => other
+                .strip_prefix("sinusoidal:")
+                .and_then(|k| k.parse().ok())
+                .filter(|&k: &usize| k > 0)
+                .map(|frequencies| TimeEmbedding::Sinusoidal { frequencies })
+                .ok_or_else(|| ModelError::UnknownTimeEmbedding(other.to_owned())),
+        }
+    }
+
     fn width(self) -> usize {
         match self {
             TimeEmbedding::Raw => 1,
             TimeEmbedding::Sinusoidal { frequencies } => 2 * frequencies,
+        }
+    }
+}
+
+impl std::str::FromStr for TimeEmbedding {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<TimeEmbedding> {
+        TimeEmbedding::parse(text)
+    }
+}
+
+impl std::fmt::Display for TimeEmbedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeEmbedding::Raw => f.write_str("raw"),
+            TimeEmbedding::Sinusoidal { frequencies } => write!(f, "sinusoidal:{frequencies}"),
         }
     }
 }
@@ -278,7 +336,7 @@ impl VelocityNet {
     /// (e.g. an average of this one's weights).
     pub fn with_parameters(&self, flat: &Tensor) -> Result<VelocityNet> {
         if flat.size() != self.flat.size() {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Internal(format!(
                 "parameter vector of {:?} elements for a network of {:?}",
                 flat.size(),
                 self.flat.size()
@@ -297,7 +355,7 @@ impl VelocityNet {
     /// student starting from its teacher.
     pub fn copy_weights_from(&mut self, other: &VelocityNet) -> Result<()> {
         if other.config != self.config {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Internal(format!(
                 "cannot copy weights from a network of another architecture ({} vs {})",
                 other.config.describe(),
                 self.config.describe()
@@ -338,7 +396,7 @@ impl VelocityNet {
     /// layout (what [`VelocityNet::to_native`] and the native trainer use).
     pub fn set_parameters(&mut self, flat: &[f32]) -> Result<()> {
         if flat.len() != self.flat.numel() {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Internal(format!(
                 "{} parameter values for a network of {}",
                 flat.len(),
                 self.flat.numel()

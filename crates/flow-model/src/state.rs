@@ -54,7 +54,7 @@ pub fn tensor_to_array(tensor: &Tensor) -> Result<Array2<f32>> {
     let host = tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
     let flat = Vec::<f32>::try_from(&host)?;
     Array2::from_shape_vec((rows, cols), flat)
-        .map_err(|e| ModelError::Config(format!("a {rows} × {cols} tensor read back wrongly: {e}")))
+        .map_err(|e| ModelError::Internal(format!("a {rows} × {cols} tensor read back wrongly: {e}")))
 }
 
 /// The end points, cost and (optionally) path of integrating host points through a network.

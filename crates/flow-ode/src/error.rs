@@ -4,7 +4,7 @@ pub type Result<T> = std::result::Result<T, OdeError>;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OdeError {
-    #[error("unknown solver `{0}` (valid: euler, midpoint, heun, rk4, dopri5)")]
+    #[error("unknown solver `{0}` (valid: {valid})", valid = crate::SolverKind::valid())]
     UnknownSolver(String),
     #[error("the number of steps must be at least 1")]
     NoSteps,

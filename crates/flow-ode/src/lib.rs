@@ -16,7 +16,7 @@ mod state;
 
 pub use error::{OdeError, Result};
 pub use grid::{TimeGrid, check_warp, warp_time};
-pub use solver::{Record, Solution, Solver, integrate};
+pub use solver::{Record, Solution, Solver, SolverKind, integrate};
 pub use state::State;
 
 /// A time-dependent velocity field evaluated on a batch of states.

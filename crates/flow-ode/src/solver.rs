@@ -13,35 +13,91 @@ pub enum Solver {
     Dopri5 { rtol: f64, atol: f64 },
 }
 
-impl Solver {
-    pub const NAMES: [&'static str; 5] = ["euler", "midpoint", "heun", "rk4", "dopri5"];
+/// A solver by name, before its tolerances are known: what the command line parses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SolverKind {
+    Euler,
+    Midpoint,
+    Heun,
+    Rk4,
+    Dopri5,
+}
 
-    /// Parses a solver name; Dopri5 gets the given tolerances.
-    pub fn from_name(name: &str, rtol: f64, atol: f64) -> Result<Solver> {
-        Ok(match name {
-            "euler" => Solver::Euler,
-            "midpoint" => Solver::Midpoint,
-            "heun" => Solver::Heun,
-            "rk4" => Solver::Rk4,
-            "dopri5" => {
+impl SolverKind {
+    pub const ALL: [SolverKind; 5] =
+        [SolverKind::Euler, SolverKind::Midpoint, SolverKind::Heun, SolverKind::Rk4, SolverKind::Dopri5];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SolverKind::Euler => "euler",
+            SolverKind::Midpoint => "midpoint",
+            SolverKind::Heun => "heun",
+            SolverKind::Rk4 => "rk4",
+            SolverKind::Dopri5 => "dopri5",
+        }
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn valid() -> String {
+        SolverKind::ALL.map(SolverKind::name).join(", ")
+    }
+}
+
+impl std::str::FromStr for SolverKind {
+    type Err = OdeError;
+    fn from_str(name: &str) -> Result<SolverKind> {
+        SolverKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| OdeError::UnknownSolver(name.to_owned()))
+    }
+}
+
+impl std::fmt::Display for SolverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Solver {
+    /// dopri5's default tolerances (the command line's, and the reflow teacher's).
+    pub const DEFAULT_RTOL: f64 = 1e-5;
+    pub const DEFAULT_ATOL: f64 = 1e-5;
+
+    /// The solver of `kind`; Dopri5 gets the given tolerances.
+    pub fn new(kind: SolverKind, rtol: f64, atol: f64) -> Result<Solver> {
+        Ok(match kind {
+            SolverKind::Euler => Solver::Euler,
+            SolverKind::Midpoint => Solver::Midpoint,
+            SolverKind::Heun => Solver::Heun,
+            SolverKind::Rk4 => Solver::Rk4,
+            SolverKind::Dopri5 => {
                 let valid = |x: f64| x.is_finite() && x > 0.0;
                 if !valid(rtol) || !valid(atol) {
                     return Err(OdeError::Tolerance { rtol, atol });
                 }
                 Solver::Dopri5 { rtol, atol }
             }
-            other => return Err(OdeError::UnknownSolver(other.to_owned())),
         })
     }
 
-    pub fn name(&self) -> &'static str {
+    /// Parses a solver name; Dopri5 gets the given tolerances.
+    pub fn from_name(name: &str, rtol: f64, atol: f64) -> Result<Solver> {
+        Solver::new(name.parse()?, rtol, atol)
+    }
+
+    pub fn kind(&self) -> SolverKind {
         match self {
-            Solver::Euler => "euler",
-            Solver::Midpoint => "midpoint",
-            Solver::Heun => "heun",
-            Solver::Rk4 => "rk4",
-            Solver::Dopri5 { .. } => "dopri5",
+            Solver::Euler => SolverKind::Euler,
+            Solver::Midpoint => SolverKind::Midpoint,
+            Solver::Heun => SolverKind::Heun,
+            Solver::Rk4 => SolverKind::Rk4,
+            Solver::Dopri5 { .. } => SolverKind::Dopri5,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Velocity evaluations per step of a fixed-step method.

@@ -1,6 +1,6 @@
 //! flow-ode's one test binary: the solvers against an exact solution.
 
-use flow_ode::{OdeError, Record, Solver, TimeGrid, integrate, warp_time};
+use flow_ode::{OdeError, Record, Solver, SolverKind, TimeGrid, integrate, warp_time};
 use ndarray::{Array2, array};
 
 /// dx/dt = cos(t)·A·x with A = [[a, w], [−w, a]] has the exact solution
@@ -168,7 +168,7 @@ fn warp_matches_the_formula_and_maps_the_unit_interval_onto_itself() {
 
 #[test]
 fn solver_names_parse_and_bad_ones_are_named() {
-    for name in Solver::NAMES {
+    for name in SolverKind::ALL.map(SolverKind::name) {
         assert_eq!(Solver::from_name(name, 1e-5, 1e-5).expect("valid").name(), name);
     }
     assert_eq!(

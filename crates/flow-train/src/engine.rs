@@ -19,15 +19,10 @@ pub enum Backend {
 }
 
 impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Auto, Backend::Libtorch, Backend::Native];
+
     pub fn parse(text: &str) -> Result<Backend> {
-        match text {
-            "auto" => Ok(Backend::Auto),
-            "libtorch" => Ok(Backend::Libtorch),
-            "native" => Ok(Backend::Native),
-            other => {
-                Err(TrainError::Config(format!("unknown backend `{other}` (valid: auto, libtorch, native)")))
-            }
-        }
+        crate::names::parse("backend", text, Backend::ALL, Backend::name)
     }
 
     pub fn name(&self) -> &'static str {
@@ -51,6 +46,8 @@ impl Backend {
         }
     }
 }
+
+crate::names::from_str_and_display!(Backend);
 
 /// Weights, optimiser moments and step: what a resumable checkpoint holds.
 pub(crate) struct OptimiserState {
@@ -168,7 +165,7 @@ impl Engine {
                 pending.push(loss);
                 side
             }
-            _ => return Err(TrainError::Config("a batch in the wrong place for the training engine".into())),
+            _ => return Err(TrainError::Internal("a batch in the wrong place for the training engine".into())),
         };
         Ok(side)
     }

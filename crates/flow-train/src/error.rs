@@ -18,10 +18,12 @@ pub enum TrainError {
     Native(#[from] flow_native::NativeError),
     #[error("{0}")]
     Config(String),
-    #[error("unknown time sampling `{0}` (valid: uniform, warp, warp:S with S in [0, 1.5], logit-normal)")]
+    #[error("unknown time sampling `{0}` (valid: {valid})", valid = crate::TimeSampling::FORMS.join(", "))]
     UnknownTimeSampling(String),
-    #[error("unknown pair mode `{0}` (valid: online, pool, pool:N)")]
+    #[error("unknown pair mode `{0}` (valid: {valid})", valid = crate::PairMode::FORMS.join(", "))]
     UnknownPairMode(String),
+    #[error("unknown {what} `{name}` (valid: {valid})")]
+    UnknownName { what: &'static str, name: String, valid: String },
     #[error("loss became {loss} at step {step}; stopped, {}", if *kept { "the last checkpoint is kept" } else { "nothing was saved" })]
     NonFiniteLoss { step: usize, loss: f32, kept: bool },
     #[error("{path}: cannot resume: {reason}")]
@@ -34,6 +36,8 @@ pub enum TrainError {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("stopped {0}")]
     Stopped(String),
     #[error("{dir}: in use by {owner}; wait for it to finish or choose another --out")]

@@ -18,6 +18,7 @@
 
 mod adam;
 mod engine;
+mod names;
 mod error;
 mod pairs;
 mod quality;

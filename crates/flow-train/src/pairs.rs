@@ -45,6 +45,9 @@ impl PairMode {
     /// 16 384 pairs reflow as well as 65 536 (measured in PERF.md) at a quarter of the cost.
     pub const DEFAULT_POOL: usize = 16_384;
 
+    /// The forms the command line accepts.
+    pub const FORMS: [&'static str; 3] = ["online", "pool", "pool:N"];
+
     /// `online`, `pool` (16 384 pairs) or `pool:N`.
     pub fn parse(text: &str) -> Result<PairMode> {
         match text {
@@ -60,9 +63,22 @@ impl PairMode {
     }
 
     pub fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::str::FromStr for PairMode {
+    type Err = TrainError;
+    fn from_str(text: &str) -> Result<PairMode> {
+        PairMode::parse(text)
+    }
+}
+
+impl std::fmt::Display for PairMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PairMode::Online => "online".into(),
-            PairMode::Pool(n) => format!("pool:{n}"),
+            PairMode::Online => f.write_str("online"),
+            PairMode::Pool(n) => write!(f, "pool:{n}"),
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum TimeSampling {
 }
 
 impl TimeSampling {
+    /// The forms the command line accepts (`logitnormal` is also taken).
+    pub const FORMS: [&'static str; 4] = ["uniform", "warp", "warp:S with S in [0, 1.5]", "logit-normal"];
+
     /// `uniform`, `warp` (s = 0.5), `warp:S`, or `logit-normal`.
     pub fn parse(text: &str) -> Result<TimeSampling> {
         match text {
@@ -34,11 +37,7 @@ impl TimeSampling {
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            TimeSampling::Uniform => "uniform".into(),
-            TimeSampling::Warp(s) => format!("warp:{s}"),
-            TimeSampling::LogitNormal => "logit-normal".into(),
-        }
+        self.to_string()
     }
 
     pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
@@ -49,6 +48,23 @@ impl TimeSampling {
                 let z: f64 = StandardNormal.sample(rng);
                 1.0 / (1.0 + (-z).exp())
             }
+        }
+    }
+}
+
+impl std::str::FromStr for TimeSampling {
+    type Err = TrainError;
+    fn from_str(text: &str) -> Result<TimeSampling> {
+        TimeSampling::parse(text)
+    }
+}
+
+impl std::fmt::Display for TimeSampling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeSampling::Uniform => f.write_str("uniform"),
+            TimeSampling::Warp(s) => write!(f, "warp:{s}"),
+            TimeSampling::LogitNormal => f.write_str("logit-normal"),
         }
     }
 }

@@ -23,14 +23,10 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    pub const ALL: [LrSchedule; 2] = [LrSchedule::Constant, LrSchedule::Cosine];
+
     pub fn parse(text: &str) -> Result<LrSchedule> {
-        match text {
-            "constant" => Ok(LrSchedule::Constant),
-            "cosine" => Ok(LrSchedule::Cosine),
-            other => Err(TrainError::Config(format!(
-                "unknown learning-rate schedule `{other}` (valid: constant, cosine)"
-            ))),
-        }
+        crate::names::parse("learning-rate schedule", text, LrSchedule::ALL, LrSchedule::name)
     }
 
     pub fn name(&self) -> &'static str {
@@ -66,12 +62,10 @@ pub enum Recipe {
 }
 
 impl Recipe {
+    pub const ALL: [Recipe; 2] = [Recipe::Post, Recipe::Tuned];
+
     pub fn parse(text: &str) -> Result<Recipe> {
-        match text {
-            "post" => Ok(Recipe::Post),
-            "tuned" => Ok(Recipe::Tuned),
-            other => Err(TrainError::Config(format!("unknown recipe `{other}` (valid: post, tuned)"))),
-        }
+        crate::names::parse("recipe", text, Recipe::ALL, Recipe::name)
     }
 
     pub fn name(&self) -> &'static str {
@@ -98,6 +92,8 @@ impl Recipe {
         }
     }
 }
+
+crate::names::from_str_and_display!(LrSchedule, Recipe);
 
 /// Training hyper-parameters; the defaults are the post's flow matching.
 #[derive(Clone, Debug, PartialEq)]
@@ -397,7 +393,7 @@ fn resume(
     options: &RunOptions,
 ) -> Result<Vec<f32>> {
     let Some(dir) = &options.out_dir else {
-        return Err(TrainError::Config("resuming needs the run directory".into()));
+        return Err(TrainError::Internal("resuming needs the run directory".into()));
     };
     let mut state = run::load_state(&dir.join(STATE_FILE))?;
     // A state that carries its loss log is complete by itself; the model file,

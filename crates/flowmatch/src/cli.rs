@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use flow_data::Dataset;
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
-use flow_ode::Solver;
+use flow_ode::SolverKind;
 use flow_train::{Backend, LrSchedule, PairMode, Recipe, TimeSampling};
 
 #[derive(Parser)]
@@ -71,40 +71,10 @@ pub enum Command {
     GpuBench(GpuBenchArgs),
 }
 
-pub fn dataset(text: &str) -> Result<Dataset, String> {
-    Dataset::from_name(text).map_err(|e| e.to_string())
-}
-
-fn solver_name(text: &str) -> Result<String, String> {
-    Solver::from_name(text, 1e-5, 1e-5).map(|s| s.name().to_owned()).map_err(|e| e.to_string())
-}
-
-fn device(text: &str) -> Result<DeviceChoice, String> {
-    DeviceChoice::parse(text).map_err(|e| e.to_string())
-}
-
-fn activation(text: &str) -> Result<Activation, String> {
-    Activation::parse(text).map_err(|e| e.to_string())
-}
-
-fn time_sampling(text: &str) -> Result<TimeSampling, String> {
-    TimeSampling::parse(text).map_err(|e| e.to_string())
-}
-
-fn pair_mode(text: &str) -> Result<PairMode, String> {
-    PairMode::parse(text).map_err(|e| e.to_string())
-}
-
-fn lr_schedule(text: &str) -> Result<LrSchedule, String> {
-    LrSchedule::parse(text).map_err(|e| e.to_string())
-}
-
-fn recipe(text: &str) -> Result<Recipe, String> {
-    Recipe::parse(text).map_err(|e| e.to_string())
-}
-
-fn backend(text: &str) -> Result<Backend, String> {
-    Backend::parse(text).map_err(|e| e.to_string())
+/// A flag's help line that ends with every value it takes, from the type's own list.
+fn one_of<T: std::fmt::Display>(lead: &str, values: impl IntoIterator<Item = T>) -> String {
+    let names: Vec<String> = values.into_iter().map(|value| value.to_string()).collect();
+    format!("{lead}: {}.", names.join(", "))
 }
 
 fn ema_decay(text: &str) -> Result<f64, String> {
@@ -121,18 +91,6 @@ fn positive_float(text: &str) -> Result<f64, String> {
     }
 }
 
-fn time_embedding(text: &str) -> Result<TimeEmbedding, String> {
-    match text {
-        "raw" => Ok(TimeEmbedding::Raw),
-        other => other
-            .strip_prefix("sinusoidal:")
-            .and_then(|k| k.parse().ok())
-            .filter(|&k: &usize| k > 0)
-            .map(|frequencies| TimeEmbedding::Sinusoidal { frequencies })
-            .ok_or_else(|| format!("unknown time embedding `{other}` (valid: raw, sinusoidal:K)")),
-    }
-}
-
 fn positive() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
@@ -140,8 +98,7 @@ fn positive() -> clap::builder::RangedU64ValueParser<usize> {
 /// Options shared by every command that runs a network.
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
-    /// auto (CUDA if present), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_parser = device)]
+    #[arg(long, default_value = "auto", help = one_of("Where the network runs (auto: CUDA when present)", DeviceChoice::FORMS))]
     pub device: DeviceChoice,
     /// CPU threads for libtorch and the native kernels (default: libtorch's choice). Results are reproducible for a fixed count.
     #[arg(long, value_parser = positive())]
@@ -153,8 +110,7 @@ pub struct RuntimeArgs {
 
 #[derive(Args)]
 pub struct DataArgs {
-    /// Built-in distribution: gaussian, spiral, moons, 8gaussians, checkerboard, circles, uniform.
-    #[arg(long, value_parser = dataset)]
+    #[arg(long, help = one_of("Built-in distribution", Dataset::ALL))]
     pub name: Dataset,
     #[arg(long, default_value_t = 1000, value_parser = positive())]
     pub n: usize,
@@ -172,8 +128,7 @@ pub struct DataArgs {
 #[derive(Args, Clone)]
 #[group(required = false, multiple = false)]
 pub struct TargetArgs {
-    /// Built-in target distribution.
-    #[arg(long, value_parser = dataset)]
+    #[arg(long, help = one_of("Built-in target distribution", Dataset::ALL))]
     pub target: Option<Dataset>,
     /// Your own points: .csv (optional header) or .npy (2-D float32/float64), any dimension.
     #[arg(long)]
@@ -184,8 +139,7 @@ pub struct TargetArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Built-in source distribution (the Gaussian works in any dimension).
-    #[arg(long, default_value = "gaussian", value_parser = dataset)]
+    #[arg(long, default_value = "gaussian", help = one_of("Built-in source distribution (the Gaussian works in any dimension)", Dataset::ALL))]
     pub source: Dataset,
     #[arg(long, default_value_t = 10_000, value_parser = positive())]
     pub steps: usize,
@@ -193,18 +147,15 @@ pub struct TrainArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub optimiser: OptimiserArgs,
-    /// uniform, warp (s = 0.5), warp:S with S in [0, 1.5], or logit-normal.
-    #[arg(long, default_value = "uniform", value_parser = time_sampling)]
+    #[arg(long, default_value = "uniform", help = one_of("How training times are drawn (warp: s = 0.5)", TimeSampling::FORMS))]
     pub time_sampling: TimeSampling,
     #[arg(long, default_value_t = 64, value_parser = positive())]
     pub hidden: usize,
     #[arg(long, default_value_t = 3, value_parser = positive())]
     pub layers: usize,
-    /// gelu, silu, relu or tanh.
-    #[arg(long, default_value = "gelu", value_parser = activation)]
+    #[arg(long, default_value = "gelu", help = one_of("Hidden-layer activation", Activation::ALL))]
     pub activation: Activation,
-    /// raw (t appended, the post's) or sinusoidal:K.
-    #[arg(long, default_value = "raw", value_parser = time_embedding)]
+    #[arg(long, default_value = "raw", help = one_of("How time enters the network (raw: t appended, the post's)", TimeEmbedding::FORMS))]
     pub time_embedding: TimeEmbedding,
     /// Save a checkpoint every N steps (0: only at the end).
     #[arg(long, default_value_t = 1000)]
@@ -225,21 +176,17 @@ pub struct TrainArgs {
 /// How the weights are updated; shared by `train` and `reflow`.
 #[derive(Args)]
 pub struct OptimiserArgs {
-    /// post (Adam at a constant 1e-3, the post's) or tuned (ours for the same budget: flow matching
-    /// 3e-3 with cosine decay, reflow a constant 5e-3; much closer to the target, see README).
-    #[arg(long, default_value = "post", value_parser = recipe)]
+    #[arg(long, default_value = "tuned", help = one_of("Learning rates for the budget (tuned: ours, flow matching 3e-3 with cosine decay and reflow a constant 5e-3, much closer to the target, see README; post: Adam at a constant 1e-3, the post's)", Recipe::ALL))]
     pub recipe: Recipe,
     /// Learning rate [default: the recipe's].
     #[arg(long, value_parser = positive_float)]
     pub lr: Option<f64>,
-    /// constant or cosine (decays to zero at the last step) [default: the recipe's].
-    #[arg(long, value_parser = lr_schedule)]
+    #[arg(long, help = one_of("Learning-rate schedule (cosine decays to zero at the last step) [default: the recipe's]", LrSchedule::ALL))]
     pub lr_schedule: Option<LrSchedule>,
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
     pub ema: Option<f64>,
-    /// auto (native CPU kernels for f32 raw-time networks on the CPU, else libtorch), libtorch or native.
-    #[arg(long, default_value = "auto", value_parser = backend)]
+    #[arg(long, default_value = "auto", help = one_of("What computes the steps (auto: the native CPU kernels where they apply and a SIMD kernel is there, else libtorch)", Backend::ALL))]
     pub backend: Backend,
 }
 
@@ -255,11 +202,10 @@ pub struct ReflowArgs {
     /// The trained model whose flow is distilled.
     #[arg(long)]
     pub teacher: PathBuf,
-    /// online (teacher targets for every batch, the post's) or pool[:N] (N pairs made once).
-    #[arg(long, default_value = "online", value_parser = pair_mode)]
+    #[arg(long, default_value = "pool", help = one_of("Where reflow pairs come from (pool:N: N teacher pairs made once, 16384 for pool, as good in one step and many times faster; online: teacher targets for every batch, the post's)", PairMode::FORMS))]
     pub pairs: PairMode,
-    #[arg(long, default_value = "rk4", value_parser = solver_name)]
-    pub teacher_solver: String,
+    #[arg(long, default_value = "rk4", help = one_of("The teacher's solver", SolverKind::ALL))]
+    pub teacher_solver: SolverKind,
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub teacher_steps: usize,
     #[arg(long, default_value_t = 1000, value_parser = positive())]
@@ -268,7 +214,7 @@ pub struct ReflowArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub optimiser: OptimiserArgs,
-    #[arg(long, default_value = "warp", value_parser = time_sampling)]
+    #[arg(long, default_value = "warp", help = one_of("How training times are drawn (warp: s = 0.5, the post's)", TimeSampling::FORMS))]
     pub time_sampling: TimeSampling,
     /// Rounds of reflow: each student teaches the next.
     #[arg(long, default_value_t = 1, value_parser = positive())]
@@ -293,17 +239,16 @@ pub struct ReflowArgs {
 /// Solver choice shared by sample, eval and plot.
 #[derive(Args, Clone)]
 pub struct SolverArgs {
-    /// euler, midpoint, heun, rk4 or dopri5.
-    #[arg(long, default_value = "rk4", value_parser = solver_name)]
-    pub solver: String,
+    #[arg(long, default_value = "rk4", help = one_of("Integration method", SolverKind::ALL))]
+    pub solver: SolverKind,
     /// Steps of a fixed-step solver (dopri5 picks its own).
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub steps: usize,
     /// dopri5 relative tolerance.
-    #[arg(long, default_value_t = 1e-5, value_parser = positive_float)]
+    #[arg(long, default_value_t = flow_ode::Solver::DEFAULT_RTOL, value_parser = positive_float)]
     pub rtol: f64,
     /// dopri5 absolute tolerance.
-    #[arg(long, default_value_t = 1e-5, value_parser = positive_float)]
+    #[arg(long, default_value_t = flow_ode::Solver::DEFAULT_ATOL, value_parser = positive_float)]
     pub atol: f64,
 }
 
@@ -322,7 +267,7 @@ pub struct SampleArgs {
     /// Start from these points instead of fresh source samples.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Write the path, every K-th step, instead of the end points (columns t,particle,x0,…).
+    /// Write the path, every K-th step, instead of the end points (columns t,particle,coord0,…).
     #[arg(long, value_parser = positive())]
     pub trajectory: Option<usize>,
     #[command(flatten)]

@@ -55,7 +55,9 @@ impl From<flow_model::ModelError> for CliError {
     fn from(error: flow_model::ModelError) -> CliError {
         use flow_model::ModelError::*;
         match error {
-            UnknownDevice(_) | UnknownActivation(_) | Config(_) => CliError::Usage(error.to_string()),
+            UnknownDevice(_) | UnknownActivation(_) | UnknownTimeEmbedding(_) | Config(_) => {
+                CliError::Usage(error.to_string())
+            }
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
@@ -67,7 +69,9 @@ impl From<flow_train::TrainError> for CliError {
     fn from(error: flow_train::TrainError) -> CliError {
         use flow_train::TrainError::*;
         match error {
-            Config(_) | UnknownTimeSampling(_) | UnknownPairMode(_) => CliError::Usage(error.to_string()),
+            Config(_) | UnknownTimeSampling(_) | UnknownPairMode(_) | UnknownName { .. } => {
+                CliError::Usage(error.to_string())
+            }
             Ode(inner) => inner.into(),
             Model(inner) => inner.into(),
             Data(inner) => inner.into(),

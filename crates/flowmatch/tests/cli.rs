@@ -102,7 +102,7 @@ fn data_writes_csv_and_npy() {
     let csv = scratch.path("points.csv");
     succeeds(&["data", "--name", "spiral", "--n", "50", "--seed", "3", "--out", &csv]);
     let rows = lines(&csv);
-    assert_eq!(rows[0], "x0,x1");
+    assert_eq!(rows[0], "coord0,coord1");
     assert_eq!(rows.len(), 51);
     let npy = scratch.path("noise.npy");
     succeeds(&["data", "--name", "gaussian", "--dim", "4", "--n", "10", "--out", &npy]);
@@ -173,7 +173,7 @@ fn train_reflow_sample_eval_and_plot_work_together() {
         &path,
     ]);
     let rows = lines(&path);
-    assert_eq!(rows[0], "t,particle,x0,x1");
+    assert_eq!(rows[0], "t,particle,coord0,coord1");
     assert_eq!(rows.len(), 1 + 3 * 7, "start, step 5, step 10");
 
     let output = succeeds(&["eval", "--model", &model, "--n", "100", "--solver", "euler", "--steps", "4"]);

@@ -35,7 +35,7 @@ pub fn runtime(args: &RuntimeArgs) -> Result<Device> {
 }
 
 pub fn solver(args: &SolverArgs) -> Result<Solver> {
-    Ok(Solver::from_name(&args.solver, args.rtol, args.atol)?)
+    Ok(Solver::new(args.solver, args.rtol, args.atol)?)
 }
 
 /// The target named by `--target` or `--data`, if any.

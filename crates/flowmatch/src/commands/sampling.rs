@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use flow_data::files;
+use flow_data::{files, tables};
 use flow_model::{PointsSolution, integrate_points};
 use flow_ode::{Record, TimeGrid};
 use flow_train::QualityProbe;
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 
 use super::{check_dimension, load_model, runtime, solver, source_of, target, target_of};
 use crate::cli::{EvalArgs, PlotArgs, SampleArgs};
@@ -14,24 +14,6 @@ use crate::error::{CliError, Result};
 
 fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase()
-}
-
-/// A recorded path as a table: one row per (time, particle) with columns t, particle, x0, ….
-fn trajectory_table(path: &[(f64, Array2<f32>)]) -> Array2<f32> {
-    let rows: Vec<Array2<f32>> = path
-        .iter()
-        .map(|(t, x)| {
-            let mut table = Array2::zeros((x.nrows(), x.ncols() + 2));
-            for (i, mut row) in table.rows_mut().into_iter().enumerate() {
-                row[0] = *t as f32;
-                row[1] = i as f32;
-                row.slice_mut(ndarray::s![2..]).assign(&x.row(i));
-            }
-            table
-        })
-        .collect();
-    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-    ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| Array2::zeros((0, 2)))
 }
 
 pub fn sample(args: SampleArgs) -> Result<()> {
@@ -58,14 +40,14 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
     let solved = integrate_points(&checkpoint.net, &start, &grid, solver(&args.solver)?, record)?;
-    let table = if args.trajectory.is_some() { trajectory_table(&solved.trajectory) } else { solved.points };
-    if args.trajectory.is_some() {
-        let mut names = vec!["t".to_owned(), "particle".to_owned()];
-        names.extend((0..dim).map(|j| format!("x{j}")));
-        files::write_table(&args.out, &table, &names)?;
+    let table = if args.trajectory.is_some() {
+        let table = tables::trajectory_table(&solved.trajectory);
+        files::write_table(&args.out, &table, &tables::trajectory_names(dim))?;
+        table
     } else {
-        files::write_points(&args.out, &table)?;
-    }
+        files::write_points(&args.out, &solved.points)?;
+        solved.points
+    };
     eprintln!(
         "wrote {} rows to {} ({} velocity evaluations per point)",
         table.nrows(),

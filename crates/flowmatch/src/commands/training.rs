@@ -252,7 +252,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.reflow());
     let settings = ReflowSettings {
         teacher: TeacherSettings {
-            solver: Solver::from_name(&args.teacher_solver, 1e-5, 1e-5)?,
+            solver: Solver::new(args.teacher_solver, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?,
             steps: args.teacher_steps,
         },
         mode: args.pairs,
@@ -286,7 +286,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     let mut settings_json = json!({
         "teacher": args.teacher.display().to_string(),
         "pairs": settings.mode.describe(),
-        "teacher_solver": args.teacher_solver,
+        "teacher_solver": args.teacher_solver.name(),
         "teacher_steps": args.teacher_steps,
         "rounds": settings.rounds,
         "from_teacher": settings.from_teacher,
