@@ -6,6 +6,7 @@
 
 mod libtorch;
 mod tasks;
+mod tidy;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  test                 cargo fmt --check, clippy -D warnings, every test
+  test                 cargo fmt --check, clippy -D warnings, tidy (opening //! lines, no unused
+                       dependencies), every test
   reproduce [args]     train what the post trained and write every figure into assets/figures
                        (args go to `flowmatch reproduce`: --quick, --retrain, --device, --out, --seed)
   bench [args]         speed against the PyTorch version of the post, then criterion benches

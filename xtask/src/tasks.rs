@@ -30,50 +30,13 @@ pub fn test(extra: &[String]) -> Result<(), String> {
     let mut clippy = cargo()?;
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy, "cargo clippy -D warnings")?;
-    tidy()?;
+    crate::tidy::opening_lines()?;
+    crate::tidy::unused_dependencies()?;
 
     let mut tests = test_command()?;
     tests.args(["test", "--workspace"]).args(extra);
     run(tests, "cargo test --workspace")?;
     eprintln!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// rust-analyzer's tidy idea: every Rust source file opens with a `//!` line
-/// saying what it is for.
-fn tidy() -> Result<(), String> {
-    eprintln!("xtask: tidy (every source file opens with a //! line)");
-    let root = libtorch::project_root();
-    let mut missing = Vec::new();
-    for top in ["crates", "xtask"] {
-        walk(&root.join(top), &mut |path| {
-            let is_rust = path.extension().is_some_and(|e| e == "rs");
-            let in_target = path.components().any(|c| c.as_os_str() == "target");
-            if is_rust && !in_target {
-                let text = std::fs::read_to_string(path).unwrap_or_default();
-                if !text.starts_with("//!") {
-                    missing.push(path.strip_prefix(&root).unwrap_or(path).display().to_string());
-                }
-            }
-        })?;
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("tidy: these files do not open with a `//!` line: {}", missing.join(", ")))
-    }
-}
-
-fn walk(dir: &std::path::Path, visit: &mut dyn FnMut(&std::path::Path)) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, visit)?;
-        } else {
-            visit(&path);
-        }
-    }
     Ok(())
 }
 

@@ -14,6 +14,8 @@ pub enum ModelError {
     UnknownActivation(String),
     #[error("unknown time embedding `{0}` (valid: {valid})", valid = crate::TimeEmbedding::FORMS.join(", "))]
     UnknownTimeEmbedding(String),
+    #[error("unknown backend `{0}` (valid: {valid})", valid = crate::Backend::valid())]
+    UnknownBackend(String),
     #[error("invalid model configuration: {0}")]
     Config(String),
     #[error("{path}: {source}")]

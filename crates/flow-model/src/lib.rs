@@ -7,22 +7,27 @@
 //!   not there is an error, never a silent CPU run.
 //! - [`checkpoint`]: safetensors files whose header carries the architecture,
 //!   written atomically and checked tensor by tensor on load.
+//! - [`Backend`] / [`Integrator`]: which code runs a network (libtorch or the
+//!   native CPU kernels), decided once per network, and host points
+//!   integrated through it.
 //! - [`TensorState`]: a batch of positions on the model's device, so flow-ode's
 //!   solvers run on the network without host↔device copies inside the loop.
 //!
 //! Invariants: evaluation through [`flow_ode::VelocityField`] runs without
 //! autograd; tensor names match PyTorch's `nn.Sequential` (see ARCHITECTURE.md).
 
+mod backend;
 pub mod checkpoint;
 mod device;
 mod error;
+mod integrator;
 mod mlp;
 mod state;
 pub mod testing;
 
+pub use backend::Backend;
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
+pub use integrator::{Integrator, NativeField, PointsSolution, integrate_points};
 pub use mlp::{Activation, ModelConfig, Precision, TimeEmbedding, VelocityNet};
-pub use state::{
-    NativeField, PointsSolution, TensorState, array_to_tensor, integrate_points, tensor_to_array,
-};
+pub use state::{TensorState, array_to_tensor, tensor_to_array};

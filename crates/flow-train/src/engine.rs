@@ -1,53 +1,11 @@
 //! What computes a training step: libtorch (any device, any precision) or
 //! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
 
-use flow_model::VelocityNet;
+use flow_model::{Backend, VelocityNet};
 use tch::{Device, Kind, Tensor};
 
 use crate::pairs::{Batch, Place, host_values};
 use crate::{FlatAdam, Result, TrainError};
-
-/// Which code trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// Native kernels where they apply (CPU, f32, raw time) and beat libtorch
-    /// (a SIMD kernel: AVX-512, AVX2 or NEON), libtorch elsewhere.
-    #[default]
-    Auto,
-    Libtorch,
-    Native,
-}
-
-impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Auto, Backend::Libtorch, Backend::Native];
-
-    pub fn parse(text: &str) -> Result<Backend> {
-        crate::names::parse("backend", text, Backend::ALL, Backend::name)
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Libtorch => "libtorch",
-            Backend::Native => "native",
-        }
-    }
-
-    /// The backend that will actually train `net` with native `kernel`; asking
-    /// for `native` on a network the kernels cannot run is an error that says why.
-    pub fn resolve(self, net: &VelocityNet, kernel: flow_native::Kernel) -> Result<Backend> {
-        match self {
-            Backend::Auto if kernel.is_fast() && net.to_native().is_ok() => Ok(Backend::Native),
-            Backend::Auto | Backend::Libtorch => Ok(Backend::Libtorch),
-            Backend::Native => {
-                net.to_native()?;
-                Ok(Backend::Native)
-            }
-        }
-    }
-}
-
-crate::names::from_str_and_display!(Backend);
 
 /// Weights, optimiser moments and step: what a resumable checkpoint holds.
 pub(crate) struct OptimiserState {
@@ -165,7 +123,11 @@ impl Engine {
                 pending.push(loss);
                 side
             }
-            _ => return Err(TrainError::Internal("a batch in the wrong place for the training engine".into())),
+            _ => {
+                return Err(TrainError::Internal(
+                    "a batch in the wrong place for the training engine".into(),
+                ));
+            }
         };
         Ok(side)
     }

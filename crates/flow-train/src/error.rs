@@ -12,8 +12,6 @@ pub enum TrainError {
     Data(#[from] flow_data::DataError),
     #[error(transparent)]
     Ode(#[from] flow_ode::OdeError),
-    #[error(transparent)]
-    Metrics(#[from] flow_metrics::MetricsError),
     #[error("native kernels: {0}")]
     Native(#[from] flow_native::NativeError),
     #[error("{0}")]
@@ -38,6 +36,10 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Header(String),
+    #[error("{0}")]
+    ResumeMismatch(String),
     #[error("stopped {0}")]
     Stopped(String),
     #[error("{dir}: in use by {owner}; wait for it to finish or choose another --out")]

@@ -8,8 +8,6 @@
 //!   integrated targets, per batch (`online`, the post's way) or from a pool
 //!   generated once (`pool`, the rectified-flow paper's way).
 //! - [`reflow`]: rounds of distillation, each student teaching the next.
-//! - [`QualityProbe`]: sample quality (W₂ with its noise floor, MMD, energy
-//!   distance, straightness, NFE).
 //!
 //! Invariants: every random draw comes from the run's seed (ChaCha8 for batches,
 //! libtorch's generator only for initial weights); same seed, device and thread
@@ -18,22 +16,23 @@
 
 mod adam;
 mod engine;
-mod names;
 mod error;
+mod names;
 mod pairs;
-mod quality;
 mod reflow;
 mod run;
 mod time_sampling;
 mod trainer;
 
 pub use adam::FlatAdam;
-pub use engine::Backend;
 pub use error::{Result, TrainError};
+pub use flow_model::Backend;
 pub use flow_native::Kernel;
 pub use pairs::{Batch, PairMode, PairSource, Place, TeacherSettings};
-pub use quality::{FLOOR_DRAWS, Quality, QualityProbe, STRAIGHTNESS_STEPS};
 pub use reflow::{ReflowSettings, reflow};
-pub use run::{LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunOptions, STATE_FILE, read_losses};
+pub use run::{
+    LOSSES_FILE, MODEL_FILE, RUN_RECORD_FILE, RunKind, RunMetadata, RunOptions, RunRecord, STATE_FILE,
+    TargetRef, TrainedModel, read_losses,
+};
 pub use time_sampling::TimeSampling;
 pub use trainer::{LrSchedule, Recipe, TrainConfig, TrainReport, train};

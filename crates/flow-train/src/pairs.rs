@@ -1,7 +1,7 @@
 //! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
 
 use flow_data::PointSource;
-use flow_model::{VelocityNet, array_to_tensor, integrate_points};
+use flow_model::{Integrator, VelocityNet, array_to_tensor};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::Rng;
@@ -23,11 +23,10 @@ impl Default for TeacherSettings {
 }
 
 impl TeacherSettings {
-    /// The teacher's map x₀ ↦ x₁ on host points (native kernels when the
-    /// teacher fits them, else its libtorch device).
-    pub fn transport(&self, teacher: &VelocityNet, x0: &Array2<f32>) -> Result<Array2<f32>> {
+    /// The teacher's map x₀ ↦ x₁ on host points, on the teacher's backend.
+    pub fn transport(&self, teacher: &Integrator, x0: &Array2<f32>) -> Result<Array2<f32>> {
         let grid = TimeGrid::uniform(self.steps)?;
-        Ok(integrate_points(teacher, x0, &grid, self.solver, Record::Nothing)?.points)
+        Ok(teacher.integrate(x0, &grid, self.solver, Record::Nothing)?.points)
     }
 }
 
@@ -88,7 +87,7 @@ pub enum PairSource {
     /// Flow matching: sources and targets drawn independently, paired at random.
     Independent { source: PointSource, target: PointSource },
     /// Reflow, post style: each batch's targets are the teacher's images of its sources.
-    Online { teacher: Box<VelocityNet>, source: PointSource, settings: TeacherSettings },
+    Online { teacher: Box<Integrator>, source: PointSource, settings: TeacherSettings },
     /// Reflow, paper style: pairs generated once.
     Pool { x0: Tensor, x1: Tensor },
 }
@@ -108,6 +107,15 @@ impl PairSource {
             )));
         }
         Ok(PairSource::Independent { source, target })
+    }
+
+    /// Reflow pairs made by `teacher` for every batch; its backend is chosen once, here.
+    pub fn online(
+        teacher: &VelocityNet,
+        source: PointSource,
+        settings: TeacherSettings,
+    ) -> Result<PairSource> {
+        Ok(PairSource::Online { teacher: Box::new(Integrator::auto(teacher)?), source, settings })
     }
 
     /// Generates a pool of `size` teacher pairs on `device`.
@@ -134,6 +142,7 @@ impl PairSource {
         let what = format!("a pool of {size} teacher pairs");
         flow_data::budget::check_allocation(&what, size as u128 * source.dim() as u128 * 2, 4)?;
         let (kind, device) = (teacher.kind(), teacher.device());
+        let field = Integrator::auto(teacher)?;
         let mut starts = Vec::new();
         let mut ends = Vec::new();
         let mut made = 0;
@@ -147,7 +156,7 @@ impl PairSource {
             }
             let count = POOL_CHUNK.min(size - made);
             let x0 = source.draw(count, rng);
-            ends.push(array_to_tensor(&settings.transport(teacher, &x0)?, kind, device));
+            ends.push(array_to_tensor(&settings.transport(&field, &x0)?, kind, device));
             starts.push(array_to_tensor(&x0, kind, device));
             made += count;
         }

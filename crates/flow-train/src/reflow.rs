@@ -83,11 +83,7 @@ pub fn reflow(
             && round_options.out_dir.as_ref().is_some_and(|dir| dir.join(STATE_FILE).is_file());
         let clock = Instant::now();
         let pairs = match settings.mode {
-            PairMode::Online => PairSource::Online {
-                teacher: Box::new(current.try_clone()?),
-                source: source.clone(),
-                settings: settings.teacher,
-            },
+            PairMode::Online => PairSource::online(&current, source.clone(), settings.teacher)?,
             PairMode::Pool(size) => {
                 let mut rng = pool_rng(settings.train.seed, round);
                 PairSource::pool_until(&current, source, settings.teacher, size, &mut rng, || {
@@ -119,7 +115,7 @@ pub fn reflow(
         && finished
         && let Some(dir) = &options.out_dir
     {
-        flow_model::checkpoint::save(&current, &dir.join(MODEL_FILE), &options.metadata)?;
+        flow_model::checkpoint::save(&current, &dir.join(MODEL_FILE), &options.metadata.to_header())?;
     }
     Ok((current, reports))
 }
@@ -136,7 +132,7 @@ fn options_for_round(options: &RunOptions, rounds: usize, round: usize) -> RunOp
     if rounds > 1 {
         round_options.out_dir = options.out_dir.as_ref().map(|dir| dir.join(format!("round-{round}")));
         round_options.label = format!("{} {round}/{rounds}", options.label);
-        round_options.metadata.insert("reflow_round".into(), round.to_string());
+        round_options.metadata.reflow_round = Some(round);
     }
     round_options
 }

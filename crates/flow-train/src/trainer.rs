@@ -8,8 +8,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::engine::{Backend, Engine};
-use crate::run::{self, LOSSES_FILE, MODEL_FILE, RunOptions, STATE_FILE};
+use crate::Backend;
+use crate::engine::Engine;
+use crate::run::{self, MODEL_FILE, RunOptions};
 use crate::{Batch, PairSource, Result, TimeSampling, TrainError};
 
 /// How the learning rate changes over a run.
@@ -231,7 +232,7 @@ pub fn train(
     // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.
     let mut losses = Vec::with_capacity(config.steps.min(1 << 16));
     if options.resume {
-        losses = resume(net, &mut engine, &mut rng, options)?;
+        losses = run::resume(net, &mut engine, &mut rng, options)?;
     }
     let started_at = losses.len();
     let place = engine.place(net);
@@ -282,11 +283,11 @@ pub fn train(
         if config.checkpoint_every > 0 && done.is_multiple_of(config.checkpoint_every) && done < config.steps
         {
             drain(&mut engine, &mut losses, options)?;
-            save(net, &engine, &consumed, &losses, options)?;
+            run::save(net, &engine, &consumed, &losses, options)?;
         }
     }
     drain(&mut engine, &mut losses, options)?;
-    save(net, &engine, &consumed, &losses, options)?;
+    run::save(net, &engine, &consumed, &losses, options)?;
     engine.publish(net)?;
     bar.finish_and_clear();
     let seconds = clock.elapsed().as_secs_f64();
@@ -315,29 +316,6 @@ fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
     Ok(flow_data::budget::check_allocation(&what, values, model.precision.bytes())?)
 }
 
-/// A state written before it carried the loss log: the model file and
-/// `losses.csv` must then agree with it (and the model holds the average).
-fn resume_from_separate_files(
-    net: &mut VelocityNet,
-    dir: &std::path::Path,
-    state: &run::SavedState,
-) -> Result<Vec<f32>> {
-    let metadata = flow_model::checkpoint::load_into(net, &dir.join(MODEL_FILE))?;
-    let losses = run::read_losses(&dir.join(LOSSES_FILE))?;
-    let model_step: u64 = metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    if model_step != state.optimiser.step || losses.len() as u64 != state.optimiser.step {
-        return Err(TrainError::Resume {
-            path: dir.to_owned(),
-            reason: format!(
-                "model (step {model_step}), optimiser (step {}) and loss log ({} steps) disagree",
-                state.optimiser.step,
-                losses.len()
-            ),
-        });
-    }
-    Ok(losses)
-}
-
 /// Moves finished losses into `losses`; a non-finite one says whether a
 /// checkpoint is there to fall back on.
 fn drain(engine: &mut Engine, losses: &mut Vec<f32>, options: &RunOptions) -> Result<()> {
@@ -354,87 +332,6 @@ fn drain(engine: &mut Engine, losses: &mut Vec<f32>, options: &RunOptions) -> Re
 fn smoothed(losses: &[f32]) -> f32 {
     let tail = &losses[losses.len().saturating_sub(100)..];
     tail.iter().sum::<f32>() / tail.len().max(1) as f32
-}
-
-fn save(
-    net: &mut VelocityNet,
-    engine: &Engine,
-    rng: &ChaCha8Rng,
-    losses: &[f32],
-    options: &RunOptions,
-) -> Result<()> {
-    let Some(dir) = &options.out_dir else {
-        return Ok(());
-    };
-    engine.sync(net)?;
-    let mut metadata = options.metadata.clone();
-    metadata.insert("step".into(), losses.len().to_string());
-    // The state first: it alone is what resuming reads, so a kill before the
-    // loss log or the model is rewritten still leaves a run that resumes.
-    let average = engine.average(net);
-    run::save_state(&dir.join(STATE_FILE), &engine.state(net), rng.get_word_pos(), losses, average.as_ref())?;
-    run::write_losses(&dir.join(LOSSES_FILE), losses)?;
-    match average {
-        Some(average) => {
-            let published = net.with_parameters(&average)?;
-            flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
-        }
-        None => flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?,
-    }
-    tracing::debug!(step = losses.len(), dir = %dir.display(), "checkpoint");
-    Ok(())
-}
-
-/// Restores weights, optimiser, RNG and losses; returns the losses so far.
-fn resume(
-    net: &mut VelocityNet,
-    engine: &mut Engine,
-    rng: &mut ChaCha8Rng,
-    options: &RunOptions,
-) -> Result<Vec<f32>> {
-    let Some(dir) = &options.out_dir else {
-        return Err(TrainError::Internal("resuming needs the run directory".into()));
-    };
-    let mut state = run::load_state(&dir.join(STATE_FILE))?;
-    // A state that carries its loss log is complete by itself; the model file,
-    // when there is one, still has to be of this network's architecture.
-    let self_contained =
-        state.losses.as_ref().is_some_and(|losses| losses.len() as u64 == state.optimiser.step);
-    let mut losses = if self_contained {
-        let model = dir.join(MODEL_FILE);
-        if model.exists() {
-            flow_model::checkpoint::load_into(net, &model)?;
-        }
-        state.losses.take().unwrap_or_default()
-    } else {
-        resume_from_separate_files(net, dir, &state)?
-    };
-    let expected = net.flat_parameters().numel();
-    let optimiser = &state.optimiser;
-    let tensors = [
-        Some(&optimiser.parameters),
-        Some(&optimiser.first),
-        Some(&optimiser.second),
-        state.average.as_ref(),
-    ];
-    if tensors.iter().flatten().any(|t| t.numel() != expected) {
-        return Err(TrainError::Resume {
-            path: dir.clone(),
-            reason: format!("the training state is not for this network ({expected} parameters)"),
-        });
-    }
-    // `net` holds what the run publishes (the average, when there is one).
-    if self_contained {
-        match &state.average {
-            Some(average) => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average)),
-            None => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.optimiser.parameters)),
-        }
-    }
-    engine.restore(net, &state.optimiser)?;
-    rng.set_word_pos(state.rng_word);
-    losses.truncate(state.optimiser.step as usize);
-    tracing::info!(step = state.optimiser.step, dir = %dir.display(), "resumed");
-    Ok(losses)
 }
 
 fn progress_bar(steps: usize, position: usize, options: &RunOptions) -> ProgressBar {

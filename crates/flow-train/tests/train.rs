@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use flow_data::{Dataset, PointSource};
-use flow_model::{ModelConfig, VelocityNet};
+use flow_eval::QualityProbe;
+use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    Backend, PairMode, PairSource, QualityProbe, ReflowSettings, RunOptions, TimeSampling, TrainConfig,
-    TrainError, reflow, train,
+    Backend, PairMode, PairSource, ReflowSettings, RunOptions, TimeSampling, TrainConfig, TrainError, reflow,
+    train,
 };
 use tch::Device;
 
@@ -28,6 +29,11 @@ fn fresh_net(seed: i64) -> VelocityNet {
     let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(seed);
     VelocityNet::new(ModelConfig::default(), Device::Cpu).expect("default config")
+}
+
+/// The network made ready to integrate, on the backend it would get anywhere.
+fn field(net: &VelocityNet) -> Integrator {
+    Integrator::auto(net).expect("integrates")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -59,14 +65,14 @@ fn trained_teacher(steps: usize) -> VelocityNet {
 fn flow_matching_lowers_the_loss_and_the_distance_to_the_target() {
     let untrained = fresh_net(0);
     let probe = QualityProbe::new(&gaussian(), &spiral(), 500, 0).expect("probe");
-    let (w2_untrained, _) = probe.w2(&untrained, Solver::Rk4, 20).expect("measures");
+    let (w2_untrained, _) = probe.w2(&field(&untrained), Solver::Rk4, 20).expect("measures");
     let mut net = fresh_net(0);
     let report =
         train(&mut net, &flow_matching_pairs(), &short(1500, 512), &RunOptions::default()).expect("trains");
     assert_eq!(report.losses.len(), 1500);
     let (early, late) = (mean(&report.losses[..20]), mean(&report.losses[1400..]));
     assert!(late < 0.8 * early, "loss {early} → {late}");
-    let (w2, nfe) = probe.w2(&net, Solver::Rk4, 20).expect("measures");
+    let (w2, nfe) = probe.w2(&field(&net), Solver::Rk4, 20).expect("measures");
     assert_eq!(nfe, 80);
     // Measured as the excess over the noise floor, which no model can beat.
     let (excess_before, excess_after) = (w2_untrained - probe.floor, w2 - probe.floor);
@@ -91,14 +97,16 @@ fn reflow_straightens_the_flow_and_improves_one_step_sampling() {
     let (student, reports) =
         reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
     assert_eq!(reports.len(), 1);
-    let (teacher_straightness, student_straightness) =
-        (probe.straightness(&teacher).expect("measures"), probe.straightness(&student).expect("measures"));
+    let (teacher_straightness, student_straightness) = (
+        probe.straightness(&field(&teacher)).expect("measures"),
+        probe.straightness(&field(&student)).expect("measures"),
+    );
     assert!(
         student_straightness < 0.5 * teacher_straightness,
         "straightness {teacher_straightness} → {student_straightness}"
     );
-    let (teacher_w2, _) = probe.w2(&teacher, Solver::Euler, 1).expect("measures");
-    let (student_w2, _) = probe.w2(&student, Solver::Euler, 1).expect("measures");
+    let (teacher_w2, _) = probe.w2(&field(&teacher), Solver::Euler, 1).expect("measures");
+    let (student_w2, _) = probe.w2(&field(&student), Solver::Euler, 1).expect("measures");
     assert!(student_w2 < 0.7 * teacher_w2, "1-step Euler W2 {teacher_w2} → {student_w2}");
 }
 
@@ -375,4 +383,64 @@ fn a_kill_between_checkpoint_files_still_resumes_exactly() {
         assert!(!dir.join(".model.safetensors.12345.tmp").exists(), "the stale temp file is removed");
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+#[test]
+fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
+    use flow_train::{RunKind, RunMetadata, RunRecord, TargetRef, TrainedModel};
+    // Written by `flowmatch train` / `reflow` before the header was typed.
+    let moons = TrainedModel::load(&fixture("v1-train-moons.safetensors"), Device::Cpu).expect("loads");
+    assert_eq!(
+        moons.metadata,
+        RunMetadata {
+            step: Some(2),
+            ..RunMetadata::flow_matching(Dataset::Gaussian, Some(TargetRef::Builtin(Dataset::Moons)))
+        }
+    );
+    assert_eq!(moons.net.config().hidden, 8);
+    assert!(matches!(
+        moons.target().expect("built in"),
+        Some(PointSource::Builtin { dataset: Dataset::Moons, dim: 2 })
+    ));
+
+    let data = TrainedModel::load(&fixture("v1-train-data.safetensors"), Device::Cpu).expect("loads");
+    assert_eq!(data.metadata.target, Some(TargetRef::File(PathBuf::from("/tmp/fx/pts.csv"))));
+    assert_eq!(data.metadata.step, Some(3));
+
+    let round = TrainedModel::load(&fixture("v1-reflow-round-2.safetensors"), Device::Cpu).expect("loads");
+    assert_eq!(round.metadata.kind, Some(RunKind::Reflow));
+    assert_eq!(round.metadata.reflow_round, Some(2));
+    assert_eq!(round.metadata.teacher, Some(PathBuf::from("fm/model.safetensors")));
+    // What is read is what is written: the header survives a round trip unchanged.
+    for model in [&moons, &data, &round] {
+        let header = model.metadata.to_header();
+        assert_eq!(RunMetadata::from_header(&header).expect("own header"), model.metadata);
+    }
+
+    // A malformed entry is named, not guessed around.
+    let mut header = moons.metadata.to_header();
+    header.insert("step".into(), "two".into());
+    let message = RunMetadata::from_header(&header).expect_err("bad step").to_string();
+    assert!(message.contains("step") && message.contains("`two`"), "{message}");
+
+    // The run record of that run reads back, and resuming it with other settings is refused.
+    let dir = scratch("record");
+    std::fs::create_dir_all(&dir).expect("scratch");
+    std::fs::copy(fixture("v1-train-moons.run.json"), dir.join(flow_train::RUN_RECORD_FILE)).expect("copy");
+    let record = RunRecord::read(&dir).expect("readable").expect("there");
+    assert_eq!(
+        (record.command.as_str(), record.steps, record.kernel.as_deref()),
+        ("train", 2, Some("avx512"))
+    );
+    RunRecord::check_resume(&dir, "train", &record.settings).expect("same settings resume");
+    let mut changed = record.settings.clone();
+    changed["recipe"] = serde_json::json!("tuned");
+    let refused = RunRecord::check_resume(&dir, "train", &changed).expect_err("other recipe").to_string();
+    assert!(refused.contains("recipe"), "{refused}");
+    assert!(RunRecord::check_resume(&dir, "reflow", &record.settings).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -93,23 +93,43 @@ pub fn warp_frame(curve: &[(f64, f64)], s: f64) -> Result<RgbImage> {
     })
 }
 
-/// One line of the quality chart: W₂ at each number of steps.
+/// One line of the quality chart: W₂ at each cost.
 pub struct QualitySeries {
     pub label: String,
+    /// (network evaluations per sample, W₂): RK4 × 20 and Euler × 80 meet at 80.
     pub points: Vec<(usize, f64)>,
     pub colour: (u8, u8, u8),
     pub dashed: bool,
 }
 
-/// W₂ to the target against the number of steps (log scale), with the noise
-/// floor: the W₂ of two independent target samples.
+/// Round values between `low` and `high` to label a log W₂ axis with.
+fn w2_ticks(low: f64, high: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(low.log10().floor());
+    while decade <= high {
+        for mantissa in [1.0, 1.5, 2.0, 3.0, 5.0, 7.0] {
+            let tick = decade * mantissa;
+            if (low..=high).contains(&tick) {
+                ticks.push(tick);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
+}
+
+/// W₂ to the target against its cost in network evaluations, both on log
+/// scales, with the noise floor: the W₂ of two independent target samples.
+/// The log W₂ axis keeps curves that approach the floor apart.
 pub fn quality_chart(series: &[QualitySeries], floor: f64, title: &str) -> Result<RgbImage> {
     let all: Vec<&(usize, f64)> = series.iter().flat_map(|s| &s.points).collect();
     if all.is_empty() {
         return Err(VizError::Empty("no quality measurements"));
     }
-    let max_steps = all.iter().map(|p| p.0).max().unwrap_or(1).max(2) as f64;
-    let max_w2 = all.iter().map(|p| p.1).fold(floor, f64::max) * 1.08;
+    let max_nfe = all.iter().map(|p| p.0).max().unwrap_or(1).max(2) as f64;
+    let max_w2 = all.iter().map(|p| p.1).fold(floor, f64::max) * 1.15;
+    // A log axis needs a positive floor under every value.
+    let min_w2 = all.iter().map(|p| p.1).filter(|w| *w > 0.0).fold(floor, f64::min).max(1e-6) * 0.85;
     canvas(WIDTH, HEIGHT, |root| {
         root.fill(&WHITE).map_err(VizError::draw)?;
         let mut chart = ChartBuilder::on(root)
@@ -117,13 +137,17 @@ pub fn quality_chart(series: &[QualitySeries], floor: f64, title: &str) -> Resul
             .margin(12)
             .x_label_area_size(34)
             .y_label_area_size(56)
-            .build_cartesian_2d((1.0..max_steps * 1.2).log_scale(), 0.0..max_w2)
+            .build_cartesian_2d(
+                (1.0..max_nfe * 1.2).log_scale(),
+                (min_w2..max_w2).log_scale().with_key_points(w2_ticks(min_w2, max_w2)),
+            )
             .map_err(VizError::draw)?;
         chart
             .configure_mesh()
-            .x_desc("integration steps")
+            .x_desc("network evaluations per sample (NFE)")
             .y_desc("W2 to target")
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
             .label_style(("sans-serif", 12))
             .light_line_style(WHITE.mix(0.0))
             .draw()
@@ -150,12 +174,7 @@ pub fn quality_chart(series: &[QualitySeries], floor: f64, title: &str) -> Resul
         }
         let floor_style = BLACK.stroke_width(1);
         chart
-            .draw_series(DashedLineSeries::new(
-                vec![(1.0, floor), (max_steps * 1.2, floor)],
-                4,
-                4,
-                floor_style,
-            ))
+            .draw_series(DashedLineSeries::new(vec![(1.0, floor), (max_nfe * 1.2, floor)], 4, 4, floor_style))
             .map_err(VizError::draw)?
             .label("noise floor")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], floor_style));

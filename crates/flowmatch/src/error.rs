@@ -55,9 +55,11 @@ impl From<flow_model::ModelError> for CliError {
     fn from(error: flow_model::ModelError) -> CliError {
         use flow_model::ModelError::*;
         match error {
-            UnknownDevice(_) | UnknownActivation(_) | UnknownTimeEmbedding(_) | Config(_) => {
-                CliError::Usage(error.to_string())
-            }
+            UnknownDevice(_)
+            | UnknownActivation(_)
+            | UnknownTimeEmbedding(_)
+            | UnknownBackend(_)
+            | Config(_) => CliError::Usage(error.to_string()),
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
@@ -76,6 +78,18 @@ impl From<flow_train::TrainError> for CliError {
             Model(inner) => inner.into(),
             Data(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
+        }
+    }
+}
+
+impl From<flow_eval::EvalError> for CliError {
+    fn from(error: flow_eval::EvalError) -> CliError {
+        use flow_eval::EvalError::*;
+        match error {
+            Model(inner) => inner.into(),
+            Data(inner) => inner.into(),
+            Ode(inner) => inner.into(),
+            Metrics(inner) => inner.into(),
         }
     }
 }

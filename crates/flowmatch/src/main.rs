@@ -1,23 +1,15 @@
-//! `flowmatch`: thin argument handling over the library crates.
+//! `flowmatch`: parses the command line and hands it to the library; prints one line and an exit status on failure.
 //!
 //! Every failure is one line on stderr and an exit status: 2 for usage
 //! mistakes (bad flags, names, numbers), 1 for problems met while running
 //! (files, checkpoints, devices). No panics reach the user.
 
-mod bench;
-mod cli;
-mod commands;
-mod error;
-mod gpu_bench;
-mod reproduce;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-
-use crate::cli::{Cli, Command};
-use crate::error::CliError;
+use flowmatch::cli::Cli;
+use flowmatch::error::CliError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -33,24 +25,9 @@ fn main() -> ExitCode {
         Err(error) => return fail(&CliError::usage(first_line_of(&error))),
     };
     init_logging(cli.verbose);
-    match run(cli.command) {
+    match flowmatch::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
-    }
-}
-
-fn run(command: Command) -> error::Result<()> {
-    match command {
-        Command::Data(args) => commands::data(args),
-        Command::Train(args) => commands::train(args),
-        Command::Reflow(args) => commands::reflow(args),
-        Command::Sample(args) => commands::sample(args),
-        Command::Eval(args) => commands::eval(args),
-        Command::Plot(args) => commands::plot(args),
-        Command::Reproduce(args) => reproduce::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Devices(args) => gpu_bench::devices(args),
-        Command::GpuBench(args) => gpu_bench::run(args),
     }
 }
 

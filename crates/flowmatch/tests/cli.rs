@@ -442,7 +442,12 @@ fn quick_reproduce_writes_every_figure_at_its_size() {
         let count = image::AnimationDecoder::into_frames(decoder).count();
         assert_eq!(count, frames, "{name}");
     }
+    // Every figure of the one list is there, and the report links each.
     let report = std::fs::read_to_string(format!("{out}/report.md")).expect("report");
+    for figure in &flowmatch::experiments::reproduce::figures::FIGURES {
+        assert!(Path::new(&format!("{out}/{}", figure.file)).is_file(), "{} missing", figure.file);
+        assert!(report.contains(&format!("]({})", figure.file)), "report lacks {}", figure.file);
+    }
     for needle in ["W2 / floor", "straightness", "reflow (pool)", "13_quality_vs_steps.png"] {
         assert!(report.contains(needle), "report lacks {needle}");
     }
@@ -812,4 +817,95 @@ fn smaller_faults_get_their_own_messages() {
         .output()
         .expect("runs");
     assert!(elsewhere.status.success(), "{}", stderr(&elsewhere));
+}
+
+mod renderers {
+    //! Reports and tables rendered from fixed numbers: what they say is pinned
+    //! without training anything (`cargo insta review` after a deliberate change).
+
+    use flow_eval::Quality;
+    use flowmatch::experiments::bench::table::{self, BenchTable, QualityRow, Row};
+    use flowmatch::experiments::reproduce::report::{self, ReflowLine, Report};
+
+    fn quality(solver: &str, steps: usize, nfe: usize, w2: f64) -> Quality {
+        Quality {
+            solver: solver.into(),
+            steps,
+            nfe,
+            n: 2000,
+            w2,
+            w2_floor: 0.25,
+            w2_ratio: w2 / 0.25,
+            mmd: 0.000_12,
+            energy: -0.000_03,
+            straightness: 0.0123,
+        }
+    }
+
+    fn reflow_line(pairs: &str) -> ReflowLine {
+        ReflowLine {
+            pairs: pairs.into(),
+            teacher_steps: 20,
+            steps: 1000,
+            batch_size: 2048,
+            lr: 5e-3,
+            schedule: "constant",
+        }
+    }
+
+    #[test]
+    fn the_reproduction_report_says_what_was_run_and_measured() {
+        let report = Report {
+            quick: false,
+            device: "cpu".into(),
+            threads: 2,
+            seed: 0,
+            points: 1000,
+            flow_steps: 10_000,
+            batch_size: 2048,
+            flow_rate: (3e-3, "cosine", "tuned"),
+            pool: reflow_line("pool:16384"),
+            online: Some(reflow_line("online")),
+            probe_points: 2000,
+            floors: (0.25, 0.3),
+            timings: vec![("flow matching".into(), 9.5), ("figures".into(), 3.25)],
+            total_seconds: 40.0,
+            reused: vec!["out/checkpoints/flow/model.safetensors".into()],
+            table: vec![
+                ("flow matching", quality("rk4", 20, 80, 0.2550)),
+                ("reflow (pool)", quality("euler", 1, 1, 0.2700)),
+            ],
+            sweep: vec![("flow matching, euler".into(), vec![1.6, 0.9, 0.6, 0.4, 0.3, 0.26, 0.25])],
+            floor_draws: 4,
+        };
+        insta::assert_snapshot!(report::render(&report));
+    }
+
+    #[test]
+    fn the_bench_table_gives_speed_ups_both_ways_and_quality_against_the_floor() {
+        let row = |measure: &str, ours, theirs, higher_is_better| Row {
+            measure: measure.into(),
+            ours,
+            theirs,
+            higher_is_better,
+        };
+        let bench = BenchTable {
+            threads: 2,
+            device: "cpu".into(),
+            torch: "2.11.0".into(),
+            timed_steps: 1000,
+            rows: vec![
+                row("flow-matching training, steps/s", 900.0, 300.0, true),
+                row("RK4 × 20 sampling of 100000 points (s)", 0.5, 2.0, false),
+            ],
+            floor: 0.25,
+            quality: vec![QualityRow {
+                model: "flow matching, RK4 × 20",
+                ours_post: 0.3,
+                ours_tuned: 0.255,
+                pytorch: 0.31,
+            }],
+        };
+        insta::assert_snapshot!(table::render(&bench));
+    }
 }

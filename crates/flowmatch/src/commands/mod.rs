@@ -6,10 +6,9 @@ mod training;
 
 use std::path::Path;
 
-use flow_data::{Dataset, PointSource, files};
-use flow_model::checkpoint::{self, Checkpoint};
+use flow_data::{PointSource, files};
 use flow_ode::Solver;
-use serde::Serialize;
+use flow_train::{TargetRef, TrainedModel};
 use tch::Device;
 
 use crate::cli::{DataArgs, RuntimeArgs, SolverArgs, TargetArgs};
@@ -48,48 +47,16 @@ pub fn target(args: &TargetArgs) -> Result<Option<PointSource>> {
 }
 
 /// How a target is recorded in checkpoints, so `eval` can find it again.
-pub fn target_label(args: &TargetArgs) -> String {
+pub fn target_ref(args: &TargetArgs) -> Option<TargetRef> {
     match (&args.target, &args.data) {
-        (Some(dataset), _) => dataset.name().to_owned(),
-        // Absolute, so `eval` finds the file from any directory.
-        (None, Some(path)) => {
-            format!("data:{}", path.canonicalize().unwrap_or_else(|_| path.clone()).display())
-        }
-        (None, None) => String::new(),
+        (Some(dataset), _) => Some(TargetRef::Builtin(*dataset)),
+        (None, Some(path)) => Some(TargetRef::file(path)),
+        (None, None) => None,
     }
 }
 
-/// The target a checkpoint was trained on, when it was a built-in one.
-pub fn target_of(checkpoint: &Checkpoint) -> Result<Option<PointSource>> {
-    let dim = checkpoint.net.config().dim;
-    match checkpoint.metadata.get("target").map(String::as_str) {
-        Some(name) if !name.starts_with("data:") && !name.is_empty() => {
-            Ok(Some(PointSource::builtin(Dataset::from_name(name)?, dim)?))
-        }
-        Some(name) if name.starts_with("data:") => {
-            let path = Path::new(&name[5..]);
-            Ok(path
-                .is_file()
-                .then(|| files::read_points(path))
-                .transpose()?
-                .map(|p| PointSource::Data(p.into())))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The source a checkpoint's flow starts from (its header's `source`, else the Gaussian).
-pub fn source_of(checkpoint: &Checkpoint) -> Result<PointSource> {
-    let name = checkpoint.metadata.get("source").map(String::as_str).unwrap_or("gaussian");
-    // A bad name here comes from a file, not from the command line: a run-time error.
-    let source = Dataset::from_name(name)
-        .and_then(|dataset| PointSource::builtin(dataset, checkpoint.net.config().dim))
-        .map_err(|e| CliError::runtime(format!("the checkpoint's source: {e}")))?;
-    Ok(source)
-}
-
-pub fn load_model(path: &Path, device: Device) -> Result<Checkpoint> {
-    Ok(checkpoint::load(path, device)?)
+pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel> {
+    Ok(TrainedModel::load(path, device)?)
 }
 
 /// Data must match the model's dimension.
@@ -99,13 +66,6 @@ pub fn check_dimension(points: usize, model: usize, what: &str) -> Result<()> {
             "{what} is {points}-dimensional but the model is {model}-dimensional"
         )));
     }
-    Ok(())
-}
-
-/// Writes `value` as pretty JSON, atomically.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::runtime(e.to_string()))?;
-    files::write_atomically(path, |out| writeln!(out, "{text}"))?;
     Ok(())
 }
 

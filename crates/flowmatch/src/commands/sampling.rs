@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use flow_data::{files, tables};
-use flow_model::{PointsSolution, integrate_points};
+use flow_eval::QualityProbe;
+use flow_model::{Integrator, PointsSolution};
 use flow_ode::{Record, TimeGrid};
-use flow_train::QualityProbe;
 use ndarray::Array2;
 
-use super::{check_dimension, load_model, runtime, solver, source_of, target, target_of};
+use super::{check_dimension, load_model, runtime, solver, target};
 use crate::cli::{EvalArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
 
@@ -31,7 +31,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             // The solver keeps several states of every point (dopri5: eight).
             let what = format!("sampling {} points of dimension {dim}", args.n);
             flow_data::budget::check_allocation(&what, args.n as u128 * dim as u128 * 8, 4)?;
-            source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
+            checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
         }
     };
     let mut grid = TimeGrid::uniform(args.solver.steps)?;
@@ -39,7 +39,8 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         grid = grid.reversed();
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
-    let solved = integrate_points(&checkpoint.net, &start, &grid, solver(&args.solver)?, record)?;
+    let solved =
+        Integrator::auto(&checkpoint.net)?.integrate(&start, &grid, solver(&args.solver)?, record)?;
     let table = if args.trajectory.is_some() {
         let table = tables::trajectory_table(&solved.trajectory);
         files::write_table(&args.out, &table, &tables::trajectory_names(dim))?;
@@ -73,13 +74,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let dim = checkpoint.net.config().dim;
     let target = match target(&args.target)? {
         Some(target) => target,
-        None => target_of(&checkpoint)?.ok_or_else(|| {
+        None => checkpoint.target()?.ok_or_else(|| {
             CliError::usage("this checkpoint does not name its target: give --target NAME or --data FILE")
         })?,
     };
     check_dimension(target.dim(), dim, "the target")?;
-    let probe = QualityProbe::new(&source_of(&checkpoint)?, &target, args.n, args.runtime.seed)?;
-    let quality = probe.measure(&checkpoint.net, solver(&args.solver)?, args.solver.steps)?;
+    let probe = QualityProbe::new(&checkpoint.source()?, &target, args.n, args.runtime.seed)?;
+    let quality =
+        probe.measure(&Integrator::auto(&checkpoint.net)?, solver(&args.solver)?, args.solver.steps)?;
     let text = serde_json::to_string_pretty(&quality).map_err(|e| CliError::runtime(e.to_string()))?;
     println!("{text}");
     Ok(())
@@ -117,11 +119,11 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 let what = format!("an animation of {} frames", args.solver.steps + 1);
                 flow_data::budget::check_allocation(&what, (args.solver.steps as u128 + 1) * frame, 1)?;
             }
-            let start = source_of(&checkpoint)?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
+            let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
             let solved: PointsSolution =
-                integrate_points(&checkpoint.net, &start, &grid, solver(&args.solver)?, record)?;
+                Integrator::auto(&checkpoint.net)?.integrate(&start, &grid, solver(&args.solver)?, record)?;
             if kind == "gif" {
                 let frames = animation_frames(&solved.trajectory, "")?;
                 flow_viz::save_gif(&args.out, &frames, 5)?;

@@ -1,6 +1,5 @@
 //! `train` and `reflow`: run directories, resume checks and run records.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,31 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use flow_data::PointSource;
 use flow_model::{ModelConfig, Precision, VelocityNet};
 use flow_ode::Solver;
-use flow_train::{RUN_RECORD_FILE, ReflowSettings, RunOptions, TeacherSettings, TrainConfig, TrainReport};
-use serde::Serialize;
+use flow_train::{
+    RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, TeacherSettings, TrainConfig,
+    TrainReport,
+};
 use serde_json::json;
 
-use super::{device_label, load_model, runtime, source_of, target, target_label, write_json};
+use super::{device_label, load_model, runtime, target, target_ref};
 use crate::cli::{ReflowArgs, TrainArgs};
 use crate::error::{CliError, Result};
-
-/// What `run.json` holds: enough to trace any result to its settings.
-#[derive(Serialize)]
-struct RunRecord {
-    command: &'static str,
-    version: &'static str,
-    device: String,
-    threads: i32,
-    /// What computed the steps: `libtorch`, or `native` with its kernel.
-    backend: &'static str,
-    kernel: Option<&'static str>,
-    settings: serde_json::Value,
-    seconds: f64,
-    steps_per_second: f64,
-    steps: usize,
-    resumed_from_step: usize,
-    final_loss: Option<f32>,
-}
 
 /// A flag that Ctrl-C sets: training stops after the current step and saves.
 fn interrupt_flag() -> Arc<AtomicBool> {
@@ -83,86 +66,6 @@ fn check_teacher_outside(teacher: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn record(
-    command: &'static str,
-    device: tch::Device,
-    settings: serde_json::Value,
-    report: &TrainReport,
-) -> RunRecord {
-    RunRecord {
-        command,
-        version: env!("CARGO_PKG_VERSION"),
-        device: device_label(device),
-        threads: tch::get_num_threads(),
-        backend: report.backend,
-        kernel: report.kernel,
-        settings,
-        seconds: report.seconds,
-        steps_per_second: report.steps_per_second,
-        steps: report.losses.len(),
-        resumed_from_step: report.started_at,
-        final_loss: report.losses.last().copied(),
-    }
-}
-
-/// Settings a resumed run may change: how long it runs, how often it saves,
-/// and which code computes the same steps.
-const CHANGEABLE_ON_RESUME: [&str; 3] = ["training.steps", "training.checkpoint_every", "training.backend"];
-
-/// Before a resumed run starts: it must be the same command with the same
-/// settings as the one recorded in `dir` (else its continuation would silently
-/// mix two runs). A run killed before it wrote its record is checked only
-/// against its training state.
-fn check_resume_settings(dir: &Path, command: &'static str, settings: &serde_json::Value) -> Result<()> {
-    let path = dir.join(RUN_RECORD_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let earlier: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::runtime(format!("{}: unreadable run record ({e})", path.display())))?;
-    let earlier_command = earlier["command"].as_str().unwrap_or("?");
-    if earlier_command != command {
-        return Err(CliError::runtime(format!(
-            "{} holds a `{earlier_command}` run; resume it with `flowmatch {earlier_command} --resume`",
-            dir.display()
-        )));
-    }
-    let (mut before, mut now) = (Vec::new(), Vec::new());
-    flatten("", &earlier["settings"], &mut before);
-    flatten("", settings, &mut now);
-    let differs =
-        |key: &str, value: &String| before.iter().find(|(k, _)| k == key).is_none_or(|(_, v)| v != value);
-    // A different architecture is reported by the checkpoint itself, with a message of its own.
-    if now.iter().any(|(key, value)| key.starts_with("model.") && differs(key, value)) {
-        return Ok(());
-    }
-    for (key, value) in &now {
-        if CHANGEABLE_ON_RESUME.contains(&key.as_str()) {
-            continue;
-        }
-        let old = before.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-        if &old != value {
-            return Err(CliError::runtime(format!(
-                "--resume with a different {key} ({old} before, {value} now): resume with the same settings or start a new run in another --out"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `a.b.c = value` pairs of a JSON object's leaves.
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, inner) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                flatten(&path, inner, out);
-            }
-        }
-        leaf => out.push((prefix.to_owned(), leaf.to_string())),
-    }
-}
-
 /// Reports the run; an interrupted run is an error that says where its checkpoint is.
 fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
     if report.interrupted {
@@ -211,11 +114,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         backend: optimiser.backend,
     };
-    let metadata = BTreeMap::from([
-        ("kind".to_owned(), "flow-matching".to_owned()),
-        ("source".to_owned(), args.source.name().to_owned()),
-        ("target".to_owned(), target_label(&args.target)),
-    ]);
+    let metadata = RunMetadata::flow_matching(args.source, target_ref(&args.target));
+    let target_label = metadata.target.as_ref().map(flow_train::TargetRef::label).unwrap_or_default();
     tch::manual_seed(args.runtime.seed as i64);
     let mut net = VelocityNet::new(model, device)?;
     let options = RunOptions {
@@ -228,17 +128,17 @@ pub fn train(args: TrainArgs) -> Result<()> {
         kernel: None,
     };
     let settings = json!({
-        "target": target_label(&args.target),
+        "target": target_label,
         "source": args.source.name(),
         "model": model,
         "recipe": optimiser.recipe.name(),
         "training": config.to_json(),
     });
     if args.resume {
-        check_resume_settings(&args.out, "train", &settings)?;
+        RunRecord::check_resume(&args.out, "train", &settings)?;
     }
     let report = flow_train::train(&mut net, &pairs, &config, &options)?;
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("train", device, settings, &report))?;
+    RunRecord::new("train", &device_label(device), settings, &report).write(&args.out)?;
     finish(&args.out, &report)
 }
 
@@ -247,7 +147,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     check_teacher_outside(&args.teacher, &args.out)?;
     check_run_dir(&args.out, args.resume, args.force)?;
     let teacher = load_model(&args.teacher, device)?;
-    let source = source_of(&teacher)?;
+    let source = teacher.source()?;
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.reflow());
     let settings = ReflowSettings {
@@ -270,10 +170,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             backend: optimiser.backend,
         },
     };
-    let mut metadata = teacher.metadata.clone();
-    metadata.insert("kind".into(), "reflow".into());
-    metadata.insert("teacher".into(), args.teacher.display().to_string());
-    metadata.remove("step");
+    let metadata = RunMetadata::reflow(&teacher.metadata, &args.teacher);
     let options = RunOptions {
         out_dir: Some(args.out.clone()),
         resume: args.resume,
@@ -294,11 +191,11 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "training": settings.train.to_json(),
     });
     if args.resume {
-        check_resume_settings(&args.out, "reflow", &settings_json)?;
+        RunRecord::check_resume(&args.out, "reflow", &settings_json)?;
     }
     let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
     let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
     settings_json["pool_seconds"] = json!(rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>());
-    write_json(&args.out.join(RUN_RECORD_FILE), &record("reflow", device, settings_json, &last.train))?;
+    RunRecord::new("reflow", &device_label(device), settings_json, &last.train).write(&args.out)?;
     finish(&args.out, &last.train)
 }

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use flow_model::{ModelConfig, VelocityNet, device_name, integrate_points};
+use flow_data::PointSource;
+use flow_model::{Integrator, ModelConfig, VelocityNet, device_name};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::{Backend, Kernel, PairMode, PairSource, RunOptions, TeacherSettings, TrainConfig};
 use tch::Device;
@@ -13,7 +14,6 @@ use tch::Device;
 use crate::cli::{DevicesArgs, GpuBenchArgs};
 use crate::commands::runtime;
 use crate::error::{CliError, Result};
-use crate::reproduce::{gaussian, spiral};
 
 /// One line per device: the CPU with its native kernels, then each GPU.
 pub fn devices(_args: DevicesArgs) -> Result<()> {
@@ -89,7 +89,7 @@ pub fn run(args: GpuBenchArgs) -> Result<()> {
 /// Steps per second of flow matching at `batch` on `device` (native kernels
 /// on the CPU where they apply, libtorch on the GPU), after a warm-up.
 fn flow_rate(device: Device, batch: usize, steps: usize) -> Result<f64> {
-    let pairs = PairSource::independent(gaussian()?, spiral()?)?;
+    let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), device)?;
     let config =
@@ -101,7 +101,7 @@ fn flow_rate(device: Device, batch: usize, steps: usize) -> Result<f64> {
 /// A briefly trained flow-matching network: the teacher for the pool and sampling rows
 /// (their cost does not depend on how well it was trained).
 fn trained_teacher() -> Result<VelocityNet> {
-    let pairs = PairSource::independent(gaussian()?, spiral()?)?;
+    let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), Device::Cpu)?;
     let config =
@@ -111,7 +111,7 @@ fn trained_teacher() -> Result<VelocityNet> {
 }
 
 fn pool_seconds(teacher: &VelocityNet, size: usize) -> Result<f64> {
-    let source = gaussian()?;
+    let source = PointSource::post_source();
     let make = |size| {
         PairSource::pool(teacher, &source, TeacherSettings::default(), size, &mut flow_data::seeded_rng(5))
     };
@@ -126,12 +126,13 @@ fn pool_seconds(teacher: &VelocityNet, size: usize) -> Result<f64> {
 }
 
 fn sampling_seconds(net: &VelocityNet, n: usize) -> Result<f64> {
-    let start = gaussian()?.draw(n, &mut flow_data::seeded_rng(6));
+    let start = PointSource::post_source().draw(n, &mut flow_data::seeded_rng(6));
     let grid = TimeGrid::uniform(20).map_err(|e| CliError::runtime(e.to_string()))?;
     let warm = start.slice(ndarray::s![..1000, ..]).to_owned();
-    integrate_points(net, &warm, &grid, Solver::Rk4, Record::Nothing)?;
+    let model = Integrator::auto(net)?;
+    model.integrate(&warm, &grid, Solver::Rk4, Record::Nothing)?;
     let clock = Instant::now();
-    integrate_points(net, &start, &grid, Solver::Rk4, Record::Nothing)?;
+    model.integrate(&start, &grid, Solver::Rk4, Record::Nothing)?;
     Ok(clock.elapsed().as_secs_f64())
 }
 

@@ -1,7 +1,7 @@
 //! `QualityProbe`: fixed samples and a noise floor, so models are compared on the same numbers.
 
 use flow_data::PointSource;
-use flow_model::{VelocityNet, integrate_points};
+use flow_model::Integrator;
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -66,7 +66,7 @@ impl QualityProbe {
     /// The model's samples from each of the probe's source draws, and the NFE per sample.
     pub fn samples(
         &self,
-        net: &VelocityNet,
+        model: &Integrator,
         solver: Solver,
         steps: usize,
     ) -> Result<(Vec<Array2<f32>>, usize)> {
@@ -76,7 +76,7 @@ impl QualityProbe {
             .sources
             .iter()
             .map(|sources| {
-                let solution = integrate_points(net, sources, &grid, solver, Record::Nothing)?;
+                let solution = model.integrate(sources, &grid, solver, Record::Nothing)?;
                 nfe = solution.nfe;
                 Ok(solution.points)
             })
@@ -85,8 +85,8 @@ impl QualityProbe {
     }
 
     /// Mean W₂ of the model's samples against the targets, with the NFE it cost.
-    pub fn w2(&self, net: &VelocityNet, solver: Solver, steps: usize) -> Result<(f64, usize)> {
-        let (samples, nfe) = self.samples(net, solver, steps)?;
+    pub fn w2(&self, model: &Integrator, solver: Solver, steps: usize) -> Result<(f64, usize)> {
+        let (samples, nfe) = self.samples(model, solver, steps)?;
         Ok((self.w2_of(&[samples])?[0], nfe))
     }
 
@@ -105,24 +105,24 @@ impl QualityProbe {
         Ok(mean(&flow_metrics::wasserstein2_many(&pairs)?))
     }
 
-    pub fn straightness(&self, net: &VelocityNet) -> Result<f64> {
+    pub fn straightness(&self, model: &Integrator) -> Result<f64> {
         let grid = TimeGrid::uniform(STRAIGHTNESS_STEPS)?;
-        let path = integrate_points(net, &self.sources[0], &grid, Solver::Euler, Record::Every(1))?;
+        let path = model.integrate(&self.sources[0], &grid, Solver::Euler, Record::Every(1))?;
         Ok(flow_metrics::straightness(&path.trajectory)?)
     }
 
-    pub fn measure(&self, net: &VelocityNet, solver: Solver, steps: usize) -> Result<Quality> {
-        let mut all = self.measure_many(net, &[(solver, steps)])?;
+    pub fn measure(&self, model: &Integrator, solver: Solver, steps: usize) -> Result<Quality> {
+        let mut all = self.measure_many(model, &[(solver, steps)])?;
         all.pop().ok_or(flow_metrics::MetricsError::Empty.into())
     }
 
     /// [`QualityProbe::measure`] for several solver settings of one model:
     /// straightness is measured once and the W₂ assignments run in parallel.
-    pub fn measure_many(&self, net: &VelocityNet, settings: &[(Solver, usize)]) -> Result<Vec<Quality>> {
-        let straightness = self.straightness(net)?;
+    pub fn measure_many(&self, model: &Integrator, settings: &[(Solver, usize)]) -> Result<Vec<Quality>> {
+        let straightness = self.straightness(model)?;
         let (sample_sets, nfes): (Vec<Vec<Array2<f32>>>, Vec<usize>) = settings
             .iter()
-            .map(|&(solver, steps)| self.samples(net, solver, steps))
+            .map(|&(solver, steps)| self.samples(model, solver, steps))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .unzip();

@@ -5,24 +5,27 @@
 //! notebook would write it). Both sides train the post's models to the end so
 //! that the table shows the quality each reaches next to the speed.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use flow_model::{ModelConfig, VelocityNet, integrate_points};
+use flow_data::PointSource;
+use flow_eval::QualityProbe;
+use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::Kernel;
 use flow_train::{
-    Backend, PairMode, PairSource, QualityProbe, Recipe, ReflowSettings, RunOptions, TeacherSettings,
-    TimeSampling, TrainConfig,
+    Backend, PairMode, PairSource, Recipe, ReflowSettings, RunOptions, TeacherSettings, TimeSampling,
+    TrainConfig,
 };
 use serde_json::Value;
 
+pub mod table;
+
+use self::table::{BenchTable, QualityRow, Row};
 use crate::cli::BenchArgs;
 use crate::commands::{device_label, runtime};
 use crate::error::{CliError, Result};
-use crate::reproduce::{gaussian, spiral};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/post_pytorch.py");
 const BATCH: usize = 2048;
@@ -60,7 +63,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut theirs = theirs;
     let best = number(&theirs, "flow_steps_per_s")?.max(before).max(after);
     theirs["flow_steps_per_s"] = serde_json::json!(best);
-    let probe = QualityProbe::new(&gaussian()?, &spiral()?, 2000, 7)?;
+    let probe = QualityProbe::new(&PointSource::post_source(), &PointSource::post_target(), 2000, 7)?;
     let their_fm = flow_data::files::read_points(&samples_dir.join("fm_rk4_20.npy"))?;
     let their_reflow = flow_data::files::read_points(&samples_dir.join("reflow_euler_1.npy"))?;
     let quality = Quality {
@@ -70,7 +73,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         theirs: (probe.w2_of_sample(&their_fm)?, probe.w2_of_sample(&their_reflow)?),
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
-    let table = table(&ours, &theirs, &quality, threads, device, &sizes)?;
+    let table = table::render(&table(&ours, &theirs, &quality, threads, device, &sizes)?);
     print!("{table}");
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("bench: table written to {}", args.out.display());
@@ -168,7 +171,7 @@ fn flow_rate(
     backend: Backend,
     kernel: Option<Kernel>,
 ) -> Result<(f64, String)> {
-    let pairs = PairSource::independent(gaussian()?, spiral()?)?;
+    let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), device)?;
     let options = RunOptions { kernel, ..quiet() };
@@ -195,7 +198,7 @@ fn train_both(
     sizes: &Sizes,
     recipe: Recipe,
 ) -> Result<((VelocityNet, VelocityNet), f64, f64)> {
-    let pairs = PairSource::independent(gaussian()?, spiral()?)?;
+    let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(1);
     let mut flow = VelocityNet::new(ModelConfig::default(), device)?;
     let flow_seconds =
@@ -208,7 +211,7 @@ fn train_both(
         ..ReflowSettings::default()
     };
     let clock = Instant::now();
-    let (reflow, _) = flow_train::reflow(&flow, &gaussian()?, &settings, &quiet())?;
+    let (reflow, _) = flow_train::reflow(&flow, &PointSource::post_source(), &settings, &quiet())?;
     Ok(((flow, reflow), flow_seconds, clock.elapsed().as_secs_f64()))
 }
 
@@ -226,11 +229,7 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
     let (tuned, _, _) = train_both(device, sizes, Recipe::Tuned)?;
     let flow = &post.0;
 
-    let online = PairSource::Online {
-        teacher: Box::new(flow.try_clone()?),
-        source: gaussian()?,
-        settings: TeacherSettings::default(),
-    };
+    let online = PairSource::online(flow, PointSource::post_source(), TeacherSettings::default())?;
     let mut student = flow.try_clone()?;
     let online_steps = (sizes.timed_steps / 10).max(5);
     let online_steps_per_s =
@@ -240,7 +239,7 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
     let clock = Instant::now();
     let pool = PairSource::pool(
         flow,
-        &gaussian()?,
+        &PointSource::post_source(),
         TeacherSettings::default(),
         POOL,
         &mut flow_data::seeded_rng(5),
@@ -251,17 +250,12 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
         flow_train::train(&mut student, &pool, &reflow_config(sizes.timed_steps, Recipe::Post), &quiet())?
             .steps_per_second;
 
-    let start = gaussian()?.draw(SAMPLED, &mut flow_data::seeded_rng(6));
+    let start = PointSource::post_source().draw(SAMPLED, &mut flow_data::seeded_rng(6));
     let grid = TimeGrid::uniform(20)?;
-    integrate_points(
-        flow,
-        &start.slice(ndarray::s![..1000, ..]).to_owned(),
-        &grid,
-        Solver::Rk4,
-        Record::Nothing,
-    )?;
+    let model = Integrator::auto(flow)?;
+    model.integrate(&start.slice(ndarray::s![..1000, ..]).to_owned(), &grid, Solver::Rk4, Record::Nothing)?;
     let clock = Instant::now();
-    integrate_points(flow, &start, &grid, Solver::Rk4, Record::Nothing)?;
+    model.integrate(&start, &grid, Solver::Rk4, Record::Nothing)?;
     let rk4_seconds = clock.elapsed().as_secs_f64();
     Ok(Ours {
         auto_backend,
@@ -288,7 +282,10 @@ struct Quality {
 }
 
 fn measure(probe: &QualityProbe, (flow, reflow): &(VelocityNet, VelocityNet)) -> Result<(f64, f64)> {
-    Ok((probe.w2(flow, Solver::Rk4, 20)?.0, probe.w2(reflow, Solver::Euler, 1)?.0))
+    Ok((
+        probe.w2(&Integrator::auto(flow)?, Solver::Rk4, 20)?.0,
+        probe.w2(&Integrator::auto(reflow)?, Solver::Euler, 1)?.0,
+    ))
 }
 
 fn number(value: &Value, key: &str) -> Result<f64> {
@@ -302,106 +299,95 @@ fn table(
     threads: i32,
     device: tch::Device,
     sizes: &Sizes,
-) -> Result<String> {
-    let post_reflow_seconds = number(theirs, "reflow_online_seconds")?;
+) -> Result<BenchTable> {
+    let row = |measure: String, ours: f64, theirs: f64, higher_is_better: bool| Row {
+        measure,
+        ours,
+        theirs,
+        higher_is_better,
+    };
     let theirs_flow = number(theirs, "flow_steps_per_s")?;
-    let mut rows: Vec<(String, f64, f64, bool)> = vec![(
+    let mut rows = vec![row(
         format!("flow-matching training, steps/s (batch {BATCH}), `--backend auto` ({})", ours.auto_backend),
         ours.flow_steps_per_s,
         theirs_flow,
         true,
     )];
     for &(kernel, rate) in &ours.kernel_flow_steps_per_s {
-        rows.push((
+        rows.push(row(
             format!("… native kernel `{kernel}` (`FLOWMATCH_KERNEL={kernel}`)"),
             rate,
             theirs_flow,
             true,
         ));
     }
-    rows.push((
-        "… libtorch backend (`--backend libtorch`)".into(),
-        ours.libtorch_flow_steps_per_s,
-        theirs_flow,
-        true,
-    ));
     rows.extend([
-        (
+        row(
+            "… libtorch backend (`--backend libtorch`)".into(),
+            ours.libtorch_flow_steps_per_s,
+            theirs_flow,
+            true,
+        ),
+        row(
             format!("flow matching, {} steps end to end (s)", sizes.flow_steps),
             ours.flow_seconds,
             number(theirs, "flow_seconds")?,
             false,
         ),
-        (
+        row(
             "reflow training, online pairs, steps/s".into(),
             ours.online_steps_per_s,
             number(theirs, "reflow_online_steps_per_s")?,
             true,
         ),
-        (
+        row(
             format!("pool of {POOL} teacher pairs (s)"),
             ours.pool_seconds,
             number(theirs, "pool_seconds")?,
             false,
         ),
-        (
+        row(
             "reflow training, pooled pairs, steps/s".into(),
             ours.pool_steps_per_s,
             number(theirs, "reflow_pool_steps_per_s")?,
             true,
         ),
-        (
+        row(
             format!(
                 "reflow stage, {} steps end to end (s): ours pooled vs the post's online",
                 sizes.reflow_steps
             ),
             ours.reflow_pool_seconds,
-            post_reflow_seconds,
+            number(theirs, "reflow_online_seconds")?,
             false,
         ),
-        (
+        row(
             format!("RK4 × 20 sampling of {SAMPLED} points (s)"),
             ours.rk4_seconds,
             number(theirs, "rk4_100k_seconds")?,
             false,
         ),
     ]);
-    let mut text = String::new();
-    let _ = writeln!(text, "# Benchmark: flowmatch against PyTorch eager\n");
-    let _ = writeln!(
-        text,
-        "Same machine, one run, {threads} threads each; ours on {}; PyTorch {}. `speed-up` is how many times faster ours is. Training rates are the best of three windows of {} steps on each side; PyTorch's flow-matching rate is its best over three runs of the script (the full one, one just before ours and one just after).\n",
-        device_label(device),
-        theirs["torch"].as_str().unwrap_or("?"),
-        sizes.timed_steps
-    );
-    let _ = writeln!(text, "| measure | ours | PyTorch | speed-up |\n|---|---:|---:|---:|");
-    for (name, mine, theirs, higher_is_better) in rows {
-        let speedup = if higher_is_better { mine / theirs } else { theirs / mine };
-        let _ = writeln!(text, "| {name} | {mine:.2} | {theirs:.2} | {speedup:.2}× |");
-    }
-    let _ =
-        writeln!(text, "\nQuality reached (2 000 samples, exact W2; noise floor {:.4}):\n", quality.floor);
-    let _ = writeln!(
-        text,
-        "| model | ours, post's recipe | ours, tuned recipe | PyTorch, post's recipe |\n|---|---:|---:|---:|"
-    );
-    let ratio = |w: f64| format!("{w:.4} ({:.3})", w / quality.floor);
-    let rows = [
-        ("flow matching, RK4 × 20", quality.ours_post.0, quality.ours_tuned.0, quality.theirs.0),
-        (
-            "reflow, Euler × 1 (ours pooled, PyTorch online)",
-            quality.ours_post.1,
-            quality.ours_tuned.1,
-            quality.theirs.1,
-        ),
-    ];
-    for (model, post, tuned, pytorch) in rows {
-        let _ = writeln!(text, "| {model} | {} | {} | {} |", ratio(post), ratio(tuned), ratio(pytorch));
-    }
-    let _ = writeln!(
-        text,
-        "\nThe post's recipe is Adam at a constant 1e-3; the tuned one (`--recipe tuned`) spends the same budget at 3e-3 with cosine decay (flow matching) and a constant 5e-3 (reflow). Timings above use the post's recipe, whose steps cost the same."
-    );
-    Ok(text)
+    Ok(BenchTable {
+        threads,
+        device: device_label(device),
+        torch: theirs["torch"].as_str().unwrap_or("?").to_owned(),
+        timed_steps: sizes.timed_steps,
+        rows,
+        floor: quality.floor,
+        quality: vec![
+            QualityRow {
+                model: "flow matching, RK4 × 20",
+                ours_post: quality.ours_post.0,
+                ours_tuned: quality.ours_tuned.0,
+                pytorch: quality.theirs.0,
+            },
+            QualityRow {
+                model: "reflow, Euler × 1 (ours pooled, PyTorch online)",
+                ours_post: quality.ours_post.1,
+                ours_tuned: quality.ours_tuned.1,
+                pytorch: quality.theirs.1,
+            },
+        ],
+    })
 }

@@ -1,13 +1,17 @@
-//! A run directory: the files a training run writes and resumes from.
+//! A run directory: the files a training run writes and resumes from, its lock, and the options of a run.
 
-use std::collections::BTreeMap;
+mod checkpoints;
+mod metadata;
+mod record;
+
+pub(crate) use checkpoints::{resume, save};
+pub use metadata::{RunKind, RunMetadata, TargetRef};
+pub use record::RunRecord;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tch::{Kind, Tensor};
-
-use crate::engine::OptimiserState;
 use crate::{Result, TrainError};
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -27,8 +31,8 @@ pub struct RunOptions {
     pub show_progress: bool,
     /// Shown before the progress bar: "flow matching", "reflow round 1", …
     pub label: String,
-    /// Extra header entries for saved models (dataset, settings, …).
-    pub metadata: BTreeMap<String, String>,
+    /// What saved models say of the run in their header (kind, source, target, …).
+    pub metadata: RunMetadata,
     /// The native kernel; `None`: [`flow_native::Kernel::requested`] (the
     /// fastest this CPU has, or what `FLOWMATCH_KERNEL` names).
     pub kernel: Option<flow_native::Kernel>,
@@ -42,6 +46,35 @@ impl RunOptions {
 
     pub fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+/// A saved model and what its header says of the run that trained it.
+pub struct TrainedModel {
+    pub net: flow_model::VelocityNet,
+    pub metadata: RunMetadata,
+}
+
+impl TrainedModel {
+    /// Loads a checkpoint onto `device`; a malformed run entry in its header is an error.
+    pub fn load(path: &Path, device: tch::Device) -> Result<TrainedModel> {
+        let checkpoint = flow_model::checkpoint::load(path, device)?;
+        let metadata = RunMetadata::from_header(&checkpoint.metadata)
+            .map_err(|e| TrainError::Header(format!("{}: {e}", path.display())))?;
+        Ok(TrainedModel { net: checkpoint.net, metadata })
+    }
+
+    /// The distribution its flow starts from.
+    pub fn source(&self) -> Result<flow_data::PointSource> {
+        self.metadata.source_points(self.net.config().dim)
+    }
+
+    /// The distribution it learned, when the header names one that is still there.
+    pub fn target(&self) -> Result<Option<flow_data::PointSource>> {
+        match &self.metadata.target {
+            Some(target) => target.points(self.net.config().dim),
+            None => Ok(None),
+        }
     }
 }
 
@@ -128,36 +161,6 @@ pub fn read_losses(path: &Path) -> Result<Vec<f32>> {
     Ok(points.column(1).to_vec())
 }
 
-/// Everything a resumed run needs, in one file written atomically: raw
-/// weights, optimiser moments, batch-RNG position, the loss log and (with EMA)
-/// the average. It is written first; `losses.csv` and `model.safetensors` are
-/// derived from it, so a kill between the writes leaves a run that resumes
-/// from this file.
-pub(crate) fn save_state(
-    path: &Path,
-    state: &OptimiserState,
-    rng_word: u128,
-    losses: &[f32],
-    average: Option<&Tensor>,
-) -> Result<()> {
-    let counters = Tensor::from_slice(&[state.step as i64, (rng_word >> 64) as i64, rng_word as u64 as i64]);
-    let losses = Tensor::from_slice(losses);
-    let parameters = state.parameters.detach();
-    let mut tensors = vec![
-        ("parameters", &parameters),
-        ("first_moment", &state.first),
-        ("second_moment", &state.second),
-        ("counters", &counters),
-        ("losses", &losses),
-    ];
-    if let Some(average) = average {
-        tensors.push(("average", average));
-    }
-    // Atomic, the temp file removed on failure (a full disk must not also keep
-    // a half-written file filling it), and IO errors that name the path.
-    Ok(flow_model::checkpoint::write_tensors(path, &tensors)?)
-}
-
 /// Removes what killed writers left behind (`*.tmp`); called with the
 /// directory's lock held, so no live writer owns them.
 pub(crate) fn remove_stale_temp_files(dir: &Path) {
@@ -167,45 +170,4 @@ pub(crate) fn remove_stale_temp_files(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-pub(crate) struct SavedState {
-    pub optimiser: OptimiserState,
-    pub rng_word: u128,
-    /// The loss log and the weight average, in states written since they joined it.
-    pub losses: Option<Vec<f32>>,
-    pub average: Option<Tensor>,
-}
-
-pub(crate) fn load_state(path: &Path) -> Result<SavedState> {
-    let bad = |reason: String| TrainError::Resume { path: path.to_owned(), reason };
-    if !path.exists() {
-        return Err(bad("no training state here (was the run saved by `flowmatch train`?)".into()));
-    }
-    let tensors: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?.into_iter().collect();
-    let get = |name: &str| {
-        tensors.get(name).map(Tensor::shallow_clone).ok_or_else(|| bad(format!("missing `{name}`")))
-    };
-    let counters =
-        Vec::<i64>::try_from(get("counters")?.to_kind(Kind::Int64)).map_err(|e| bad(e.to_string()))?;
-    let [step, high, low] = counters[..] else {
-        return Err(bad("malformed counters".into()));
-    };
-    Ok(SavedState {
-        optimiser: OptimiserState {
-            parameters: get("parameters")?,
-            first: get("first_moment")?,
-            second: get("second_moment")?,
-            step: step as u64,
-        },
-        rng_word: ((high as u64 as u128) << 64) | (low as u64 as u128),
-        losses: match tensors.get("losses") {
-            Some(losses) => {
-                Some(Vec::<f32>::try_from(losses.to_kind(Kind::Float)).map_err(|e| bad(e.to_string()))?)
-            }
-            None => None,
-        },
-        average: tensors.get("average").map(Tensor::shallow_clone),
-    })
 }

@@ -1,0 +1,65 @@
+//! Which code runs a network, decided in one place for training, sampling and evaluation.
+
+use crate::{ModelError, Result, VelocityNet};
+
+/// Which code runs the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Native kernels where they apply (CPU, f32, raw time) and beat libtorch
+    /// (a SIMD kernel: AVX-512, AVX2 or NEON), libtorch elsewhere.
+    #[default]
+    Auto,
+    Libtorch,
+    Native,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Auto, Backend::Libtorch, Backend::Native];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Libtorch => "libtorch",
+            Backend::Native => "native",
+        }
+    }
+
+    /// The names, comma-separated, for messages.
+    pub fn valid() -> String {
+        Backend::ALL.map(|backend| backend.name()).join(", ")
+    }
+
+    pub fn parse(text: &str) -> Result<Backend> {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.name() == text)
+            .ok_or_else(|| ModelError::UnknownBackend(text.to_owned()))
+    }
+
+    /// The backend that will actually run `net` with native `kernel`: never
+    /// `Auto`. Asking for `native` on a network the kernels cannot run is an
+    /// error that says why.
+    pub fn resolve(self, net: &VelocityNet, kernel: flow_native::Kernel) -> Result<Backend> {
+        match self {
+            Backend::Auto if kernel.is_fast() && net.to_native().is_ok() => Ok(Backend::Native),
+            Backend::Auto | Backend::Libtorch => Ok(Backend::Libtorch),
+            Backend::Native => {
+                net.to_native()?;
+                Ok(Backend::Native)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Backend> {
+        Backend::parse(text)
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

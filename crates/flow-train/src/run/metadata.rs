@@ -1,0 +1,179 @@
+//! What a checkpoint says about the run that made it: the typed form of its header entries.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flow_data::{Dataset, PointSource};
+
+use crate::{Result, TrainError};
+
+/// Which training made a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    FlowMatching,
+    Reflow,
+}
+
+impl RunKind {
+    pub const ALL: [RunKind; 2] = [RunKind::FlowMatching, RunKind::Reflow];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunKind::FlowMatching => "flow-matching",
+            RunKind::Reflow => "reflow",
+        }
+    }
+}
+
+/// The points a run learned: a built-in set, or a file of the user's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetRef {
+    Builtin(Dataset),
+    /// Stored absolute, so the file is found from any directory.
+    File(PathBuf),
+}
+
+impl TargetRef {
+    /// The file's path made absolute when it can be.
+    pub fn file(path: &Path) -> TargetRef {
+        TargetRef::File(path.canonicalize().unwrap_or_else(|_| path.to_owned()))
+    }
+
+    /// How the header spells it: the set's name, or `data:PATH`.
+    pub fn label(&self) -> String {
+        match self {
+            TargetRef::Builtin(dataset) => dataset.name().to_owned(),
+            TargetRef::File(path) => format!("{DATA_PREFIX}{}", path.display()),
+        }
+    }
+
+    /// The points, in `dim` dimensions; `None` for a file that is no longer there.
+    pub fn points(&self, dim: usize) -> Result<Option<PointSource>> {
+        match self {
+            TargetRef::Builtin(dataset) => Ok(Some(PointSource::builtin(*dataset, dim)?)),
+            TargetRef::File(path) if path.is_file() => {
+                Ok(Some(PointSource::Data(Arc::new(flow_data::files::read_points(path)?))))
+            }
+            TargetRef::File(_) => Ok(None),
+        }
+    }
+}
+
+const DATA_PREFIX: &str = "data:";
+
+/// The header entries of a checkpoint written by a training run. Entries the
+/// format does not know are ignored; missing ones are `None` (the source then
+/// reads as the Gaussian, as every run before the entry existed used it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunMetadata {
+    pub kind: Option<RunKind>,
+    pub source: Dataset,
+    pub target: Option<TargetRef>,
+    /// The teacher a reflow run distilled, as the user named it.
+    pub teacher: Option<PathBuf>,
+    /// Training steps the weights have taken (absent from a finished multi-round reflow's top model).
+    pub step: Option<usize>,
+    /// The round of a multi-round reflow that wrote the checkpoint.
+    pub reflow_round: Option<usize>,
+}
+
+impl Default for RunMetadata {
+    fn default() -> RunMetadata {
+        RunMetadata {
+            kind: None,
+            source: Dataset::Gaussian,
+            target: None,
+            teacher: None,
+            step: None,
+            reflow_round: None,
+        }
+    }
+}
+
+fn bad_entry(key: &str, reason: impl std::fmt::Display) -> TrainError {
+    TrainError::Header(format!("the checkpoint's {key}: {reason}"))
+}
+
+fn number(header: &BTreeMap<String, String>, key: &str) -> Result<Option<usize>> {
+    header
+        .get(key)
+        .map(|text| text.parse().map_err(|_| bad_entry(key, format!("`{text}` is not a count"))))
+        .transpose()
+}
+
+impl RunMetadata {
+    /// Metadata of a flow-matching run from `source` to `target`.
+    pub fn flow_matching(source: Dataset, target: Option<TargetRef>) -> RunMetadata {
+        RunMetadata { kind: Some(RunKind::FlowMatching), source, target, ..RunMetadata::default() }
+    }
+
+    /// Metadata of a reflow run distilling `teacher`, whose own metadata is `of_teacher`.
+    pub fn reflow(of_teacher: &RunMetadata, teacher: &Path) -> RunMetadata {
+        RunMetadata {
+            kind: Some(RunKind::Reflow),
+            teacher: Some(teacher.to_owned()),
+            step: None,
+            reflow_round: None,
+            ..of_teacher.clone()
+        }
+    }
+
+    /// The header entries (`kind`, `source`, `target`, `teacher`, `step`, `reflow_round`).
+    pub fn to_header(&self) -> BTreeMap<String, String> {
+        let mut header = BTreeMap::new();
+        if let Some(kind) = self.kind {
+            header.insert("kind".to_owned(), kind.name().to_owned());
+        }
+        header.insert("source".to_owned(), self.source.name().to_owned());
+        header.insert("target".to_owned(), self.target.as_ref().map(TargetRef::label).unwrap_or_default());
+        if let Some(teacher) = &self.teacher {
+            header.insert("teacher".to_owned(), teacher.display().to_string());
+        }
+        if let Some(step) = self.step {
+            header.insert("step".to_owned(), step.to_string());
+        }
+        if let Some(round) = self.reflow_round {
+            header.insert("reflow_round".to_owned(), round.to_string());
+        }
+        header
+    }
+
+    /// Reads the entries [`RunMetadata::to_header`] writes; a malformed one is
+    /// an error naming it (a problem of the file, met at run time).
+    pub fn from_header(header: &BTreeMap<String, String>) -> Result<RunMetadata> {
+        let kind = header
+            .get("kind")
+            .map(|name| {
+                RunKind::ALL
+                    .into_iter()
+                    .find(|kind| kind.name() == name)
+                    .ok_or_else(|| bad_entry("kind", format!("unknown run kind `{name}`")))
+            })
+            .transpose()?;
+        let source = match header.get("source") {
+            Some(name) => Dataset::from_name(name).map_err(|e| bad_entry("source", e))?,
+            None => Dataset::Gaussian,
+        };
+        let target = match header.get("target").map(String::as_str) {
+            None | Some("") => None,
+            Some(text) => Some(match text.strip_prefix(DATA_PREFIX) {
+                Some(path) => TargetRef::File(PathBuf::from(path)),
+                None => TargetRef::Builtin(Dataset::from_name(text).map_err(|e| bad_entry("target", e))?),
+            }),
+        };
+        Ok(RunMetadata {
+            kind,
+            source,
+            target,
+            teacher: header.get("teacher").map(PathBuf::from),
+            step: number(header, "step")?,
+            reflow_round: number(header, "reflow_round")?,
+        })
+    }
+
+    /// The source distribution in `dim` dimensions.
+    pub fn source_points(&self, dim: usize) -> Result<PointSource> {
+        PointSource::builtin(self.source, dim).map_err(|e| bad_entry("source", e))
+    }
+}
