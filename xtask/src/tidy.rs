@@ -54,7 +54,8 @@ pub fn unused_dependencies() -> Result<(), String> {
     manifests.extend(crates.flatten().map(|entry| entry.path()).filter(|p| p.join("Cargo.toml").is_file()));
     let mut unused = Vec::new();
     for dir in manifests {
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let manifest =
+            std::fs::read_to_string(dir.join("Cargo.toml")).map_err(|e| format!("{}: {e}", dir.display()))?;
         for (section, names) in dependency_sections(&manifest) {
             let places: &[&str] = match section.as_str() {
                 "dependencies" => &["src"],
@@ -66,7 +67,8 @@ pub fn unused_dependencies() -> Result<(), String> {
             for name in names {
                 let ident = name.replace('-', "_");
                 if !sources.iter().any(|text| mentions(text, &ident)) {
-                    let package = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let package =
+                        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                     unused.push(format!("{package} [{section}] {name}"));
                 }
             }
