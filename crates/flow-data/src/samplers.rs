@@ -123,6 +123,15 @@ pub fn uniform_square<R: Rng + ?Sized>(n: usize, scale: f64, rng: &mut R) -> Arr
     from_rows(rows)
 }
 
+/// log Σ exp(terms), without overflow.
+fn log_sum_exp(terms: &[f64]) -> f64 {
+    let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if top == f64::NEG_INFINITY {
+        return top;
+    }
+    top + terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()
+}
+
 fn shuffle<T, R: Rng + ?Sized>(items: &mut [T], rng: &mut R) {
     // Fisher–Yates written out so the draw sequence is part of this crate's contract.
     for i in (1..items.len()).rev() {
@@ -176,6 +185,43 @@ impl Dataset {
     /// Whether the set exists in any dimension (only the Gaussian does).
     pub fn any_dimension(self) -> bool {
         self == Dataset::Gaussian
+    }
+
+    /// The log-density of every row, for the sets whose density has a closed
+    /// form: the standard Gaussian (any dimension), 8gaussians (an equal
+    /// mixture) and the uniform square (−∞ outside it). `None` for the others.
+    pub fn log_density(self, points: &Array2<f32>) -> Option<Vec<f64>> {
+        let dim = points.ncols() as f64;
+        let half_log_two_pi = 0.5 * (2.0 * PI).ln();
+        let rows = points.rows().into_iter().map(|row| row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+        match self {
+            Dataset::Gaussian => Some(
+                rows.map(|x| -0.5 * x.iter().map(|v| v * v).sum::<f64>() - dim * half_log_two_pi).collect(),
+            ),
+            Dataset::EightGaussians if points.ncols() == 2 => {
+                let variance = 0.1f64.sqrt();
+                Some(
+                    rows.map(|x| {
+                        let terms: Vec<f64> = (0..8)
+                            .map(|k| {
+                                let angle = f64::from(k) * PI / 4.0;
+                                let (dx, dy) = (x[0] - 5.0 * angle.cos(), x[1] - 5.0 * angle.sin());
+                                -(dx * dx + dy * dy) / (2.0 * variance)
+                                    - (2.0 * PI * variance).ln()
+                                    - 8f64.ln()
+                            })
+                            .collect();
+                        log_sum_exp(&terms)
+                    })
+                    .collect(),
+                )
+            }
+            Dataset::Uniform if points.ncols() == 2 => Some(
+                rows.map(|x| if x.iter().all(|v| v.abs() <= 1.0) { -(4f64.ln()) } else { f64::NEG_INFINITY })
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     /// `n` points in `dim` dimensions; all sets but the Gaussian are 2-D only.

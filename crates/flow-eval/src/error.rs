@@ -12,4 +12,10 @@ pub enum EvalError {
     Ode(#[from] flow_ode::OdeError),
     #[error(transparent)]
     Metrics(#[from] flow_metrics::MetricsError),
+    #[error("the source `{0}` has no closed-form density (gaussian, 8gaussians and uniform have one)")]
+    NoDensity(&'static str),
+    #[error("the points are {points}-dimensional but the model is {model}-dimensional")]
+    Dimension { points: usize, model: usize },
+    #[error("point {row} is not finite (NaN or infinite)")]
+    NonFinite { row: usize },
 }

@@ -5,6 +5,10 @@
 //!   [`Quality`] holds W₂ (exact, with its floor), MMD², energy distance,
 //!   straightness and the cost in network evaluations (NFE).
 //!
+//! - [`likelihood`]: log p₁(x) of any point by the instantaneous change of
+//!   variables, with the exact divergence (small dimension) or Hutchinson's
+//!   estimate, on the native kernels or libtorch.
+//!
 //! New measures of a trained flow (likelihood, per-class quality, …) join
 //! here, next to the probe, and take an [`Integrator`](flow_model::Integrator)
 //! so that the network's backend is chosen once per model.
@@ -14,6 +18,7 @@
 //! with the floor measured on the same number of points.
 
 mod error;
+pub mod likelihood;
 mod quality;
 
 pub use error::{EvalError, Result};

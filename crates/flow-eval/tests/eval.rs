@@ -49,3 +49,173 @@ fn a_flow_that_misses_the_target_scores_far_above_the_floor_and_probes_repeat() 
     assert_eq!(again.floor, probe.floor);
     assert_eq!(again.w2(&model, Solver::Euler, 3).expect("measures").0, measured[0].w2);
 }
+
+mod likelihood {
+    use flow_data::{Dataset, PointSource};
+    use flow_eval::EvalError;
+    use flow_eval::likelihood::{Divergence, log_density};
+    use flow_model::{Activation, Backend, Integrator, Kernel, ModelConfig, VelocityNet};
+    use flow_ode::Solver;
+    use ndarray::Array2;
+
+    const SCALE: f64 = -0.3;
+    const SPIN: f64 = 0.8;
+    const SHIFT: [f64; 2] = [0.5, -1.0];
+    /// Keeps every ReLU's input positive where the test looks, so the network is affine there.
+    const OFFSET: f32 = 30.0;
+
+    /// A ReLU network equal to v(x) = A x + b with A = [[a, w], [−w, a]] wherever |x| < 30:
+    /// its flow carries N(0, I) to a Gaussian known in closed form.
+    fn affine() -> VelocityNet {
+        let config =
+            ModelConfig { hidden: 2, layers: 1, activation: Activation::Relu, ..ModelConfig::default() };
+        let mut net = VelocityNet::new(config, tch::Device::Cpu).expect("config");
+        let (a, w) = (SCALE as f32, SPIN as f32);
+        let matrix = [[a, w], [-w, a]];
+        let mut flat = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, OFFSET, OFFSET];
+        flat.extend([matrix[0][0], matrix[0][1], matrix[1][0], matrix[1][1]]);
+        for i in 0..2 {
+            flat.push(SHIFT[i] as f32 - OFFSET * (matrix[i][0] + matrix[i][1]));
+        }
+        net.set_parameters(&flat).expect("eight and six values");
+        net
+    }
+
+    /// log p₁(x) for that flow: x₀ = e^{−A}(x − μ) with μ = A⁻¹(e^A − I)b, and log p₀(x₀) − tr A.
+    fn analytic(x: [f64; 2]) -> f64 {
+        let (a, w) = (SCALE, SPIN);
+        let grow = a.exp();
+        let exp_a = [[grow * w.cos(), grow * w.sin()], [-grow * w.sin(), grow * w.cos()]];
+        let m = [[exp_a[0][0] - 1.0, exp_a[0][1]], [exp_a[1][0], exp_a[1][1] - 1.0]];
+        let mb = [m[0][0] * SHIFT[0] + m[0][1] * SHIFT[1], m[1][0] * SHIFT[0] + m[1][1] * SHIFT[1]];
+        let det = a * a + w * w;
+        let mu = [(a * mb[0] - w * mb[1]) / det, (w * mb[0] + a * mb[1]) / det];
+        let d = [x[0] - mu[0], x[1] - mu[1]];
+        let shrink = (-a).exp();
+        // e^{−A} = e^{−a} R(−w), R(θ) = [[cos θ, sin θ], [−sin θ, cos θ]].
+        let x0 = [shrink * (w.cos() * d[0] - w.sin() * d[1]), shrink * (w.sin() * d[0] + w.cos() * d[1])];
+        -0.5 * (x0[0] * x0[0] + x0[1] * x0[1]) - (2.0 * std::f64::consts::PI).ln() - 2.0 * a
+    }
+
+    fn points(n: usize, seed: u64) -> Array2<f32> {
+        PointSource::builtin(Dataset::Gaussian, 2).expect("2-D").draw(n, &mut flow_data::seeded_rng(seed))
+            * 1.5
+    }
+
+    fn check_affine(integrator: &Integrator, what: &str) {
+        let x = points(200, 3);
+        let dopri5 = (Solver::from_name("dopri5", 1e-7, 1e-7).expect("tolerances"), 1);
+        let found = log_density(integrator, Dataset::Gaussian, &x, dopri5, Divergence::Exact).expect("log p");
+        let worst = x
+            .rows()
+            .into_iter()
+            .zip(&found.log_prob)
+            .map(|(row, ours)| (ours - analytic([f64::from(row[0]), f64::from(row[1])])).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-4, "{what}: largest error {worst} nats");
+        assert!(found.nfe > 6 && found.standard_error.is_none(), "{what}: nfe {}", found.nfe);
+    }
+
+    #[test]
+    fn an_affine_flow_gives_the_gaussian_log_density_in_closed_form_on_both_backends() {
+        let net = affine();
+        let native =
+            Integrator::new(&net, Backend::Native, Kernel::requested().expect("kernel")).expect("native");
+        assert_eq!(native.backend(), Backend::Native);
+        check_affine(&native, "native");
+        let libtorch = Integrator::new(&net, Backend::Libtorch, Kernel::Portable).expect("libtorch");
+        assert_eq!(libtorch.backend(), Backend::Libtorch);
+        check_affine(&libtorch, "libtorch");
+    }
+
+    fn trained() -> VelocityNet {
+        use flow_train::{PairSource, RunOptions, TrainConfig};
+        tch::manual_seed(7);
+        let mut net = VelocityNet::new(ModelConfig::default(), tch::Device::Cpu).expect("config");
+        let pairs = PairSource::independent(
+            PointSource::builtin(Dataset::Gaussian, 2).expect("2-D"),
+            PointSource::builtin(Dataset::Spiral, 2).expect("2-D"),
+        )
+        .expect("pairs");
+        let config = TrainConfig {
+            steps: 300,
+            batch_size: 256,
+            lr: 3e-3,
+            checkpoint_every: 0,
+            ..TrainConfig::default()
+        };
+        flow_train::train(&mut net, &pairs, &config, &RunOptions::default()).expect("trains");
+        net
+    }
+
+    #[test]
+    fn a_trained_density_integrates_to_one_and_estimates_agree_with_the_exact_trace() {
+        let net = trained();
+        let model = Integrator::auto(&net).expect("integrates");
+        // A 120 × 120 grid over [−6, 6]² (the spiral reaches radius 3): the cells' mass adds up to one.
+        let cells = 120;
+        let side = 12.0 / cells as f64;
+        let grid = Array2::from_shape_fn((cells * cells, 2), |(i, j)| {
+            let index = if j == 0 { i % cells } else { i / cells };
+            (-6.0 + (index as f64 + 0.5) * side) as f32
+        });
+        let rk4 = (Solver::Rk4, 40);
+        let density = log_density(&model, Dataset::Gaussian, &grid, rk4, Divergence::Exact).expect("log p");
+        let mass: f64 = density.log_prob.iter().map(|l| l.exp() * side * side).sum();
+        assert!((mass - 1.0).abs() < 0.02, "the density integrates to {mass}");
+
+        // Hutchinson: within three standard errors of the exact value, and tighter with more probes.
+        let x = points(300, 11);
+        let exact = log_density(&model, Dataset::Gaussian, &x, rk4, Divergence::Exact).expect("exact");
+        let mut spread = Vec::new();
+        // (In 2-D a Rademacher probe's error is ±(J₁₂ + J₂₁) integrated: with few probes all
+        // can share a sign and the sample spread is zero, so the check starts at 16.)
+        for probes in [16, 144] {
+            let estimate =
+                log_density(&model, Dataset::Gaussian, &x, rk4, Divergence::Hutchinson { probes, seed: 5 })
+                    .expect("estimate");
+            let errors = estimate.standard_error.expect("several probes");
+            let outside = exact
+                .log_prob
+                .iter()
+                .zip(&estimate.log_prob)
+                .zip(&errors)
+                .filter(|((e, h), se)| (*e - *h).abs() > 3.0 * **se + 1e-6)
+                .count();
+            // Three standard errors leave about 1 % outside at 16 probes (Student's t, 15 degrees).
+            assert!(outside <= 9, "{probes} probes: {outside} of 300 outside three standard errors");
+            spread.push(errors.iter().sum::<f64>() / errors.len() as f64);
+        }
+        assert!(spread[1] < 0.45 * spread[0], "standard errors {spread:?} do not shrink with probes");
+    }
+
+    #[test]
+    fn log_densities_do_not_depend_on_the_thread_count_and_bad_points_are_named() {
+        let net = affine();
+        let x = points(700, 4);
+        let rk4 = (Solver::Rk4, 10);
+        let at = |threads| {
+            tch::set_num_threads(threads);
+            let model = Integrator::auto(&net).expect("integrates");
+            log_density(&model, Dataset::Gaussian, &x, rk4, Divergence::Exact).expect("log p").log_prob
+        };
+        let (one, two) = (at(1), at(2));
+        assert_eq!(one, two);
+        let model = Integrator::auto(&net).expect("integrates");
+        let wrong = Array2::<f32>::zeros((3, 3));
+        assert!(matches!(
+            log_density(&model, Dataset::Gaussian, &wrong, rk4, Divergence::Exact),
+            Err(EvalError::Dimension { points: 3, model: 2 })
+        ));
+        let mut bad = points(5, 1);
+        bad[[3, 1]] = f32::NAN;
+        assert!(matches!(
+            log_density(&model, Dataset::Gaussian, &bad, rk4, Divergence::Exact),
+            Err(EvalError::NonFinite { row: 4 })
+        ));
+        assert!(matches!(
+            log_density(&model, Dataset::Spiral, &x, rk4, Divergence::Exact),
+            Err(EvalError::NoDensity("spiral"))
+        ));
+    }
+}

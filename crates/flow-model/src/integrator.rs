@@ -4,6 +4,7 @@ use std::cell::RefCell;
 
 use flow_ode::VelocityField;
 use ndarray::Array2;
+use tch::Tensor;
 
 use crate::state::{TensorState, array_to_tensor, tensor_to_array};
 use crate::{Backend, ModelError, Result, VelocityNet};
@@ -87,6 +88,68 @@ impl Integrator {
     }
 }
 
+impl Integrator {
+    /// The velocity at `(x, t)` (n × d) and, for each of `directions` vectors
+    /// u per point (`vectors`: n × directions × d), the quadratic form uᵀ J u
+    /// of the velocity's Jacobian J = ∂v/∂x (n × directions). With the unit
+    /// vectors the forms sum to the divergence; with random signs they are
+    /// Hutchinson's estimates of it. Native kernels compute J u by forward
+    /// mode, libtorch uᵀ J by autograd: the same numbers to rounding.
+    pub fn velocity_and_forms(
+        &self,
+        x: &Array2<f32>,
+        t: f64,
+        (vectors, directions): (&[f32], usize),
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
+        let (rows, dim) = x.dim();
+        if dim != self.net.config().dim || vectors.len() != rows * directions * dim {
+            return Err(ModelError::Internal(format!(
+                "{} direction values for {rows} points of dimension {dim} and a {}-dimensional network",
+                vectors.len(),
+                self.net.config().dim
+            )));
+        }
+        match &self.native {
+            Some(field) => field.velocity_and_forms(x, t, (vectors, directions)),
+            None => self.torch_velocity_and_forms(x, t, (vectors, directions)),
+        }
+    }
+
+    fn torch_velocity_and_forms(
+        &self,
+        x: &Array2<f32>,
+        t: f64,
+        (vectors, directions): (&[f32], usize),
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
+        let net = &self.net;
+        let (rows, dim) = x.dim();
+        let (kind, device) = (net.kind(), net.device());
+        let all = Tensor::from_slice(vectors)
+            .view([rows as i64, directions as i64, dim as i64])
+            .to_kind(kind)
+            .to_device(device);
+        tch::with_grad(|| {
+            let position = array_to_tensor(x, kind, device).set_requires_grad(true);
+            let times = Tensor::full([rows as i64, 1], t, (kind, device));
+            let velocity = net.forward(&position, &times);
+            let mut forms = Vec::with_capacity(directions);
+            for direction in 0..directions {
+                let u = all.select(1, direction as i64);
+                let projected = (&velocity * &u).sum(kind);
+                let keep = direction + 1 < directions;
+                let gradient = Tensor::f_run_backward(&[&projected], &[&position], keep, false)?;
+                forms.push((&gradient[0] * &u).sum_dim_intlist(1, false, kind));
+            }
+            let forms = if forms.is_empty() {
+                Tensor::zeros([rows as i64, 0], (kind, device))
+            } else {
+                Tensor::stack(&forms, 1)
+            };
+            Ok((tensor_to_array(&velocity.detach())?, tensor_to_array(&forms)?))
+        })
+    }
+}
+
 /// Integrates host points through `net` once; see [`Integrator::auto`] and
 /// [`Integrator::integrate`]. Build an [`Integrator`] to integrate many batches.
 pub fn integrate_points(
@@ -115,18 +178,49 @@ impl NativeField {
     }
 }
 
-impl VelocityField<Array2<f32>> for NativeField {
-    fn velocity(&self, x: &Array2<f32>, t: f64) -> Array2<f32> {
-        let (rows, dim) = x.dim();
-        let mut inputs = Vec::with_capacity(rows * (dim + 1));
+impl NativeField {
+    fn inputs(x: &Array2<f32>, t: f64) -> Vec<f32> {
+        let mut inputs = Vec::with_capacity(x.nrows() * (x.ncols() + 1));
         for row in x.rows() {
             inputs.extend(row.iter().copied());
             inputs.push(t as f32);
         }
+        inputs
+    }
+
+    /// See [`Integrator::velocity_and_forms`]: J u by forward mode, then u · J u.
+    fn velocity_and_forms(
+        &self,
+        x: &Array2<f32>,
+        t: f64,
+        (vectors, directions): (&[f32], usize),
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
+        let (rows, dim) = x.dim();
+        let (values, products) = self.workspace.borrow_mut().forward_with_jvps(
+            &self.mlp,
+            &NativeField::inputs(x, t),
+            (vectors, directions, dim),
+        )?;
+        let forms: Vec<f32> = vectors
+            .chunks_exact(dim)
+            .zip(products.chunks_exact(dim))
+            .map(|(u, ju)| u.iter().zip(ju).map(|(a, b)| a * b).sum())
+            .collect();
+        let shape = |e: ndarray::ShapeError| ModelError::Internal(e.to_string());
+        Ok((
+            Array2::from_shape_vec((rows, dim), values).map_err(shape)?,
+            Array2::from_shape_vec((rows, directions), forms).map_err(shape)?,
+        ))
+    }
+}
+
+impl VelocityField<Array2<f32>> for NativeField {
+    fn velocity(&self, x: &Array2<f32>, t: f64) -> Array2<f32> {
+        let (rows, dim) = x.dim();
         let outputs = self
             .workspace
             .borrow_mut()
-            .forward(&self.mlp, &inputs)
+            .forward(&self.mlp, &NativeField::inputs(x, t))
             .expect("Integrator::integrate matched the network's dimension to the points'");
         Array2::from_shape_vec((rows, dim), outputs).expect("the network outputs one velocity per point")
     }

@@ -161,6 +161,57 @@ impl Workspace {
         Ok(result)
     }
 
+    /// The outputs (rows × outputs) for `inputs` (rows × inputs) and their
+    /// Jacobian-vector products: for each row, `directions` tangent vectors
+    /// over the first `width` inputs (`tangents`: rows × directions × width;
+    /// the inputs after them, such as time, held fixed) give `directions`
+    /// output tangents (rows × directions × outputs). Forward mode: one pass
+    /// that keeps the activations' slopes, then one product per layer and
+    /// direction. A flow's divergence is the trace of these for the unit
+    /// directions; Hutchinson's estimate uses random ones.
+    pub fn forward_with_jvps(
+        &mut self,
+        mlp: &Mlp,
+        inputs: &[f32],
+        (tangents, directions, width): (&[f32], usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
+        if width == 0 || width > mlp.inputs() || tangents.len() != rows * directions * width {
+            return Err(NativeError::Shape(format!(
+                "{} tangent values for {rows} rows of {directions} directions over {width} of {} inputs",
+                tangents.len(),
+                mlp.inputs()
+            )));
+        }
+        self.transpose_weights(mlp);
+        let outputs = mlp.outputs();
+        let mut values = Vec::with_capacity(rows * outputs);
+        let mut products = vec![0.0; rows * directions * outputs];
+        for start in (0..rows).step_by(WAVE_ROWS) {
+            let count = size_blocks(&mut self.blocks, mlp, start, WAVE_ROWS.min(rows - start));
+            let (kernel, transposed) = (self.kernel, &self.transposed);
+            let blocks = &mut self.blocks[..count];
+            let wave = &mut products[start * directions * outputs..];
+            let mut chunks: Vec<&mut [f32]> = Vec::with_capacity(count);
+            let mut rest = wave;
+            for block in blocks.iter() {
+                let (chunk, tail) = rest.split_at_mut(block.rows * directions * outputs);
+                chunks.push(chunk);
+                rest = tail;
+            }
+            self.threads.install(|| {
+                blocks.par_iter_mut().zip(chunks).for_each(|(block, out)| {
+                    forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
+                    jvp_block(kernel, mlp, transposed, (tangents, directions, width), block, out);
+                });
+            });
+            for block in &self.blocks[..count] {
+                values.extend_from_slice(&block.activations[mlp.shapes.len() - 1][..block.rows * outputs]);
+            }
+        }
+        Ok((values, products))
+    }
+
     /// Mean squared error of `mlp` on `inputs` (rows × inputs) against
     /// `targets` (rows × outputs), averaged over every element as PyTorch's
     /// `mse_loss` does, and its gradient in the flat parameter layout.
@@ -306,6 +357,63 @@ fn forward_block(
         if l < last {
             let slopes = (pass == Pass::Training).then(|| &mut block.slopes[l][..rows * outs]);
             activation::activate(kernel, mlp.activation, out, slopes);
+        }
+    }
+}
+
+/// Pushes each tangent direction of the block's rows through the layers,
+/// using the slopes a training forward pass kept; writes rows × directions × outputs.
+fn jvp_block(
+    kernel: Supported,
+    mlp: &Mlp,
+    transposed: &[Vec<f32>],
+    (tangents, directions, width): (&[f32], usize, usize),
+    block: &mut Block,
+    out: &mut [f32],
+) {
+    let rows = block.rows;
+    let last = mlp.shapes.len() - 1;
+    let outputs = mlp.outputs();
+    let Block { slopes, error: here, error_below: below, .. } = block;
+    for direction in 0..directions {
+        // Row r's tangent starts at (r·directions + direction)·width.
+        let first = (block.start * directions + direction) * width;
+        for (l, &(ins, outs)) in mlp.shapes.iter().enumerate() {
+            let result = &mut here[..rows * outs];
+            if l == 0 {
+                let a = Strided { data: &tangents[first..], row: directions * width, col: 1 };
+                let weights = Rows { data: &transposed[0][..width * outs], stride: outs };
+                kernels::matmul(
+                    kernel,
+                    (rows, outs, width),
+                    a,
+                    weights,
+                    Rows { data: result, stride: outs },
+                    None,
+                );
+            } else {
+                let a = Strided { data: &below[..rows * ins], row: ins, col: 1 };
+                let weights = Rows { data: &transposed[l][..], stride: outs };
+                kernels::matmul(
+                    kernel,
+                    (rows, outs, ins),
+                    a,
+                    weights,
+                    Rows { data: result, stride: outs },
+                    None,
+                );
+            }
+            if l < last {
+                for (t, &slope) in result.iter_mut().zip(&slopes[l][..rows * outs]) {
+                    *t *= slope;
+                }
+            }
+            std::mem::swap(here, below);
+        }
+        // After the swap the last layer's tangents are in `below`.
+        for r in 0..rows {
+            let row = &below[r * outputs..(r + 1) * outputs];
+            out[(r * directions + direction) * outputs..][..outputs].copy_from_slice(row);
         }
     }
 }

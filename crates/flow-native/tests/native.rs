@@ -281,3 +281,54 @@ fn batches_larger_than_a_wave_give_the_same_numbers() {
         assert!((g - (a * h + b * t)).abs() < 1e-5 * scale, "{g} vs {}", a * h + b * t);
     }
 }
+
+#[test]
+fn jacobian_vector_products_match_central_differences_of_the_reference() {
+    // 300 rows (two blocks), three directions over the first two inputs (the third, like time,
+    // held fixed), every kernel and activation: J·u against (f(x + hu) − f(x − hu)) / 2h in f64.
+    let (inputs, _) = batch(300, 21);
+    let (directions, width) = (3, 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let tangents = random(&mut rng, 300 * directions * width, 1.0);
+    let x = to_f64(&inputs);
+    let h = 1e-5;
+    for kernel in runnable_kernels() {
+        for activation in ACTIVATIONS {
+            let mlp = network(activation, 23);
+            let p = to_f64(mlp.parameters());
+            let mut workspace = Workspace::with_kernel(2, kernel).unwrap();
+            let (values, products) =
+                workspace.forward_with_jvps(&mlp, &inputs, (&tangents, directions, width)).unwrap();
+            assert_eq!(values, workspace.forward(&mlp, &inputs).unwrap(), "{kernel}: outputs differ");
+            let mut worst: f64 = 0.0;
+            for d in 0..directions {
+                let shifted = |sign: f64| {
+                    let mut moved = x.clone();
+                    for r in 0..300 {
+                        for i in 0..width {
+                            moved[r * 3 + i] += sign * h * tangents[(r * directions + d) * width + i] as f64;
+                        }
+                    }
+                    reference_forward(mlp.shapes(), activation, &p, &moved)
+                };
+                let (plus, minus) = (shifted(1.0), shifted(-1.0));
+                for r in 0..300 {
+                    for o in 0..2 {
+                        let expected = (plus[r * 2 + o] - minus[r * 2 + o]) / (2.0 * h);
+                        let ours = products[(r * directions + d) * 2 + o] as f64;
+                        worst = worst.max((ours - expected).abs());
+                    }
+                }
+            }
+            // ReLU's kink sits inside a difference step for a few points: allow it more.
+            let bound = if activation == Activation::Relu { 5e-2 } else { 1e-4 };
+            assert!(worst < bound, "{kernel} {activation:?}: largest product difference {worst}");
+        }
+    }
+    let mlp = network(Activation::Gelu, 23);
+    let mut workspace = Workspace::new(1).unwrap();
+    assert!(matches!(
+        workspace.forward_with_jvps(&mlp, &inputs, (&tangents[1..], directions, width)),
+        Err(NativeError::Shape(_))
+    ));
+}

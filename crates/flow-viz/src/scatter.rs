@@ -221,3 +221,39 @@ pub fn density_grid(points: &Array2<f32>, cells: usize) -> Result<String> {
         .collect();
     Ok(rows.join("\n"))
 }
+
+/// Centres of a `cells × cells` grid over the plot's square, row by row from the bottom:
+/// where [`density_map`] expects its log-densities.
+pub fn density_cells(cells: usize) -> Array2<f32> {
+    let side = 2.0 * PLOT_RANGE / cells as f64;
+    Array2::from_shape_fn((cells * cells, 2), |(i, j)| {
+        let index = if j == 0 { i % cells } else { i / cells };
+        (-PLOT_RANGE + (index as f64 + 0.5) * side) as f32
+    })
+}
+
+/// Log-densities of the [`density_cells`] grid as a heat map (viridis), on a
+/// log scale: the colour spans the `decades` natural-log units below the
+/// highest value, and anything lower is drawn in the darkest colour.
+pub fn density_map(log_density: &[f64], cells: usize, decades: f64, title: &str) -> Result<RgbImage> {
+    if cells == 0 || log_density.len() != cells * cells {
+        return Err(VizError::Empty("a density map needs one value per grid cell"));
+    }
+    let top = log_density.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return Err(VizError::Empty("no finite log-density"));
+    }
+    let side = 2.0 * PLOT_RANGE / cells as f64;
+    let (width, height) = square_canvas_size();
+    canvas(width, height, |root| {
+        root.fill(&WHITE).map_err(VizError::draw)?;
+        let mut chart = square_chart(root, title)?;
+        let squares = log_density.iter().enumerate().map(|(i, &value)| {
+            let (x, y) = (-PLOT_RANGE + (i % cells) as f64 * side, -PLOT_RANGE + (i / cells) as f64 * side);
+            let level = if value.is_finite() { ((value - top) / decades + 1.0).clamp(0.0, 1.0) } else { 0.0 };
+            Rectangle::new([(x, y), (x + side, y + side)], ViridisRGB::get_color(level).filled())
+        });
+        chart.draw_series(squares).map_err(VizError::draw)?;
+        Ok(())
+    })
+}

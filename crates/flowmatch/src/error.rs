@@ -90,6 +90,7 @@ impl From<flow_eval::EvalError> for CliError {
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             Metrics(inner) => inner.into(),
+            NoDensity(_) | Dimension { .. } | NonFinite { .. } => CliError::Runtime(error.to_string()),
         }
     }
 }

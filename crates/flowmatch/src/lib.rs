@@ -22,6 +22,7 @@ pub fn run(command: Command) -> error::Result<()> {
         Command::Reflow(args) => commands::reflow(args),
         Command::Sample(args) => commands::sample(args),
         Command::Eval(args) => commands::eval(args),
+        Command::Logprob(args) => commands::logprob(args),
         Command::Plot(args) => commands::plot(args),
         Command::Reproduce(args) => experiments::reproduce::run(args),
         Command::Bench(args) => experiments::bench::run(args),

@@ -81,6 +81,43 @@ impl Drop for Scratch {
     }
 }
 
+#[test]
+fn logprob_scores_points_and_refuses_what_it_cannot_score() {
+    let scratch = Scratch::new("logprob");
+    let model = train_small(&scratch, "run", &[]);
+    let points = scratch.path("points.csv");
+    succeeds(&["data", "--name", "spiral", "--n", "40", "--out", &points]);
+    let out = scratch.path("logp.csv");
+    succeeds(&["logprob", "--model", &model, "--input", &points, "--out", &out]);
+    let rows = lines(&out);
+    assert_eq!(rows[0], "log_prob");
+    assert_eq!(rows.len(), 41);
+    assert!(rows[1..].iter().all(|r| r.parse::<f64>().is_ok_and(f64::is_finite)), "{rows:?}");
+    // Hutchinson with several probes adds standard errors.
+    let estimated = scratch.path("estimated.csv");
+    succeeds(&[
+        "logprob", "--model", &model, "--input", &points, "--probes", "4", "--solver", "rk4", "--out",
+        &estimated,
+    ]);
+    assert_eq!(lines(&estimated)[0], "log_prob,standard_error");
+    // Points of another dimension, and a source whose density has no closed form: run-time errors.
+    let wide = scratch.path("wide.csv");
+    succeeds(&["data", "--name", "gaussian", "--dim", "3", "--n", "5", "--out", &wide]);
+    fails(
+        &["logprob", "--model", &model, "--input", &wide, "--out", &scratch.path("w.csv")],
+        1,
+        "3-dimensional",
+    );
+    let from_spiral = train_small(&scratch, "spiral-source", &["--source", "spiral", "--target", "moons"]);
+    fails(
+        &["logprob", "--model", &from_spiral, "--input", &points, "--out", &scratch.path("s.csv")],
+        1,
+        "no closed-form density",
+    );
+    fails(&["logprob", "--model", &model, "--input", &points, "--probes", "0", "--out", &out], 2, "--probes");
+    scratch.assert_no_temp_files();
+}
+
 fn train_small(scratch: &Scratch, run: &str, extra: &[&str]) -> String {
     let out = scratch.path(run);
     let mut args = vec!["train", "--steps", "30", "--batch-size", "64", "--device", "cpu", "--out", &out];
@@ -124,7 +161,7 @@ fn train_reflow_sample_eval_and_plot_work_together() {
     assert_eq!(record["settings"]["training"]["time_sampling"], "warp:0.8");
     // The recipe sets the rate and schedule; the record says which.
     assert_eq!(record["settings"]["recipe"], "tuned");
-    assert_eq!(record["settings"]["training"]["lr"], 3e-3);
+    assert_eq!(record["settings"]["training"]["lr"], 8e-3);
     assert_eq!(record["settings"]["training"]["lr_schedule"], "cosine");
     assert_eq!(record["settings"]["training"]["backend"], "auto");
     assert_eq!(record["device"], "cpu");
@@ -824,6 +861,7 @@ mod renderers {
     //! without training anything (`cargo insta review` after a deliberate change).
 
     use flow_eval::Quality;
+    use flow_eval::likelihood::Nll;
     use flowmatch::experiments::bench::table::{self, BenchTable, QualityRow, Row};
     use flowmatch::experiments::reproduce::report::{self, ReflowLine, Report};
 
@@ -863,7 +901,7 @@ mod renderers {
             points: 1000,
             flow_steps: 10_000,
             batch_size: 2048,
-            flow_rate: (3e-3, "cosine", "tuned"),
+            flow_rate: (8e-3, "cosine", "tuned"),
             pool: reflow_line("pool:16384"),
             online: Some(reflow_line("online")),
             probe_points: 2000,
@@ -875,6 +913,7 @@ mod renderers {
                 ("flow matching", quality("rk4", 20, 80, 0.2550)),
                 ("reflow (pool)", quality("euler", 1, 1, 0.2700)),
             ],
+            nll: vec![("flow matching", Nll { nats: 2.3, nats_per_dimension: 1.15, n: 2000, nfe: 91 })],
             sweep: vec![("flow matching, euler".into(), vec![1.6, 0.9, 0.6, 0.4, 0.3, 0.26, 0.25])],
             floor_draws: 4,
         };

@@ -14,7 +14,7 @@ use tch::Device;
 use crate::cli::{DataArgs, RuntimeArgs, SolverArgs, TargetArgs};
 use crate::error::{CliError, Result};
 
-pub use sampling::{animation_frames, eval, plot, sample};
+pub use sampling::{animation_frames, eval, logprob, plot, sample};
 pub use training::{reflow, train};
 
 /// Applies the thread count and resolves the device (a missing GPU is an error).

@@ -20,6 +20,7 @@ use flow_train::{
 };
 use serde_json::Value;
 
+pub mod likelihood;
 pub mod table;
 
 use self::table::{BenchTable, QualityRow, Row};
@@ -59,6 +60,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let before = pytorch_flow_rate(&args.python, threads, &sizes)?;
     let ours = ours(device, &sizes)?;
     let after = pytorch_flow_rate(&args.python, threads, &sizes)?;
+    eprintln!("bench: log-densities of {} points …", likelihood::POINTS);
+    let likelihood = likelihood::compare(&args.python, threads, &ours.post.0, &samples_dir)?;
     // The fastest PyTorch window of the three runs: the comparison errs on its side.
     let mut theirs = theirs;
     let best = number(&theirs, "flow_steps_per_s")?.max(before).max(after);
@@ -73,7 +76,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         theirs: (probe.w2_of_sample(&their_fm)?, probe.w2_of_sample(&their_reflow)?),
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
-    let table = table::render(&table(&ours, &theirs, &quality, threads, device, &sizes)?);
+    let table = table::render(&table(&ours, &theirs, (&quality, &likelihood), threads, device, &sizes)?);
     print!("{table}");
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("bench: table written to {}", args.out.display());
@@ -295,7 +298,7 @@ fn number(value: &Value, key: &str) -> Result<f64> {
 fn table(
     ours: &Ours,
     theirs: &Value,
-    quality: &Quality,
+    (quality, likelihood): (&Quality, &likelihood::Timing),
     threads: i32,
     device: tch::Device,
     sizes: &Sizes,
@@ -365,6 +368,17 @@ fn table(
             format!("RK4 × 20 sampling of {SAMPLED} points (s)"),
             ours.rk4_seconds,
             number(theirs, "rk4_100k_seconds")?,
+            false,
+        ),
+        row(
+            format!(
+                "log-density of {} points, exact divergence, dopri5 at 1e-5, NFE {} / {} (s)",
+                likelihood::POINTS,
+                likelihood.nfe.0,
+                likelihood.nfe.1
+            ),
+            likelihood.ours_seconds,
+            likelihood.theirs_seconds,
             false,
         ),
     ]);

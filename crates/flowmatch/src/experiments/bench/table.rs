@@ -61,7 +61,7 @@ pub fn render(table: &BenchTable) -> String {
     }
     let _ = writeln!(
         text,
-        "\nThe post's recipe is Adam at a constant 1e-3; the tuned one (`--recipe tuned`) spends the same budget at 3e-3 with cosine decay (flow matching) and a constant 5e-3 (reflow). Timings above use the post's recipe, whose steps cost the same."
+        "\nThe post's recipe is Adam at a constant 1e-3; the tuned one (`--recipe tuned`) spends the same budget at 8e-3 with cosine decay (flow matching) and a constant 5e-3 (reflow). Timings above use the post's recipe, whose steps cost the same."
     );
     text
 }

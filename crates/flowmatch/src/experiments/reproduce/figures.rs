@@ -33,6 +33,8 @@ pub struct Reproduction {
     /// The quality-against-cost curves and their noise floor.
     pub sweep: Vec<flow_viz::QualitySeries>,
     pub sweep_floor: f64,
+    /// log p₁ on the density grid (flow-viz's `density_cells`), flow matching and reflow.
+    pub densities: (Vec<f64>, Vec<f64>),
     flow_path: OnceCell<PointsSolution>,
     reflow_path: OnceCell<PointsSolution>,
     flow_frames: OnceCell<Vec<RgbImage>>,
@@ -52,7 +54,7 @@ pub struct Figure {
 }
 
 /// Every figure, in the order they are drawn and listed in the report.
-pub const FIGURES: [Figure; 13] = [
+pub const FIGURES: [Figure; 14] = [
     Figure { file: "01_source_target.png", draw: source_target },
     Figure { file: "02_initial_velocities.png", draw: initial_velocities },
     Figure {
@@ -78,6 +80,7 @@ pub const FIGURES: [Figure; 13] = [
         file: "13_quality_vs_steps.png",
         draw: |r| png(flow_viz::quality_chart(&r.sweep, r.sweep_floor, "sample quality against cost")?),
     },
+    Figure { file: "14_density.png", draw: density },
 ];
 
 impl Reproduction {
@@ -88,6 +91,7 @@ impl Reproduction {
         (flow, flow_losses): (Integrator, Vec<f32>),
         (reflow, reflow_losses): (Integrator, Vec<f32>),
         (sweep, sweep_floor): (Vec<flow_viz::QualitySeries>, f64),
+        densities: (Vec<f64>, Vec<f64>),
     ) -> Reproduction {
         Reproduction {
             source,
@@ -99,6 +103,7 @@ impl Reproduction {
             reflow_losses,
             sweep,
             sweep_floor,
+            densities,
             flow_path: OnceCell::new(),
             reflow_path: OnceCell::new(),
             flow_frames: OnceCell::new(),
@@ -177,6 +182,18 @@ fn trajectories(r: &Reproduction) -> Result<Drawn> {
     let sides = [
         &flow_viz::trajectories(&r.flow_path()?.trajectory, DRAWN_PATHS, "flow matching paths")?,
         &flow_viz::trajectories(&r.reflow_path()?.trajectory, DRAWN_PATHS, "reflow paths")?,
+    ];
+    png(flow_viz::side_by_side(&sides))
+}
+
+/// How many natural-log units below its peak the density maps' colours reach.
+const DENSITY_RANGE: f64 = 10.0;
+
+fn density(r: &Reproduction) -> Result<Drawn> {
+    let cells = super::DENSITY_CELLS;
+    let sides = [
+        &flow_viz::density_map(&r.densities.0, cells, DENSITY_RANGE, "flow matching: log density")?,
+        &flow_viz::density_map(&r.densities.1, cells, DENSITY_RANGE, "reflow: log density")?,
     ];
     png(flow_viz::side_by_side(&sides))
 }

@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use flow_data::{Dataset, PointSource, samplers};
 use flow_eval::QualityProbe;
+use flow_eval::likelihood::{self, Divergence};
 use flow_model::{Integrator, ModelConfig, VelocityNet};
-use flow_ode::Solver;
+use flow_ode::{Solver, SolverKind};
 use flow_train::{
     PairMode, PairSource, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TargetRef, TimeSampling,
     TrainConfig,
@@ -56,6 +57,9 @@ impl Scale {
 /// The post's budget (steps, batch) with our learning rates: the post's constant 1e-3 leaves
 /// the network still learning when the budget ends (see [`Recipe::Tuned`]).
 pub const RECIPE: Recipe = Recipe::Tuned;
+
+/// Cells per side of the likelihood maps (over the plots' [−π, π]²).
+pub const DENSITY_CELLS: usize = 100;
 
 /// Step counts of the quality-against-cost figure.
 pub const QUALITY_STEPS: [usize; 7] = [1, 2, 4, 8, 16, 32, 100];
@@ -114,7 +118,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             ..TrainConfig::default()
         };
         let (seed, device) = (cx.seed, cx.device);
-        trained_or_loaded(cx, &format!("flow_matching_{}", RECIPE.name()), |dir| {
+        // The rate is in the name: a checkpoint of another recipe version is not reused.
+        trained_or_loaded(cx, &format!("flow_matching_{}-lr{lr:e}", RECIPE.name()), |dir| {
             tch::manual_seed(seed as i64);
             let mut net = VelocityNet::new(ModelConfig::default(), device)?;
             let options = run_options(dir, "flow matching", RunKind::FlowMatching);
@@ -142,13 +147,15 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     // The figures use the pooled reflow: the rectified-flow paper's pairs, as good as the post's
     // online ones in one step (see the report) and many times cheaper to make.
     let (pooled, reflow_losses) = cx.time("reflow, pooled pairs", |cx| {
-        trained_or_loaded(cx, &format!("reflow_pool{}_{}", scale.pool, RECIPE.name()), |dir| {
-            reflow_run(&flow, &pool_settings, dir)
-        })
+        trained_or_loaded(
+            cx,
+            &format!("reflow_pool{}_{}-teacher-lr{:e}", scale.pool, RECIPE.name(), RECIPE.flow_matching().0),
+            |dir| reflow_run(&flow, &pool_settings, dir),
+        )
     })?;
     let online = if args.online_reflow {
         let (net, _) = cx.time("reflow, online pairs (the post's sampler)", |cx| {
-            let name = format!("reflow_online_{}", RECIPE.name());
+            let name = format!("reflow_online_{}-teacher-lr{:e}", RECIPE.name(), RECIPE.flow_matching().0);
             trained_or_loaded(cx, &name, |dir| reflow_run(&flow, &online_settings, dir))
         })?;
         Some(net)
@@ -170,7 +177,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         )?;
         Ok((quality_sweep(&probe, &models)?, probe.floor))
     })?;
-    let (table, floor) = cx.time("metrics table", |cx| {
+    let (table, floor, nll) = cx.time("metrics table", |cx| {
         let probe = QualityProbe::new(
             &PointSource::post_source(),
             &PointSource::post_target(),
@@ -178,12 +185,24 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             cx.seed + 1,
         )?;
         let mut rows = Vec::new();
+        let mut nll = Vec::new();
         for (name, model) in &models {
             // Many-step Euler is in the sweep; the table keeps the post's two samplers.
             let settings = [(Solver::Rk4, 20), (Solver::Euler, 1)];
             rows.extend(probe.measure_many(model, &settings)?.into_iter().map(|q| (*name, q)));
+            if let Some(value) = likelihood::nll(model, Dataset::Gaussian, &probe.targets[0])? {
+                nll.push((*name, value));
+            }
         }
-        Ok((rows, probe.floor))
+        Ok((rows, probe.floor, nll))
+    })?;
+    let densities = cx.time("likelihood maps", |_| {
+        let cells = flow_viz::density_cells(DENSITY_CELLS);
+        let dopri5 = (Solver::new(SolverKind::Dopri5, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?, 1);
+        let map = |model: &Integrator| -> Result<Vec<f64>> {
+            Ok(likelihood::log_density(model, Dataset::Gaussian, &cells, dopri5, Divergence::Exact)?.log_prob)
+        };
+        Ok((map(&models[0].1)?, map(&models[1].1)?))
     })?;
 
     tch::manual_seed(cx.seed as i64 + 1);
@@ -200,6 +219,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         (flow, flow_losses),
         (reflow, reflow_losses),
         (sweep, sweep_floor),
+        densities,
     );
     cx.time("figures", |cx| {
         for figure in &FIGURES {
@@ -238,6 +258,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         total_seconds: started.elapsed().as_secs_f64(),
         reused: cx.reused.iter().map(|p| p.display().to_string()).collect(),
         table,
+        nll,
         sweep: sweep_rows,
         floor_draws: flow_eval::FLOOR_DRAWS,
     };

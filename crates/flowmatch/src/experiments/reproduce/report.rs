@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use flow_eval::Quality;
+use flow_eval::likelihood::Nll;
 
 use super::QUALITY_STEPS;
 use super::figures::FIGURES;
@@ -40,6 +41,8 @@ pub struct Report {
     /// Checkpoints reused instead of trained.
     pub reused: Vec<String>,
     pub table: Vec<(&'static str, Quality)>,
+    /// Negative log-likelihood of the table's first target draw, per model.
+    pub nll: Vec<(&'static str, Nll)>,
     /// (model and solver, W₂ at each of [`QUALITY_STEPS`]).
     pub sweep: Vec<(String, Vec<f64>)>,
     pub floor_draws: usize,
@@ -124,6 +127,18 @@ pub fn render(report: &Report) -> String {
             "| {name} | {} × {} | {} | {:.4} | {:.3} | {:.5} | {:.5} | {:.4} |",
             q.solver, q.steps, q.nfe, q.w2, q.w2_ratio, q.mmd, q.energy, q.straightness
         );
+    }
+    if !report.nll.is_empty() {
+        let _ = writeln!(
+            text,
+            "\n### Likelihood\n\nNegative log-likelihood of {} fresh target points (lower is better): the exact change of variables, integrated back to the Gaussian with dopri5 (tolerances 1e-5) and the exact divergence; `14_density.png` maps the log-density.\n",
+            report.nll[0].1.n
+        );
+        let _ = writeln!(text, "| model | NLL (nats) | nats per dimension | NFE |\n|---|---:|---:|---:|");
+        for (name, nll) in &report.nll {
+            let _ =
+                writeln!(text, "| {name} | {:.4} | {:.4} | {} |", nll.nats, nll.nats_per_dimension, nll.nfe);
+        }
     }
     let _ = writeln!(text, "\n### W2 against steps\n");
     let header: Vec<String> = QUALITY_STEPS.iter().map(|s| s.to_string()).collect();
