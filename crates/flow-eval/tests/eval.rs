@@ -112,6 +112,7 @@ mod likelihood {
             .zip(&found.log_prob)
             .map(|(row, ours)| (ours - analytic([f64::from(row[0]), f64::from(row[1])])).abs())
             .fold(0.0, f64::max);
+        eprintln!("{what}: largest error against the closed form {worst:.2e} nats, NFE {}", found.nfe);
         assert!(worst < 1e-4, "{what}: largest error {worst} nats");
         assert!(found.nfe > 6 && found.standard_error.is_none(), "{what}: nfe {}", found.nfe);
     }
@@ -162,6 +163,7 @@ mod likelihood {
         let rk4 = (Solver::Rk4, 40);
         let density = log_density(&model, Dataset::Gaussian, &grid, rk4, Divergence::Exact).expect("log p");
         let mass: f64 = density.log_prob.iter().map(|l| l.exp() * side * side).sum();
+        eprintln!("the learned density integrates to {mass:.4} over the grid");
         assert!((mass - 1.0).abs() < 0.02, "the density integrates to {mass}");
 
         // Hutchinson: within three standard errors of the exact value, and tighter with more probes.
@@ -186,6 +188,7 @@ mod likelihood {
             assert!(outside <= 9, "{probes} probes: {outside} of 300 outside three standard errors");
             spread.push(errors.iter().sum::<f64>() / errors.len() as f64);
         }
+        eprintln!("mean standard errors at 16 and 144 probes: {spread:?}");
         assert!(spread[1] < 0.45 * spread[0], "standard errors {spread:?} do not shrink with probes");
     }
 
