@@ -37,11 +37,16 @@ fn venv_location() -> PathBuf {
     if in_project.exists() {
         return in_project;
     }
+    cache_dir().join(format!("torch-{TORCH_VERSION}")).join("venv")
+}
+
+/// Where provisioned tools live, shared by all checkouts: `$XDG_CACHE_HOME/flowmatch` or `~/.cache/flowmatch`.
+pub fn cache_dir() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(|| project_root().join("target"));
-    cache.join("flowmatch").join(format!("torch-{TORCH_VERSION}")).join("venv")
+    cache.join("flowmatch")
 }
 
 pub fn project_root() -> PathBuf {

@@ -5,6 +5,7 @@
 //! provisions, builds and delegates to the `flowmatch` binary.
 
 mod libtorch;
+mod mutants;
 mod tasks;
 mod tidy;
 
@@ -25,6 +26,9 @@ tasks:
   test-aarch64         the NEON kernel's tests: flow-native's suite built for aarch64 and run under
                        qemu (needs the aarch64-unknown-linux-gnu target, gcc-aarch64-linux-gnu
                        and qemu-user; says which is missing)
+  mutants [args]       cargo-mutants over flow-ode, flow-data, flow-metrics and flow-native into
+                       assets/mutants.md (not in CI: hours for all four); --crate NAME narrows it,
+                       --shard k/n, --in-diff FILE and other cargo-mutants flags pass through
   libtorch             only provision libtorch and print the LIBTORCH path
 ";
 
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         "bench" => tasks::bench(rest),
         "gpu-check" => tasks::gpu_check(rest),
         "test-aarch64" => tasks::test_aarch64(rest),
+        "mutants" => mutants::run(rest),
         "libtorch" => libtorch::provision().map(|torch| println!("{}", torch.display())),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

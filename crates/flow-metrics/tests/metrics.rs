@@ -139,3 +139,85 @@ fn non_finite_samples_are_refused_not_a_panic() {
         "2 of the 3 points of the first sample are not finite"
     );
 }
+
+/// The textbook O(n³) Hungarian algorithm (potentials u, v and a path array, as in
+/// e-maxx): an independent reference for `assign_min_cost`. Returns the minimum total cost.
+fn reference_min_cost(cost: &[f64], n: usize) -> f64 {
+    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![f64::INFINITY; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let (i0, mut delta, mut j1) = (p[j0], f64::INFINITY, 0);
+            for j in 1..=n {
+                if !used[j] {
+                    let current = cost[(i0 - 1) * n + (j - 1)] - u[i0] - v[j];
+                    if current < minv[j] {
+                        minv[j] = current;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    (1..=n).map(|j| cost[(p[j] - 1) * n + (j - 1)]).sum()
+}
+
+#[test]
+fn assignment_matches_a_reference_hungarian_on_larger_problems() {
+    // Continuous random costs (no ties to hide a wrong dual) and squared distances between
+    // point clouds, at sizes where every search and dual update is exercised many times.
+    let mut rng = seeded_rng(12);
+    for n in [12, 40, 90] {
+        let random: Vec<f64> = samplers::uniform_square(n * n, 1.0, &mut rng)
+            .column(0)
+            .iter()
+            .map(|&c| f64::from(c) + 1.0)
+            .collect();
+        let a = samplers::gaussian(n, 2, 1.0, &mut rng);
+        let b = samplers::spiral(n, 1.0, &mut rng);
+        let squared: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k / n, k % n);
+                (0..2).map(|d| f64::from(a[[i, d]] - b[[j, d]]).powi(2)).sum()
+            })
+            .collect();
+        for cost in [&random, &squared] {
+            let matching = assign_min_cost(cost, n);
+            let mut seen = matching.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n = {n}: not a permutation");
+            let total: f64 = matching.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum();
+            let best = reference_min_cost(cost, n);
+            assert!((total - best).abs() < 1e-9 * best.max(1.0), "n = {n}: {total} against {best}");
+        }
+    }
+}

@@ -171,6 +171,11 @@ fn solver_names_parse_and_bad_ones_are_named() {
     for name in SolverKind::ALL.map(SolverKind::name) {
         assert_eq!(Solver::from_name(name, 1e-5, 1e-5).expect("valid").name(), name);
     }
+    // Display prints what FromStr reads, for every kind.
+    for kind in SolverKind::ALL {
+        assert_eq!(kind.to_string().parse::<SolverKind>(), Ok(kind));
+    }
+    assert_eq!(SolverKind::Rk4.to_string(), "rk4");
     assert_eq!(
         Solver::from_name("rk5", 1e-5, 1e-5).unwrap_err().to_string(),
         "unknown solver `rk5` (valid: euler, midpoint, heun, rk4, dopri5)"
@@ -187,3 +192,31 @@ fn float32_states_integrate_too() {
         .expect("integrates");
     assert!(max_error(&solution.state.mapv(f64::from), &exact(&start(), 1.0)) < 1e-5);
 }
+
+#[test]
+fn dopri5_takes_a_pinned_number_of_steps_and_gives_up_on_a_stiff_field() {
+    // The controller's choices, pinned: a changed first step, growth rule or acceptance count
+    // changes these numbers even when the end point stays within tolerance.
+    let dopri = Solver::Dopri5 { rtol: 1e-6, atol: 1e-8 };
+    let grid = TimeGrid::uniform(1).expect("grid");
+    let solution = integrate(&field, start(), &grid, dopri, Record::Every(1)).expect("integrates");
+    assert_eq!((solution.steps, solution.nfe), (PINNED_STEPS, PINNED_NFE));
+    let times: Vec<f64> = solution.trajectory.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times.len(), solution.steps + 1);
+    assert!(times.windows(2).all(|w| w[1] > w[0]) && times[times.len() - 1] == 1.0, "{times:?}");
+    // The same start integrated over [1, 0] (another path): its own pinned count.
+    let back =
+        integrate(&field, start(), &grid.clone().reversed(), dopri, Record::Nothing).expect("integrates");
+    assert_eq!(back.steps, PINNED_BACK_STEPS);
+
+    // dx/dt = −10⁷x: an explicit method must take steps of ≈3·10⁻⁷, so it gives up after its limit.
+    let stiff = |x: &Array2<f64>, _t: f64| x * -1e7;
+    let error =
+        integrate(&stiff, array![[1.0]], &grid, Solver::Dopri5 { rtol: 1e-6, atol: 1e-9 }, Record::Nothing)
+            .expect_err("too stiff");
+    assert!(matches!(error, OdeError::TooManySteps { steps: 100_001, .. }), "{error:?}");
+}
+
+const PINNED_STEPS: usize = 13;
+const PINNED_NFE: usize = 91;
+const PINNED_BACK_STEPS: usize = 12;
