@@ -58,4 +58,13 @@ mod tests {
         assert!(message.starts_with("a batch of 10^18 points needs 12.0 EB"), "{message}");
         assert!(check_allocation("overflow", u128::MAX, 2).is_err());
     }
+
+    #[test]
+    fn the_limit_is_the_memory_free_now_not_the_address_space() {
+        let available = available_bytes().expect("Linux reports MemAvailable");
+        assert!(available > 1 << 26, "{available} bytes available");
+        // Far below the address-space bound: only the free memory refuses it.
+        assert!(check_allocation("twice what is free", available * 2, 1).is_err());
+        assert!(check_allocation("a tenth of what is free", available / 10, 1).is_ok());
+    }
 }

@@ -208,3 +208,98 @@ fn point_files_round_trip_and_reject_bad_npy() {
     assert!(leftovers.into_iter().all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn outputs_are_checked_before_any_work_is_done() {
+    use flow_data::files::{check_output_path, check_writable};
+    let dir = std::env::temp_dir().join(format!("flow-data-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    assert!(check_output_path(&dir.join("points.csv")).is_ok());
+    // A bare file name is written in the current directory, which exists.
+    assert!(check_output_path(Path::new("points.npy")).is_ok());
+    assert!(matches!(check_output_path(&dir.join("points.txt")), Err(DataError::Extension { .. })));
+    assert!(matches!(check_writable(&dir), Err(DataError::IsDirectory { .. })));
+    assert!(matches!(check_output_path(&dir.join("missing/points.csv")), Err(DataError::Io { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_with_a_header_and_no_points_are_empty_not_a_zero_row_set() {
+    let dir = std::env::temp_dir().join(format!("flow-data-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let header_only = dir.join("header.csv");
+    std::fs::write(&header_only, "coord0,coord1\n").expect("write");
+    assert!(matches!(read_points(&header_only), Err(DataError::Empty { .. })));
+    let no_rows = dir.join("none.npy");
+    write_points(&no_rows, &Array2::zeros((0, 2))).expect("write");
+    assert!(matches!(read_points(&no_rows), Err(DataError::Empty { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn npy_headers_sizes_and_values_are_checked_and_named() {
+    let dir = std::env::temp_dir().join(format!("flow-data-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    // float64 files are read as their values, not as reinterpreted bits.
+    let doubles = ndarray::array![[0.5f64, -1.25], [3.0, 1e-3]];
+    let f64_path = dir.join("doubles.npy");
+    ndarray_npy::write_npy(&f64_path, &doubles).expect("write");
+    assert_eq!(read_points(&f64_path).expect("read"), doubles.mapv(|x| x as f32));
+
+    // A truncated file: the header claims more values than the file holds.
+    let bytes = std::fs::read(&f64_path).expect("bytes");
+    let truncated = dir.join("truncated.npy");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 8]).expect("write");
+    let message = read_points(&truncated).unwrap_err().to_string();
+    assert!(message.contains("claims 2 × 2 values (32 bytes) but the file holds 24 bytes"), "{message}");
+    // A header length reaching past the end of the file.
+    let mut long_header = bytes.clone();
+    long_header[8] = 0xff;
+    long_header[9] = 0xff;
+    let past = dir.join("past.npy");
+    std::fs::write(&past, &long_header).expect("write");
+    let message = read_points(&past).unwrap_err().to_string();
+    assert!(message.contains("past the end of the file"), "{message}");
+    // Version 2 headers have a four-byte length: the same file in that layout still reads.
+    let header_len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    let mut version2 = bytes[..6].to_vec();
+    version2.extend([2, 0]);
+    version2.extend((header_len as u32 + 2).to_le_bytes());
+    // Two more spaces of padding before the header's closing newline.
+    version2.extend(&bytes[10..10 + header_len - 1]);
+    version2.extend(*b"  \n");
+    version2.extend(&bytes[10 + header_len..]);
+    let v2 = dir.join("v2.npy");
+    std::fs::write(&v2, &version2).expect("write");
+    assert_eq!(read_points(&v2).expect("version 2"), doubles.mapv(|x| x as f32));
+    // Not a .npy at all: the reader's own message, not a size claim read from text.
+    let text = dir.join("text.npy");
+    std::fs::write(&text, "this is not an array at all").expect("write");
+    let message = read_points(&text).unwrap_err().to_string();
+    assert!(message.contains("expected a 2-D array of float32 or float64"), "{message}");
+
+    // A NaN is named by its row (as the line) and column, both 1-based.
+    let mut with_nan = Array2::<f32>::zeros((3, 2));
+    with_nan[[1, 1]] = f32::NAN;
+    let nan_path = dir.join("nan.npy");
+    ndarray_npy::write_npy(&nan_path, &with_nan).expect("write");
+    let message = read_points(&nan_path).unwrap_err().to_string();
+    assert!(message.contains("line 2, column 2"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scales_and_small_counts_give_the_sets_they_promise() {
+    // Radius and noise both scale: the spiral at scale 2 is twice the one at scale 1, draw for draw.
+    let one = samplers::spiral(500, 1.0, &mut seeded_rng(4));
+    let two = samplers::spiral(500, 2.0, &mut seeded_rng(4));
+    let worst = (&two - &(&one * 2.0)).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+    assert!(worst < 1e-5, "scale 2 differs from twice scale 1 by {worst}");
+    // One point per arc has no spacing to divide by, and must still be a point.
+    for n in 1..=3 {
+        let moons = samplers::moons(n, &mut seeded_rng(5));
+        assert!(moons.iter().all(|v| v.is_finite()), "{n} moons points: {moons:?}");
+    }
+    // Ten points: five per arc at evenly spaced angles (pinned, noise included).
+    insta::assert_snapshot!(first_rows(&samplers::moons(10, &mut seeded_rng(6)), 10));
+}

@@ -221,3 +221,37 @@ fn assignment_matches_a_reference_hungarian_on_larger_problems() {
         }
     }
 }
+
+#[test]
+fn mmd_energy_and_straightness_equal_values_worked_by_hand() {
+    // a = {(0,0), (0,1)}, b = {(3,0), (3,1)}: within each sample one pair at d² = 1, across
+    // pairs at d² = 9, 10, 10, 9. With k(d²) = Σσ exp(−d²/2σ²) and U-statistics within samples:
+    // MMD² = 2k(1) − (k(9) + k(10)); energy = 2·(3 + √10)/2 − 1 − 1 = 1 + √10.
+    let a = ndarray::array![[0.0f32, 0.0], [0.0, 1.0]];
+    let b = ndarray::array![[3.0f32, 0.0], [3.0, 1.0]];
+    let k = |d2: f64| flow_metrics::MMD_BANDWIDTHS.iter().map(|s| (-d2 / (2.0 * s * s)).exp()).sum::<f64>();
+    let mmd = mmd_rbf(&a, &b).expect("same shape");
+    assert!((mmd - (2.0 * k(1.0) - k(9.0) - k(10.0))).abs() < 1e-12, "MMD² {mmd}");
+    // σ = 1 alone, by hand: 2e^{-1/2} − e^{-9/2} − e^{-5} = 1.19548…; the other bandwidths add to it.
+    assert!(mmd > 1.19, "MMD² {mmd}");
+    let energy = energy_distance(&a, &b).expect("same shape");
+    assert!((energy - (1.0 + 10f64.sqrt())).abs() < 1e-12, "energy {energy}");
+
+    // One particle moving 1 unit over t ∈ [0, 1], then resting over [1, 2]: the straight path
+    // has velocity 0.5, the deviations are 0.25 on each unit of time, the mean over the span 0.25.
+    let path = vec![
+        (0.0, ndarray::array![[0.0f32]]),
+        (1.0, ndarray::array![[1.0f32]]),
+        (2.0, ndarray::array![[1.0f32]]),
+    ];
+    let value = straightness(&path).expect("a path");
+    assert!((value - 0.25).abs() < 1e-12, "straightness {value}");
+    // A straight path at constant speed over [0, 2] in unequal steps, and a single step, are straight.
+    let straight = vec![
+        (0.0, ndarray::array![[0.0f32, 1.0]]),
+        (0.5, ndarray::array![[1.0f32, 1.5]]),
+        (2.0, ndarray::array![[4.0f32, 3.0]]),
+    ];
+    assert!(straightness(&straight).expect("a path").abs() < 1e-12);
+    assert_eq!(straightness(&[straight[0].clone(), straight[2].clone()]).expect("one step"), 0.0);
+}
