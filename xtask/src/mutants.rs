@@ -23,6 +23,8 @@ struct Outcome {
     unviable: usize,
     timeout: usize,
     seconds: f64,
+    /// The cargo-mutants flags of the run (`--shard`, `--file`, …); empty for the whole crate.
+    scope: String,
 }
 
 pub fn run(extra: &[String]) -> Result<(), String> {
@@ -48,10 +50,12 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         }
         let seconds = clock.elapsed().as_secs_f64().to_string();
         std::fs::write(out.join("seconds"), seconds).map_err(|e| format!("{}: {e}", out.display()))?;
+        std::fs::write(out.join("scope"), passed_on.join(" "))
+            .map_err(|e| format!("{}: {e}", out.display()))?;
     }
     // Every crate with results, run now or earlier, so runs of single crates add up to one report.
     let outcomes: Vec<Outcome> = CRATES.iter().filter_map(|krate| outcome(&root, krate)).collect();
-    let report = render(&outcomes, &passed_on);
+    let report = render(&outcomes);
     std::fs::write(root.join(REPORT), report).map_err(|e| format!("{REPORT}: {e}"))?;
     eprintln!("xtask: mutation report written to {REPORT}");
     Ok(())
@@ -112,6 +116,7 @@ fn outcome(root: &Path, krate: &str) -> Option<Outcome> {
         unviable: lines(&results.join("unviable.txt")).len(),
         timeout: lines(&results.join("timeout.txt")).len(),
         seconds: std::fs::read_to_string(out.join("seconds")).ok()?.trim().parse().ok()?,
+        scope: std::fs::read_to_string(out.join("scope")).unwrap_or_default().trim().to_owned(),
     })
 }
 
@@ -124,16 +129,18 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn render(outcomes: &[Outcome], passed_on: &[String]) -> String {
+fn render(outcomes: &[Outcome]) -> String {
     let mut text = String::from("# Mutation testing\n\n");
     text.push_str(&format!(
-        "Written by `cargo xtask mutants{}` (cargo-mutants {VERSION}): every mutant of a crate's code is built and its \
-         tests run; a mutant the tests fail on is caught. Equivalent mutants (no observable change) are excluded in \
-         `.cargo/mutants.toml`, each with its reason. The goal is at least 90 % of viable mutants caught per crate.\n\n",
-        if passed_on.is_empty() { String::new() } else { format!(" {}", passed_on.join(" ")) }
+        "Written by `cargo xtask mutants` (cargo-mutants {VERSION}): every mutant of a crate's code is built and its \
+         tests run; a mutant the tests fail on is caught, one that makes them hang (timeout) counts as caught. \
+         Equivalent mutants (no observable change) are excluded in `.cargo/mutants.toml`, each with its reason. \
+         The goal is at least 90 % of viable mutants caught per crate. `scope` shows the flags of a partial run.\n\n"
     ));
-    text.push_str("| crate | mutants | caught | missed | unviable | timeout | caught / viable | minutes |\n");
-    text.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    text.push_str(
+        "| crate | scope | mutants | caught | missed | unviable | timeout | caught / viable | minutes |\n",
+    );
+    text.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for outcome in outcomes {
         let viable = outcome.caught + outcome.missed.len() + outcome.timeout;
         // A timeout (the mutant made the tests hang) counts as caught: the suite noticed it.
@@ -143,8 +150,9 @@ fn render(outcomes: &[Outcome], passed_on: &[String]) -> String {
             100.0 * (outcome.caught + outcome.timeout) as f64 / viable as f64
         };
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {share:.1} % | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {share:.1} % | {:.1} |\n",
             outcome.krate,
+            if outcome.scope.is_empty() { "whole crate".to_owned() } else { format!("`{}`", outcome.scope) },
             viable + outcome.unviable,
             outcome.caught,
             outcome.missed.len(),

@@ -303,3 +303,74 @@ fn scales_and_small_counts_give_the_sets_they_promise() {
     // Ten points: five per arc at evenly spaced angles (pinned, noise included).
     insta::assert_snapshot!(first_rows(&samplers::moons(10, &mut seeded_rng(6)), 10));
 }
+
+#[test]
+fn log_densities_are_the_closed_forms() {
+    let ln_2pi = (2.0 * PI).ln();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let gaussian =
+        Dataset::Gaussian.log_density(&ndarray::array![[0.0f32, 0.0], [1.0, -2.0]]).expect("known");
+    assert!(close(gaussian[0], -ln_2pi) && close(gaussian[1], -2.5 - ln_2pi), "{gaussian:?}");
+    let three = Dataset::Gaussian.log_density(&ndarray::array![[0.0f32, 0.0, 1.0]]).expect("known");
+    assert!(close(three[0], -0.5 - 1.5 * ln_2pi), "{three:?}");
+    // At a centre of 8gaussians the other seven components add nothing measurable:
+    // log(1/8 · 1/(2π√0.1)); halfway between two neighbours, two components count equally.
+    let variance = 0.1f64.sqrt();
+    let eight = Dataset::EightGaussians.log_density(&ndarray::array![[5.0f32, 0.0]]).expect("known");
+    assert!(close(eight[0], -(8f64.ln()) - (2.0 * PI * variance).ln()), "{eight:?}");
+    let (x, y) = (2.5 * (1.0 + (PI / 4.0).cos()), 2.5 * (PI / 4.0).sin());
+    let halfway = Dataset::EightGaussians.log_density(&ndarray::array![[x as f32, y as f32]]).expect("known");
+    let d2 = (x - 5.0).powi(2) + y.powi(2);
+    let expected = (2.0 / 8.0f64).ln() - (2.0 * PI * variance).ln() - d2 / (2.0 * variance);
+    assert!((halfway[0] - expected).abs() < 1e-6, "{halfway:?} against {expected}");
+    let uniform = Dataset::Uniform.log_density(&ndarray::array![[0.5f32, -0.9], [1.5, 0.0]]).expect("known");
+    assert!(close(uniform[0], -(4f64.ln())) && uniform[1] == f64::NEG_INFINITY, "{uniform:?}");
+    assert!(Dataset::Spiral.log_density(&ndarray::array![[0.0f32, 0.0]]).is_none());
+}
+
+#[test]
+fn point_sources_report_and_draw_what_they_hold() {
+    use flow_data::PointSource;
+    use flow_data::tables::{coordinate_names, trajectory_names, trajectory_table};
+    let spiral = PointSource::builtin(Dataset::Spiral, 2).expect("2-D");
+    assert_eq!((spiral.dim(), spiral.describe()), (2, "spiral (2-D)".to_owned()));
+    assert_eq!(Dataset::EightGaussians.to_string(), "8gaussians");
+    assert!(PointSource::builtin(Dataset::Moons, 3).is_err());
+    // A data set is resampled row by row: every drawn row is one of its rows.
+    let data = ndarray::array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
+    let source = PointSource::Data(std::sync::Arc::new(data.clone()));
+    assert_eq!((source.dim(), source.describe()), (3, "data (2 points, 3-D)".to_owned()));
+    let drawn = source.draw(50, &mut seeded_rng(3));
+    assert_eq!(drawn.dim(), (50, 3));
+    assert!(drawn.rows().into_iter().all(|row| data.rows().into_iter().any(|d| d == row)));
+    assert!(
+        drawn.rows().into_iter().any(|row| row == data.row(0))
+            && drawn.rows().into_iter().any(|row| row == data.row(1))
+    );
+    let empty = PointSource::Data(std::sync::Arc::new(Array2::zeros((0, 2))));
+    assert_eq!(empty.draw(4, &mut seeded_rng(3)).dim(), (0, 2));
+    // Sizes are checked before the points are allocated.
+    assert!(matches!(
+        Dataset::Gaussian.sample(usize::MAX / 4, 8, &mut seeded_rng(0)),
+        Err(DataError::TooLarge { .. })
+    ));
+
+    // Paths as tables: a row per (time, particle).
+    let path = vec![
+        (0.0, ndarray::array![[1.0f32, 2.0], [3.0, 4.0]]),
+        (0.5, ndarray::array![[5.0f32, 6.0], [7.0, 8.0]]),
+    ];
+    let table = trajectory_table(&path);
+    assert_eq!(
+        table,
+        ndarray::array![
+            [0.0, 0.0, 1.0, 2.0],
+            [0.0, 1.0, 3.0, 4.0],
+            [0.5, 0.0, 5.0, 6.0],
+            [0.5, 1.0, 7.0, 8.0]
+        ]
+    );
+    assert_eq!(trajectory_names(2), ["t", "particle", "coord0", "coord1"]);
+    assert_eq!(coordinate_names(3), ["coord0", "coord1", "coord2"]);
+    assert_eq!(trajectory_table(&[]).dim(), (0, 2));
+}
