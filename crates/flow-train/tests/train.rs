@@ -391,14 +391,17 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
-    use flow_train::{RunKind, RunMetadata, RunRecord, TargetRef, TrainedModel};
+    use flow_train::{PointsRef, RunKind, RunMetadata, RunRecord, TrainedModel};
     // Written by `flowmatch train` / `reflow` before the header was typed.
     let moons = TrainedModel::load(&fixture("v1-train-moons.safetensors"), Device::Cpu).expect("loads");
     assert_eq!(
         moons.metadata,
         RunMetadata {
             step: Some(2),
-            ..RunMetadata::flow_matching(Dataset::Gaussian, Some(TargetRef::Builtin(Dataset::Moons)))
+            ..RunMetadata::flow_matching(
+                PointsRef::Builtin(Dataset::Gaussian),
+                Some(PointsRef::Builtin(Dataset::Moons))
+            )
         }
     );
     assert_eq!(moons.net.config().hidden, 8);
@@ -408,7 +411,7 @@ fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
     ));
 
     let data = TrainedModel::load(&fixture("v1-train-data.safetensors"), Device::Cpu).expect("loads");
-    assert_eq!(data.metadata.target, Some(TargetRef::File(PathBuf::from("/tmp/fx/pts.csv"))));
+    assert_eq!(data.metadata.target, Some(PointsRef::File(PathBuf::from("/tmp/fx/pts.csv"))));
     assert_eq!(data.metadata.step, Some(3));
 
     let round = TrainedModel::load(&fixture("v1-reflow-round-2.safetensors"), Device::Cpu).expect("loads");
@@ -420,6 +423,17 @@ fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
         let header = model.metadata.to_header();
         assert_eq!(RunMetadata::from_header(&header).expect("own header"), model.metadata);
     }
+
+    // A data-to-data run names both files; they read back as files, and a gone source is named.
+    let files = RunMetadata::flow_matching(
+        PointsRef::File(PathBuf::from("/nowhere/moons.csv")),
+        Some(PointsRef::File(PathBuf::from("/nowhere/spiral.npy"))),
+    );
+    assert_eq!(files.to_header()["source"], "data:/nowhere/moons.csv");
+    assert_eq!(RunMetadata::from_header(&files.to_header()).expect("own header"), files);
+    assert_eq!(files.source_dataset(), None);
+    let gone = files.source_points(2).expect_err("no such file").to_string();
+    assert!(gone.contains("/nowhere/moons.csv is not there"), "{gone}");
 
     // A malformed entry is named, not guessed around.
     let mut header = moons.metadata.to_header();

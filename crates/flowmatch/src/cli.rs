@@ -144,8 +144,11 @@ pub struct TargetArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    #[arg(long, default_value = "gaussian", help = one_of("Built-in source distribution (the Gaussian works in any dimension)", Dataset::ALL))]
-    pub source: Dataset,
+    #[arg(long, conflicts_with = "source_data", help = one_of("Built-in source distribution [default: gaussian, in the data's dimension]", Dataset::ALL))]
+    pub source: Option<Dataset>,
+    /// Your own source points (.csv or .npy, checked as --data is): a flow from one data set to another.
+    #[arg(long)]
+    pub source_data: Option<PathBuf>,
     #[arg(long, default_value_t = 10_000, value_parser = positive())]
     pub steps: usize,
     #[arg(long, default_value_t = 2048, value_parser = positive())]

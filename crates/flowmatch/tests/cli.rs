@@ -948,3 +948,50 @@ mod renderers {
         insta::assert_snapshot!(table::render(&bench));
     }
 }
+
+#[test]
+fn a_flow_from_one_data_set_to_another() {
+    let scratch = Scratch::new("source-data");
+    let (moons, spiral) = (scratch.path("moons.csv"), scratch.path("spiral.npy"));
+    succeeds(&["data", "--name", "moons", "--n", "300", "--out", &moons]);
+    succeeds(&["data", "--name", "spiral", "--n", "300", "--seed", "1", "--out", &spiral]);
+    let model = train_small(&scratch, "run", &["--source-data", &moons, "--data", &spiral]);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path("run/run.json")).expect("run.json"))
+            .expect("json");
+    assert!(
+        record["settings"]["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("data:") && s.ends_with("moons.csv"))
+    );
+    // Sampling draws its starting points from the stored source file, and says so.
+    let out = scratch.path("samples.csv");
+    let output = succeeds(&["sample", "--model", &model, "--n", "50", "--out", &out]);
+    assert!(stderr(&output).contains("from the source data file"), "{}", stderr(&output));
+    assert_eq!(lines(&out).len(), 51);
+    // A data file has no density: eval reports none, logprob refuses.
+    let eval = succeeds(&["eval", "--model", &model, "--n", "50", "--solver", "euler", "--steps", "2"]);
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("json");
+    assert!(report["nll"].is_null() && report["w2"].as_f64().is_some(), "{report}");
+    fails(
+        &["logprob", "--model", &model, "--input", &moons, "--out", &scratch.path("l.csv")],
+        1,
+        "no density",
+    );
+    // The source's file gone: sampling says which file, or takes --input.
+    let moved = scratch.path("moons-moved.csv");
+    std::fs::rename(&moons, &moved).expect("move");
+    fails(&["sample", "--model", &model, "--out", &scratch.path("s.csv")], 1, "moons.csv is not there");
+    succeeds(&["sample", "--model", &model, "--input", &moved, "--out", &scratch.path("s.csv")]);
+    // Dimensions must agree; a built-in source and a file cannot both be given.
+    let wide = scratch.path("wide.csv");
+    succeeds(&["data", "--name", "gaussian", "--dim", "3", "--n", "20", "--out", &wide]);
+    let refused = scratch.path("refused");
+    fails(&["train", "--source-data", &wide, "--data", &spiral, "--out", &refused], 1, "3-dimensional");
+    fails(
+        &["train", "--source", "moons", "--source-data", &moved, "--target", "spiral", "--out", &refused],
+        2,
+        "--source",
+    );
+    scratch.assert_no_temp_files();
+}

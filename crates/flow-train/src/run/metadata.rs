@@ -26,36 +26,36 @@ impl RunKind {
     }
 }
 
-/// The points a run learned: a built-in set, or a file of the user's.
+/// Where a run's source or target points come from: a built-in set, or a file of the user's.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetRef {
+pub enum PointsRef {
     Builtin(Dataset),
     /// Stored absolute, so the file is found from any directory.
     File(PathBuf),
 }
 
-impl TargetRef {
+impl PointsRef {
     /// The file's path made absolute when it can be.
-    pub fn file(path: &Path) -> TargetRef {
-        TargetRef::File(path.canonicalize().unwrap_or_else(|_| path.to_owned()))
+    pub fn file(path: &Path) -> PointsRef {
+        PointsRef::File(path.canonicalize().unwrap_or_else(|_| path.to_owned()))
     }
 
     /// How the header spells it: the set's name, or `data:PATH`.
     pub fn label(&self) -> String {
         match self {
-            TargetRef::Builtin(dataset) => dataset.name().to_owned(),
-            TargetRef::File(path) => format!("{DATA_PREFIX}{}", path.display()),
+            PointsRef::Builtin(dataset) => dataset.name().to_owned(),
+            PointsRef::File(path) => format!("{DATA_PREFIX}{}", path.display()),
         }
     }
 
     /// The points, in `dim` dimensions; `None` for a file that is no longer there.
     pub fn points(&self, dim: usize) -> Result<Option<PointSource>> {
         match self {
-            TargetRef::Builtin(dataset) => Ok(Some(PointSource::builtin(*dataset, dim)?)),
-            TargetRef::File(path) if path.is_file() => {
+            PointsRef::Builtin(dataset) => Ok(Some(PointSource::builtin(*dataset, dim)?)),
+            PointsRef::File(path) if path.is_file() => {
                 Ok(Some(PointSource::Data(Arc::new(flow_data::files::read_points(path)?))))
             }
-            TargetRef::File(_) => Ok(None),
+            PointsRef::File(_) => Ok(None),
         }
     }
 }
@@ -68,8 +68,8 @@ const DATA_PREFIX: &str = "data:";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunMetadata {
     pub kind: Option<RunKind>,
-    pub source: Dataset,
-    pub target: Option<TargetRef>,
+    pub source: PointsRef,
+    pub target: Option<PointsRef>,
     /// The teacher a reflow run distilled, as the user named it.
     pub teacher: Option<PathBuf>,
     /// Training steps the weights have taken (absent from a finished multi-round reflow's top model).
@@ -82,7 +82,7 @@ impl Default for RunMetadata {
     fn default() -> RunMetadata {
         RunMetadata {
             kind: None,
-            source: Dataset::Gaussian,
+            source: PointsRef::Builtin(Dataset::Gaussian),
             target: None,
             teacher: None,
             step: None,
@@ -104,7 +104,7 @@ fn number(header: &BTreeMap<String, String>, key: &str) -> Result<Option<usize>>
 
 impl RunMetadata {
     /// Metadata of a flow-matching run from `source` to `target`.
-    pub fn flow_matching(source: Dataset, target: Option<TargetRef>) -> RunMetadata {
+    pub fn flow_matching(source: PointsRef, target: Option<PointsRef>) -> RunMetadata {
         RunMetadata { kind: Some(RunKind::FlowMatching), source, target, ..RunMetadata::default() }
     }
 
@@ -125,8 +125,8 @@ impl RunMetadata {
         if let Some(kind) = self.kind {
             header.insert("kind".to_owned(), kind.name().to_owned());
         }
-        header.insert("source".to_owned(), self.source.name().to_owned());
-        header.insert("target".to_owned(), self.target.as_ref().map(TargetRef::label).unwrap_or_default());
+        header.insert("source".to_owned(), self.source.label());
+        header.insert("target".to_owned(), self.target.as_ref().map(PointsRef::label).unwrap_or_default());
         if let Some(teacher) = &self.teacher {
             header.insert("teacher".to_owned(), teacher.display().to_string());
         }
@@ -151,16 +151,19 @@ impl RunMetadata {
                     .ok_or_else(|| bad_entry("kind", format!("unknown run kind `{name}`")))
             })
             .transpose()?;
+        let points = |key: &str, text: &str| -> Result<PointsRef> {
+            Ok(match text.strip_prefix(DATA_PREFIX) {
+                Some(path) => PointsRef::File(PathBuf::from(path)),
+                None => PointsRef::Builtin(Dataset::from_name(text).map_err(|e| bad_entry(key, e))?),
+            })
+        };
         let source = match header.get("source") {
-            Some(name) => Dataset::from_name(name).map_err(|e| bad_entry("source", e))?,
-            None => Dataset::Gaussian,
+            Some(text) => points("source", text)?,
+            None => PointsRef::Builtin(Dataset::Gaussian),
         };
         let target = match header.get("target").map(String::as_str) {
             None | Some("") => None,
-            Some(text) => Some(match text.strip_prefix(DATA_PREFIX) {
-                Some(path) => TargetRef::File(PathBuf::from(path)),
-                None => TargetRef::Builtin(Dataset::from_name(text).map_err(|e| bad_entry("target", e))?),
-            }),
+            Some(text) => Some(points("target", text)?),
         };
         Ok(RunMetadata {
             kind,
@@ -172,8 +175,27 @@ impl RunMetadata {
         })
     }
 
-    /// The source distribution in `dim` dimensions.
+    /// The source distribution in `dim` dimensions: the built-in set, or the
+    /// data file resampled (an error naming the file when it is gone).
     pub fn source_points(&self, dim: usize) -> Result<PointSource> {
-        PointSource::builtin(self.source, dim).map_err(|e| bad_entry("source", e))
+        match &self.source {
+            PointsRef::Builtin(dataset) => {
+                PointSource::builtin(*dataset, dim).map_err(|e| bad_entry("source", e))
+            }
+            PointsRef::File(path) => self.source.points(dim)?.ok_or_else(|| {
+                bad_entry(
+                    "source",
+                    format!("the data file {} is not there; give the points with --input", path.display()),
+                )
+            }),
+        }
+    }
+
+    /// The source's built-in set, when it is one (a data file has no density).
+    pub fn source_dataset(&self) -> Option<Dataset> {
+        match self.source {
+            PointsRef::Builtin(dataset) => Some(dataset),
+            PointsRef::File(_) => None,
+        }
     }
 }

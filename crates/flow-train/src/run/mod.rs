@@ -5,7 +5,7 @@ mod metadata;
 mod record;
 
 pub(crate) use checkpoints::{resume, save};
-pub use metadata::{RunKind, RunMetadata, TargetRef};
+pub use metadata::{PointsRef, RunKind, RunMetadata};
 pub use record::RunRecord;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use flow_data::{PointSource, files};
 use flow_ode::Solver;
-use flow_train::{TargetRef, TrainedModel};
+use flow_train::{PointsRef, TrainedModel};
 use tch::Device;
 
 use crate::cli::{DataArgs, RuntimeArgs, SolverArgs, TargetArgs};
@@ -47,10 +47,10 @@ pub fn target(args: &TargetArgs) -> Result<Option<PointSource>> {
 }
 
 /// How a target is recorded in checkpoints, so `eval` can find it again.
-pub fn target_ref(args: &TargetArgs) -> Option<TargetRef> {
+pub fn target_ref(args: &TargetArgs) -> Option<PointsRef> {
     match (&args.target, &args.data) {
-        (Some(dataset), _) => Some(TargetRef::Builtin(*dataset)),
-        (None, Some(path)) => Some(TargetRef::file(path)),
+        (Some(dataset), _) => Some(PointsRef::Builtin(*dataset)),
+        (None, Some(path)) => Some(PointsRef::file(path)),
         (None, None) => None,
     }
 }

@@ -32,7 +32,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             // The solver keeps several states of every point (dopri5: eight).
             let what = format!("sampling {} points of dimension {dim}", args.n);
             flow_data::budget::check_allocation(&what, args.n as u128 * dim as u128 * 8, 4)?;
-            checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
+            let source = checkpoint.source()?;
+            if let flow_train::PointsRef::File(path) = &checkpoint.metadata.source {
+                eprintln!("drawing {} starting points from the source data file {}", args.n, path.display());
+            }
+            source.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
         }
     };
     let mut grid = TimeGrid::uniform(args.solver.steps)?;
@@ -93,7 +97,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let model = Integrator::auto(&checkpoint.net)?;
     let quality = probe.measure(&model, solver(&args.solver)?, args.solver.steps)?;
     // The likelihood of the probe's first target draw: points the model never trained on.
-    let nll = likelihood::nll(&model, checkpoint.metadata.source, &probe.targets[0])?;
+    let nll = match checkpoint.metadata.source_dataset() {
+        Some(source) => likelihood::nll(&model, source, &probe.targets[0])?,
+        None => None,
+    };
     let report = EvalReport { quality, nll };
     let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::runtime(e.to_string()))?;
     println!("{text}");
@@ -112,7 +119,9 @@ pub fn logprob(args: LogprobArgs) -> Result<()> {
     let model = Integrator::auto(&checkpoint.net)?;
     let found = likelihood::log_density(
         &model,
-        checkpoint.metadata.source,
+        checkpoint.metadata.source_dataset().ok_or_else(|| {
+            CliError::runtime("the model's source is a data file, which has no density to start from")
+        })?,
         &points,
         (solver, args.steps),
         divergence,

@@ -4,12 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use flow_data::Dataset;
 use flow_data::PointSource;
 use flow_model::{ModelConfig, Precision, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, TeacherSettings, TrainConfig,
-    TrainReport,
+    PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, TeacherSettings,
+    TrainConfig, TrainReport,
 };
 use serde_json::json;
 
@@ -91,7 +92,23 @@ pub fn train(args: TrainArgs) -> Result<()> {
     check_run_dir(&args.out, args.resume, args.force)?;
     let target = target(&args.target)?
         .ok_or_else(|| CliError::usage("say what to learn: --target NAME or --data FILE"))?;
-    let source = PointSource::builtin(args.source, target.dim())?;
+    let (source, source_ref) = match &args.source_data {
+        Some(path) => {
+            let points = flow_data::files::read_points(path)?;
+            (PointSource::Data(std::sync::Arc::new(points)), PointsRef::file(path))
+        }
+        None => {
+            let dataset = args.source.unwrap_or(Dataset::Gaussian);
+            (PointSource::builtin(dataset, target.dim())?, PointsRef::Builtin(dataset))
+        }
+    };
+    if source.dim() != target.dim() {
+        return Err(CliError::runtime(format!(
+            "the source is {}-dimensional but the target is {}-dimensional",
+            source.dim(),
+            target.dim()
+        )));
+    }
     let pairs = flow_train::PairSource::independent(source, target)?;
     let model = ModelConfig {
         dim: pairs.dim(),
@@ -114,8 +131,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         backend: optimiser.backend,
     };
-    let metadata = RunMetadata::flow_matching(args.source, target_ref(&args.target));
-    let target_label = metadata.target.as_ref().map(flow_train::TargetRef::label).unwrap_or_default();
+    let metadata = RunMetadata::flow_matching(source_ref, target_ref(&args.target));
+    let target_label = metadata.target.as_ref().map(flow_train::PointsRef::label).unwrap_or_default();
+    let source_label = metadata.source.label();
     tch::manual_seed(args.runtime.seed as i64);
     let mut net = VelocityNet::new(model, device)?;
     let options = RunOptions {
@@ -129,7 +147,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let settings = json!({
         "target": target_label,
-        "source": args.source.name(),
+        "source": source_label,
         "model": model,
         "recipe": optimiser.recipe.name(),
         "training": config.to_json(),

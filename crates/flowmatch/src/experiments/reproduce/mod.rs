@@ -15,7 +15,7 @@ use flow_eval::likelihood::{self, Divergence};
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::{Solver, SolverKind};
 use flow_train::{
-    PairMode, PairSource, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TargetRef, TimeSampling,
+    PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TimeSampling,
     TrainConfig,
 };
 use flow_viz::QualitySeries;
@@ -279,7 +279,10 @@ fn run_options(dir: &Path, label: &str, kind: RunKind) -> RunOptions {
         label: label.into(),
         metadata: RunMetadata {
             kind: Some(kind),
-            ..RunMetadata::flow_matching(Dataset::Gaussian, Some(TargetRef::Builtin(Dataset::Spiral)))
+            ..RunMetadata::flow_matching(
+                PointsRef::Builtin(Dataset::Gaussian),
+                Some(PointsRef::Builtin(Dataset::Spiral)),
+            )
         },
         ..RunOptions::default()
     }
