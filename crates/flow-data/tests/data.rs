@@ -326,6 +326,12 @@ fn log_densities_are_the_closed_forms() {
     let uniform = Dataset::Uniform.log_density(&ndarray::array![[0.5f32, -0.9], [1.5, 0.0]]).expect("known");
     assert!(close(uniform[0], -(4f64.ln())) && uniform[1] == f64::NEG_INFINITY, "{uniform:?}");
     assert!(Dataset::Spiral.log_density(&ndarray::array![[0.0f32, 0.0]]).is_none());
+    // The 2-D sets have no density in three dimensions.
+    let three_d = ndarray::array![[0.0f32, 0.0, 0.0]];
+    assert!(
+        Dataset::EightGaussians.log_density(&three_d).is_none()
+            && Dataset::Uniform.log_density(&three_d).is_none()
+    );
 }
 
 #[test]

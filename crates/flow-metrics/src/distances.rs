@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView1};
 
 use crate::{MetricsError, Result, assign_min_cost};
 
-fn check_same_shape(a: &Array2<f32>, b: &Array2<f32>) -> Result<()> {
+pub(crate) fn check_same_shape(a: &Array2<f32>, b: &Array2<f32>) -> Result<()> {
     if a.dim() != b.dim() {
         return Err(MetricsError::Shape {
             left: a.nrows(),

@@ -12,4 +12,8 @@ pub enum MetricsError {
     NonFinite { which: &'static str, rows: usize, total: usize },
     #[error("a trajectory needs at least two recorded states")]
     ShortTrajectory,
+    #[error(
+        "Sinkhorn's regularisation {0} is not usable (it must be positive and finite, and not so small that the plan underflows)"
+    )]
+    Regularisation(f64),
 }

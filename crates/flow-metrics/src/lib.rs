@@ -4,6 +4,8 @@
 //!   samples, by solving the assignment problem on squared Euclidean costs.
 //! - [`mmd_rbf`]: squared maximum mean discrepancy with a sum of RBF kernels.
 //! - [`energy_distance`]: Székely's energy distance.
+//! - [`couplings`]: the optimal pairing of two samples (exact assignment) and
+//!   Sinkhorn's entropic plan, for minibatch optimal-transport training.
 //! - [`straightness`]: the rectified-flow paper's E ∫ ‖(X₁ − X₀) − v(Xₜ, t)‖² dt,
 //!   evaluated on a flow's own recorded trajectory.
 //!
@@ -11,6 +13,7 @@
 //! randomness, no IO, no libtorch.
 
 mod assignment;
+pub mod couplings;
 mod distances;
 mod error;
 

@@ -255,3 +255,41 @@ fn mmd_energy_and_straightness_equal_values_worked_by_hand() {
     assert!(straightness(&straight).expect("a path").abs() < 1e-12);
     assert_eq!(straightness(&[straight[0].clone(), straight[2].clone()]).expect("one step"), 0.0);
 }
+
+#[test]
+fn ot_pairs_are_a_permutation_of_least_cost_and_sinkhorn_approaches_them() {
+    use flow_metrics::couplings::{ot_pairing, sinkhorn_plan, squared_costs};
+    let mut rng = seeded_rng(21);
+    let (a, b) = (samplers::gaussian(64, 2, 1.0, &mut rng), samplers::moons(64, &mut rng));
+    let n = a.nrows();
+    let cost = squared_costs(&a, &b);
+    let pairing = ot_pairing(&a, &b).expect("same shape");
+    let mut seen = pairing.clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..n).collect::<Vec<_>>(), "not a permutation");
+    let mean = |p: &[usize]| p.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum::<f64>() / n as f64;
+    let exact = mean(&pairing);
+    // Lower than pairing by index (what independent draws do), and the W2² of the two samples.
+    assert!(exact < 0.5 * mean(&(0..n).collect::<Vec<_>>()), "OT {exact}");
+    assert!((exact - wasserstein2(&a, &b).expect("w2").powi(2)).abs() < 1e-9);
+
+    // Sinkhorn: a plan with uniform marginals whose cost falls to the exact one as ε falls.
+    let mut previous = f64::INFINITY;
+    for epsilon in [0.5, 0.05, 0.005] {
+        let plan = sinkhorn_plan(&a, &b, epsilon).expect("plan");
+        for (sums, what) in
+            [(plan.sum_axis(ndarray::Axis(1)), "row"), (plan.sum_axis(ndarray::Axis(0)), "column")]
+        {
+            let worst = sums.iter().map(|s| (s * n as f64 - 1.0).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-3, "ε = {epsilon}: {what} sums off by {worst}");
+        }
+        let transport: f64 = plan.iter().zip(&cost).map(|(p, c)| p * c).sum();
+        assert!(
+            transport >= exact - 1e-9 && transport < previous,
+            "ε = {epsilon}: cost {transport}, exact {exact}"
+        );
+        previous = transport;
+    }
+    assert!(previous < 1.02 * exact, "ε = 0.005: cost {previous} against exact {exact}");
+    assert!(sinkhorn_plan(&a, &b, 0.0).is_err() && sinkhorn_plan(&a, &b, f64::NAN).is_err());
+}

@@ -12,6 +12,8 @@ pub enum TrainError {
     Data(#[from] flow_data::DataError),
     #[error(transparent)]
     Ode(#[from] flow_ode::OdeError),
+    #[error(transparent)]
+    Metrics(#[from] flow_metrics::MetricsError),
     #[error("native kernels: {0}")]
     Native(#[from] flow_native::NativeError),
     #[error("{0}")]

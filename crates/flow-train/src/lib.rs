@@ -4,7 +4,8 @@
 //!   batch of pairs (x₀, x₁) from a [`PairSource`], draws times t by a
 //!   [`TimeSampling`], forms xₜ = (1 − t)x₀ + t·x₁ and regresses v(xₜ, t) onto
 //!   x₁ − x₀ (mean squared error, Adam on the flat parameter vector).
-//! - [`PairSource`]: independent random pairs (flow matching), or a teacher's
+//! - [`PairSource`]: independent random pairs (flow matching; a [`Coupling`]
+//!   pairs them by minibatch optimal transport), or a teacher's
 //!   integrated targets, per batch (`online`, the post's way) or from a pool
 //!   generated once (`pool`, the rectified-flow paper's way).
 //! - [`reflow`]: rounds of distillation, each student teaching the next.
@@ -15,6 +16,7 @@
 //! and a non-finite loss stops training before anything bad is saved.
 
 mod adam;
+mod coupling;
 mod engine;
 mod error;
 mod names;
@@ -25,6 +27,7 @@ mod time_sampling;
 mod trainer;
 
 pub use adam::FlatAdam;
+pub use coupling::Coupling;
 pub use error::{Result, TrainError};
 pub use flow_model::Backend;
 pub use flow_native::Kernel;

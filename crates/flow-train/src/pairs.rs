@@ -7,7 +7,7 @@ use ndarray::Array2;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
-use crate::{Result, TrainError};
+use crate::{Coupling, Result, TrainError};
 
 /// How a teacher turns sources into targets: the post uses RK4 with 20 steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,7 +85,8 @@ impl std::fmt::Display for PairMode {
 /// Batches of (x₀, x₁) pairs on the training device.
 pub enum PairSource {
     /// Flow matching: sources and targets drawn independently, paired at random.
-    Independent { source: PointSource, target: PointSource },
+    /// With a [`Coupling`] other than independent, each `coupling_batch` rows are paired by it.
+    Independent { source: PointSource, target: PointSource, coupling: Coupling, coupling_batch: usize },
     /// Reflow, post style: each batch's targets are the teacher's images of its sources.
     Online { teacher: Box<Integrator>, source: PointSource, settings: TeacherSettings },
     /// Reflow, paper style: pairs generated once.
@@ -106,7 +107,12 @@ impl PairSource {
                 target.describe()
             )));
         }
-        Ok(PairSource::Independent { source, target })
+        Ok(PairSource::Independent {
+            source,
+            target,
+            coupling: Coupling::Independent,
+            coupling_batch: usize::MAX,
+        })
     }
 
     /// Reflow pairs made by `teacher` for every batch; its backend is chosen once, here.
@@ -116,6 +122,21 @@ impl PairSource {
         settings: TeacherSettings,
     ) -> Result<PairSource> {
         Ok(PairSource::Online { teacher: Box::new(Integrator::auto(teacher)?), source, settings })
+    }
+
+    /// Flow-matching pairs coupled by `coupling` in minibatches of `batch` rows.
+    pub fn coupled(
+        source: PointSource,
+        target: PointSource,
+        coupling: Coupling,
+        batch: usize,
+    ) -> Result<PairSource> {
+        match PairSource::independent(source, target)? {
+            PairSource::Independent { source, target, .. } => {
+                Ok(PairSource::Independent { source, target, coupling, coupling_batch: batch.max(1) })
+            }
+            _ => Err(TrainError::Internal("independent pairs came back as another kind".into())),
+        }
     }
 
     /// Generates a pool of `size` teacher pairs on `device`.
@@ -173,8 +194,8 @@ impl PairSource {
 
     pub fn describe(&self) -> String {
         match self {
-            PairSource::Independent { source, target } => {
-                format!("independent pairs: {} → {}", source.describe(), target.describe())
+            PairSource::Independent { source, target, coupling, .. } => {
+                format!("{coupling} pairs: {} → {}", source.describe(), target.describe())
             }
             PairSource::Online { source, settings, .. } => format!(
                 "online teacher pairs from {} ({} × {})",
@@ -190,8 +211,10 @@ impl PairSource {
     /// Both places consume the same draws, so both engines see the same pairs.
     pub fn next_batch<R: Rng + ?Sized>(&self, n: usize, rng: &mut R, place: Place) -> Result<Batch> {
         let (x0, x1) = match self {
-            PairSource::Independent { source, target } => {
-                return Ok(arrays_batch(source.draw(n, rng), target.draw(n, rng), place));
+            PairSource::Independent { source, target, coupling, coupling_batch } => {
+                let drawn = (source.draw(n, rng), target.draw(n, rng));
+                let (x0, x1) = coupling.apply(drawn, *coupling_batch, rng)?;
+                return Ok(arrays_batch(x0, x1, place));
             }
             PairSource::Online { teacher, source, settings } => {
                 let x0 = source.draw(n, rng);

@@ -458,3 +458,55 @@ fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
     assert!(RunRecord::check_resume(&dir, "reflow", &record.settings).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn couplings_pair_each_minibatch_by_transport_cost() {
+    use flow_train::Coupling;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let (x0, x1) = (
+        gaussian().draw(96, &mut rng),
+        PointSource::builtin(Dataset::Moons, 2).expect("2-D").draw(96, &mut rng),
+    );
+    let mean_cost = |a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>| {
+        (a - b).mapv(|v| f64::from(v) * f64::from(v)).sum() / a.nrows() as f64
+    };
+    let independent = mean_cost(&x0, &x1);
+    let sorted = |m: &ndarray::Array2<f32>| {
+        let mut rows: Vec<Vec<u32>> =
+            m.rows().into_iter().map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
+        rows.sort();
+        rows
+    };
+    // OT in chunks of 32: the sources stay as drawn, each chunk's targets are a permutation of
+    // that chunk's own targets, and the pairing costs far less than pairing by index.
+    let (a, b) = Coupling::Ot.apply((x0.clone(), x1.clone()), 32, &mut rng).expect("ot");
+    assert_eq!(a, x0);
+    for chunk in 0..3 {
+        let rows = ndarray::s![chunk * 32..(chunk + 1) * 32, ..];
+        assert_eq!(sorted(&b.slice(rows).to_owned()), sorted(&x1.slice(rows).to_owned()), "chunk {chunk}");
+    }
+    assert!(mean_cost(&a, &b) < 0.5 * independent, "OT {} against {independent}", mean_cost(&a, &b));
+    // Sinkhorn: pairs drawn from the plan, the same for the same seed, and cheap like OT's.
+    let draw = |seed| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Coupling::Sinkhorn(0.05).apply((x0.clone(), x1.clone()), 96, &mut rng).expect("sinkhorn")
+    };
+    let (s0, s1) = draw(9);
+    assert_eq!(draw(9), (s0.clone(), s1.clone()));
+    assert!(
+        mean_cost(&s0, &s1) < 0.6 * independent,
+        "Sinkhorn {} against {independent}",
+        mean_cost(&s0, &s1)
+    );
+    // Independent leaves the batch as drawn; names parse and print back.
+    assert_eq!(
+        Coupling::Independent.apply((x0.clone(), x1.clone()), 8, &mut rng).expect("as drawn"),
+        (x0, x1)
+    );
+    for text in ["independent", "ot", "sinkhorn:0.1"] {
+        assert_eq!(text.parse::<Coupling>().expect("valid").to_string(), text);
+    }
+    assert_eq!("sinkhorn".parse::<Coupling>().expect("valid"), Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON));
+    assert!("sinkhorn:0".parse::<Coupling>().is_err() && "emd".parse::<Coupling>().is_err());
+}

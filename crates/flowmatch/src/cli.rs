@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use flow_data::Dataset;
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::SolverKind;
-use flow_train::{Backend, LrSchedule, PairMode, Recipe, TimeSampling};
+use flow_train::{Backend, Coupling, LrSchedule, PairMode, Recipe, TimeSampling};
 
 #[derive(Parser)]
 #[command(name = "flowmatch", version, about = "Flow matching and rectified flow (reflow) on libtorch")]
@@ -153,6 +153,11 @@ pub struct TrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
+    #[arg(long, default_value = "independent", help = one_of("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default)", Coupling::FORMS))]
+    pub coupling: Coupling,
+    /// Rows per optimal-transport plan [default: the batch size].
+    #[arg(long, value_parser = positive())]
+    pub ot_batch: Option<usize>,
     #[command(flatten)]
     pub optimiser: OptimiserArgs,
     #[arg(long, default_value = "uniform", help = one_of("How training times are drawn (warp: s = 0.5)", TimeSampling::FORMS))]

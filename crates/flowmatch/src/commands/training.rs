@@ -9,8 +9,8 @@ use flow_data::PointSource;
 use flow_model::{ModelConfig, Precision, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, TeacherSettings,
-    TrainConfig, TrainReport,
+    Coupling, PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord,
+    TeacherSettings, TrainConfig, TrainReport,
 };
 use serde_json::json;
 
@@ -109,7 +109,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
             target.dim()
         )));
     }
-    let pairs = flow_train::PairSource::independent(source, target)?;
+    let ot_batch = args.ot_batch.unwrap_or(args.batch_size);
+    let pairs = flow_train::PairSource::coupled(source, target, args.coupling, ot_batch)?;
     let model = ModelConfig {
         dim: pairs.dim(),
         hidden: args.hidden,
@@ -145,13 +146,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         metadata,
         kernel: None,
     };
-    let settings = json!({
+    let mut settings = json!({
         "target": target_label,
         "source": source_label,
         "model": model,
         "recipe": optimiser.recipe.name(),
         "training": config.to_json(),
     });
+    // Recorded only when used, so that runs from before couplings existed still resume.
+    if args.coupling != Coupling::Independent {
+        settings["coupling"] = json!(args.coupling.to_string());
+        settings["ot_batch"] = json!(ot_batch);
+    }
     if args.resume {
         RunRecord::check_resume(&args.out, "train", &settings)?;
     }

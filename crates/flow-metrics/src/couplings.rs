@@ -1,0 +1,130 @@
+//! Optimal-transport couplings of two equal-size samples: the exact assignment, and Sinkhorn's entropic plan.
+
+use ndarray::Array2;
+
+use crate::distances::check_same_shape;
+use crate::{MetricsError, Result, assign_min_cost};
+
+/// Squared Euclidean distances between every row of `a` and every row of `b`, row-major.
+pub fn squared_costs(a: &Array2<f32>, b: &Array2<f32>) -> Vec<f64> {
+    let mut cost = Vec::with_capacity(a.nrows() * b.nrows());
+    for x in a.rows() {
+        for y in b.rows() {
+            cost.push(x.iter().zip(y).map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2)).sum());
+        }
+    }
+    cost
+}
+
+/// The optimal transport pairing of `a` and `b` under squared distance: row
+/// `i` of `a` goes to row `pairing[i]` of `b` (a permutation).
+pub fn ot_pairing(a: &Array2<f32>, b: &Array2<f32>) -> Result<Vec<usize>> {
+    check_same_shape(a, b)?;
+    Ok(assign_min_cost(&squared_costs(a, b), a.nrows()))
+}
+
+/// Iterations of each [`sinkhorn_plan`] stage at most: it stops earlier once the marginals
+/// are met, and at this cap returns the plan it has (a very small ε converges slowly).
+pub const SINKHORN_ITERATIONS: usize = 2000;
+/// The largest marginal error (relative to the uniform mass 1/n) at which Sinkhorn stops.
+pub const SINKHORN_TOLERANCE: f64 = 1e-4;
+/// Scalings larger than e^ABSORB are folded into the potentials (and the kernel recomputed).
+const ABSORB: f64 = 30.0;
+
+/// The entropic optimal transport plan between the uniform measures on `a`
+/// and `b` with squared-distance cost and regularisation `epsilon` times the
+/// mean cost (so that the same `epsilon` means the same blur at any scale).
+/// Entry (i, j) is the mass sent from row i of `a` to row j of `b`; rows and
+/// columns sum to 1/n.
+///
+/// Sinkhorn's iterations on scalings u, v of the kernel exp((fᵢ + gⱼ − Cᵢⱼ)/ε),
+/// with the potentials f, g kept in the log domain and the scalings absorbed
+/// into them whenever they grow large (Schmitzer's stabilisation): stable for
+/// small ε, with matrix-vector products rather than exponentials per
+/// iteration. ε is lowered to its target in halvings from the largest cost
+/// (ε-scaling), each stage starting from the last one's potentials: far fewer
+/// iterations than starting at a small ε.
+pub fn sinkhorn_plan(a: &Array2<f32>, b: &Array2<f32>, epsilon: f64) -> Result<Array2<f64>> {
+    check_same_shape(a, b)?;
+    if !(epsilon.is_finite() && epsilon > 0.0) {
+        return Err(MetricsError::Regularisation(epsilon));
+    }
+    let n = a.nrows();
+    let cost = squared_costs(a, b);
+    let mean = cost.iter().sum::<f64>() / cost.len() as f64;
+    if mean == 0.0 {
+        // Every point on every other: any plan is optimal, the uniform one included.
+        return Ok(Array2::from_elem((n, n), 1.0 / (n * n) as f64));
+    }
+    let epsilon = epsilon * mean;
+    // Start from a c-transform pair, so that every row and column of the kernel holds a 1.
+    let mut f: Vec<f64> =
+        (0..n).map(|i| (0..n).map(|j| cost[i * n + j]).fold(f64::INFINITY, f64::min)).collect();
+    let mut g: Vec<f64> =
+        (0..n).map(|j| (0..n).map(|i| cost[i * n + j] - f[i]).fold(f64::INFINITY, f64::min)).collect();
+    let largest = cost.iter().copied().fold(0.0, f64::max);
+    let mut stage = largest.max(epsilon);
+    while stage > epsilon {
+        iterate(&cost, n, stage, (&mut f, &mut g), (STAGE_TOLERANCE, STAGE_ITERATIONS))?;
+        stage = (stage / 2.0).max(epsilon);
+    }
+    iterate(&cost, n, epsilon, (&mut f, &mut g), (SINKHORN_TOLERANCE, SINKHORN_ITERATIONS))?;
+    Ok(Array2::from_shape_fn((n, n), |(i, j)| ((f[i] + g[j] - cost[i * n + j]) / epsilon).exp()))
+}
+
+/// The marginal error at which an intermediate ε stage hands over to the next, and its iterations at most.
+const STAGE_TOLERANCE: f64 = 1e-2;
+const STAGE_ITERATIONS: usize = 200;
+
+/// Sinkhorn's iterations at one ε, updating the potentials in place until the
+/// rows' marginal error is below `tolerance` (or the iterations run out).
+fn iterate(
+    cost: &[f64],
+    n: usize,
+    epsilon: f64,
+    (f, g): (&mut [f64], &mut [f64]),
+    (tolerance, iterations): (f64, usize),
+) -> Result<()> {
+    let mass = 1.0 / n as f64;
+    let kernel = |f: &[f64], g: &[f64]| -> Vec<f64> {
+        (0..n * n).map(|k| ((f[k / n] + g[k % n] - cost[k]) / epsilon).exp()).collect()
+    };
+    let mut k = kernel(f, g);
+    let (mut u, mut v) = (vec![1.0; n], vec![1.0; n]);
+    let mut column = vec![0.0; n];
+    for iteration in 0..iterations {
+        for i in 0..n {
+            let row: f64 = (0..n).map(|j| k[i * n + j] * v[j]).sum();
+            u[i] = mass / row;
+        }
+        column.fill(0.0);
+        for i in 0..n {
+            for j in 0..n {
+                column[j] += k[i * n + j] * u[i];
+            }
+        }
+        for j in 0..n {
+            v[j] = mass / column[j];
+        }
+        let large = u.iter().chain(&v).any(|s| !s.is_finite() || s.ln().abs() > ABSORB);
+        if large || iteration % 10 == 9 {
+            // Columns are exact after the v update; the rows say how far from the plan it is.
+            let worst = (0..n)
+                .map(|i| (u[i] * (0..n).map(|j| k[i * n + j] * v[j]).sum::<f64>() / mass - 1.0).abs())
+                .fold(0.0, f64::max);
+            for (potential, scaling) in f.iter_mut().zip(&u).chain(g.iter_mut().zip(&v)) {
+                *potential += epsilon * scaling.ln();
+            }
+            if !f.iter().chain(g.iter()).all(|p| p.is_finite()) {
+                return Err(MetricsError::Regularisation(epsilon));
+            }
+            if worst < tolerance {
+                return Ok(());
+            }
+            k = kernel(f, g);
+            u.fill(1.0);
+            v.fill(1.0);
+        }
+    }
+    Ok(())
+}
