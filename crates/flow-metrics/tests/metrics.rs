@@ -246,6 +246,13 @@ fn mmd_energy_and_straightness_equal_values_worked_by_hand() {
     ];
     let value = straightness(&path).expect("a path");
     assert!((value - 0.25).abs() < 1e-12, "straightness {value}");
+    // A mean over particles: three copies of that particle score the same.
+    let copies: Vec<(f64, Array2<f32>)> = path
+        .iter()
+        .map(|(t, x)| (*t, ndarray::concatenate![ndarray::Axis(0), x.view(), x.view(), x.view()]))
+        .collect();
+    let mean = straightness(&copies).expect("a path");
+    assert!((mean - 0.25).abs() < 1e-12, "straightness of three copies {mean}");
     // A straight path at constant speed over [0, 2] in unequal steps, and a single step, are straight.
     let straight = vec![
         (0.0, ndarray::array![[0.0f32, 1.0]]),
