@@ -187,10 +187,22 @@ impl Dataset {
         self == Dataset::Gaussian
     }
 
+    /// Whether [`Dataset::log_density`] knows this set's density in `dim` dimensions.
+    pub fn has_density(self, dim: usize) -> bool {
+        match self {
+            Dataset::Gaussian => true,
+            Dataset::EightGaussians | Dataset::Uniform => dim == 2,
+            _ => false,
+        }
+    }
+
     /// The log-density of every row, for the sets whose density has a closed
     /// form: the standard Gaussian (any dimension), 8gaussians (an equal
     /// mixture) and the uniform square (−∞ outside it). `None` for the others.
     pub fn log_density(self, points: &Array2<f32>) -> Option<Vec<f64>> {
+        if !self.has_density(points.ncols()) {
+            return None;
+        }
         let dim = points.ncols() as f64;
         let half_log_two_pi = 0.5 * (2.0 * PI).ln();
         let rows = points.rows().into_iter().map(|row| row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
@@ -198,7 +210,7 @@ impl Dataset {
             Dataset::Gaussian => Some(
                 rows.map(|x| -0.5 * x.iter().map(|v| v * v).sum::<f64>() - dim * half_log_two_pi).collect(),
             ),
-            Dataset::EightGaussians if points.ncols() == 2 => {
+            Dataset::EightGaussians => {
                 let variance = 0.1f64.sqrt();
                 Some(
                     rows.map(|x| {
@@ -216,7 +228,7 @@ impl Dataset {
                     .collect(),
                 )
             }
-            Dataset::Uniform if points.ncols() == 2 => Some(
+            Dataset::Uniform => Some(
                 rows.map(|x| if x.iter().all(|v| v.abs() <= 1.0) { -(4f64.ln()) } else { f64::NEG_INFINITY })
                     .collect(),
             ),

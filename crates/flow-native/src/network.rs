@@ -379,30 +379,23 @@ fn jvp_block(
         // Row r's tangent starts at (r·directions + direction)·width.
         let first = (block.start * directions + direction) * width;
         for (l, &(ins, outs)) in mlp.shapes.iter().enumerate() {
-            let result = &mut here[..rows * outs];
-            if l == 0 {
+            // The first layer sees only the tangent's `width` inputs (time is held fixed).
+            let (a, depth, weights) = if l == 0 {
                 let a = Strided { data: &tangents[first..], row: directions * width, col: 1 };
-                let weights = Rows { data: &transposed[0][..width * outs], stride: outs };
-                kernels::matmul(
-                    kernel,
-                    (rows, outs, width),
-                    a,
-                    weights,
-                    Rows { data: result, stride: outs },
-                    None,
-                );
+                (a, width, &transposed[0][..width * outs])
             } else {
-                let a = Strided { data: &below[..rows * ins], row: ins, col: 1 };
-                let weights = Rows { data: &transposed[l][..], stride: outs };
-                kernels::matmul(
-                    kernel,
-                    (rows, outs, ins),
-                    a,
-                    weights,
-                    Rows { data: result, stride: outs },
-                    None,
-                );
-            }
+                (Strided { data: &below[..rows * ins], row: ins, col: 1 }, ins, &transposed[l][..])
+            };
+            let result = &mut here[..rows * outs];
+            let weights = Rows { data: weights, stride: outs };
+            kernels::matmul(
+                kernel,
+                (rows, outs, depth),
+                a,
+                weights,
+                Rows { data: result, stride: outs },
+                None,
+            );
             if l < last {
                 for (t, &slope) in result.iter_mut().zip(&slopes[l][..rows * outs]) {
                     *t *= slope;

@@ -65,7 +65,7 @@ impl Coupling {
             let (rows, columns) = match self {
                 Coupling::Ot => ((0..a.nrows()).collect(), ot_pairing(&a, &b)?),
                 Coupling::Sinkhorn(epsilon) => draw_pairs(&sinkhorn_plan(&a, &b, *epsilon)?, rng),
-                Coupling::Independent => unreachable!("returned above"),
+                Coupling::Independent => ((0..a.nrows()).collect(), (0..b.nrows()).collect()),
             };
             sources.push(a.select(Axis(0), &rows));
             targets.push(b.select(Axis(0), &columns));

@@ -18,6 +18,8 @@ pub enum TrainError {
     Native(#[from] flow_native::NativeError),
     #[error("{0}")]
     Config(String),
+    #[error("the source is {from}-dimensional but the target is {to}-dimensional")]
+    Dimensions { from: usize, to: usize },
     #[error("unknown time sampling `{0}` (valid: {valid})", valid = crate::TimeSampling::FORMS.join(", "))]
     UnknownTimeSampling(String),
     #[error("unknown pair mode `{0}` (valid: {valid})", valid = crate::PairMode::FORMS.join(", "))]

@@ -100,19 +100,7 @@ const POOL_CHUNK: usize = 16_384;
 impl PairSource {
     /// Flow-matching pairs; source and target must have the same dimension.
     pub fn independent(source: PointSource, target: PointSource) -> Result<PairSource> {
-        if source.dim() != target.dim() {
-            return Err(TrainError::Config(format!(
-                "source {} and target {} differ in dimension",
-                source.describe(),
-                target.describe()
-            )));
-        }
-        Ok(PairSource::Independent {
-            source,
-            target,
-            coupling: Coupling::Independent,
-            coupling_batch: usize::MAX,
-        })
+        PairSource::coupled(source, target, Coupling::Independent, usize::MAX)
     }
 
     /// Reflow pairs made by `teacher` for every batch; its backend is chosen once, here.
@@ -124,19 +112,18 @@ impl PairSource {
         Ok(PairSource::Online { teacher: Box::new(Integrator::auto(teacher)?), source, settings })
     }
 
-    /// Flow-matching pairs coupled by `coupling` in minibatches of `batch` rows.
+    /// Flow-matching pairs coupled by `coupling` in minibatches of `batch` rows;
+    /// source and target must have the same dimension (two data files may not).
     pub fn coupled(
         source: PointSource,
         target: PointSource,
         coupling: Coupling,
         batch: usize,
     ) -> Result<PairSource> {
-        match PairSource::independent(source, target)? {
-            PairSource::Independent { source, target, .. } => {
-                Ok(PairSource::Independent { source, target, coupling, coupling_batch: batch.max(1) })
-            }
-            _ => Err(TrainError::Internal("independent pairs came back as another kind".into())),
+        if source.dim() != target.dim() {
+            return Err(TrainError::Dimensions { from: source.dim(), to: target.dim() });
         }
+        Ok(PairSource::Independent { source, target, coupling, coupling_batch: batch.max(1) })
     }
 
     /// Generates a pool of `size` teacher pairs on `device`.

@@ -126,10 +126,10 @@ pub fn logprob(args: LogprobArgs) -> Result<()> {
         (solver, args.steps),
         divergence,
     )?;
-    let mut columns = vec![found.log_prob.clone()];
+    let mut columns = vec![&found.log_prob];
     let mut names = vec!["log_prob".to_owned()];
     if let Some(errors) = &found.standard_error {
-        columns.push(errors.clone());
+        columns.push(errors);
         names.push("standard_error".to_owned());
     }
     let table = Array2::from_shape_fn((points.nrows(), columns.len()), |(i, j)| columns[j][i] as f32);

@@ -102,13 +102,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
             (PointSource::builtin(dataset, target.dim())?, PointsRef::Builtin(dataset))
         }
     };
-    if source.dim() != target.dim() {
-        return Err(CliError::runtime(format!(
-            "the source is {}-dimensional but the target is {}-dimensional",
-            source.dim(),
-            target.dim()
-        )));
-    }
     let ot_batch = args.ot_batch.unwrap_or(args.batch_size);
     let pairs = flow_train::PairSource::coupled(source, target, args.coupling, ot_batch)?;
     let model = ModelConfig {
