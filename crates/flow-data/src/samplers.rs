@@ -71,6 +71,33 @@ pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
     from_rows(rows)
 }
 
+/// torchdyn's `generate_moons(n, noise = 0.2)` scaled by 3 and shifted by −1,
+/// C2OT's target: the same evenly spaced arcs as [`moons`], but in order (the
+/// outer arc first, as torchdyn returns them) and with ONE uniform [0, 0.2)
+/// value per point added to both coordinates, not Gaussian noise on each.
+pub fn torchdyn_moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let outer = n / 2;
+    let inner = n - outer;
+    let spaced = |count: usize, i: usize| {
+        if count > 1 { PI * i as f64 / (count - 1) as f64 } else { 0.0 }
+    };
+    let arcs = (0..outer).map(|i| {
+        let a = spaced(outer, i);
+        [a.cos(), a.sin()]
+    });
+    let arcs = arcs.chain((0..inner).map(|i| {
+        let a = spaced(inner, i);
+        [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
+    }));
+    let rows = arcs
+        .map(|[x, y]| {
+            let shift = 0.2 * rng.random::<f64>();
+            [(x + shift) * 3.0 - 1.0, (y + shift) * 3.0 - 1.0]
+        })
+        .collect();
+    from_rows(rows)
+}
+
 /// Eight Gaussians with centres at radius 5 on multiples of 45° and covariance
 /// √0.1·I (torchcfm's `sample_8gaussians`).
 pub fn eight_gaussians<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
@@ -146,6 +173,7 @@ pub enum Dataset {
     Gaussian,
     Spiral,
     Moons,
+    TorchdynMoons,
     EightGaussians,
     Checkerboard,
     Circles,
@@ -153,10 +181,11 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 7] = [
+    pub const ALL: [Dataset; 8] = [
         Dataset::Gaussian,
         Dataset::Spiral,
         Dataset::Moons,
+        Dataset::TorchdynMoons,
         Dataset::EightGaussians,
         Dataset::Checkerboard,
         Dataset::Circles,
@@ -168,6 +197,7 @@ impl Dataset {
             Dataset::Gaussian => "gaussian",
             Dataset::Spiral => "spiral",
             Dataset::Moons => "moons",
+            Dataset::TorchdynMoons => "moons-torchdyn",
             Dataset::EightGaussians => "8gaussians",
             Dataset::Checkerboard => "checkerboard",
             Dataset::Circles => "circles",
@@ -250,6 +280,7 @@ impl Dataset {
             Dataset::Gaussian => gaussian(n, dim, 1.0, rng),
             Dataset::Spiral => spiral(n, 1.0, rng),
             Dataset::Moons => moons(n, rng),
+            Dataset::TorchdynMoons => torchdyn_moons(n, rng),
             Dataset::EightGaussians => eight_gaussians(n, rng),
             Dataset::Checkerboard => checkerboard(n, rng),
             Dataset::Circles => circles(n, rng),

@@ -130,12 +130,41 @@ fn moons_checkerboard_circles_and_uniform_have_their_shapes() {
 }
 
 #[test]
+fn torchdyn_moons_are_ordered_arcs_shifted_along_the_diagonal() {
+    // torchdyn: n/2 outer points at angles πi/(n/2 − 1), then the inner arc,
+    // each moved by one u ~ U[0, 0.2) on both coordinates, then ×3 − 1.
+    let n = 9;
+    let points = samplers::torchdyn_moons(n, &mut seeded_rng(8));
+    let mut shifts = Vec::new();
+    for (i, row) in points.rows().into_iter().enumerate() {
+        let (x, y) = ((f64::from(row[0]) + 1.0) / 3.0, (f64::from(row[1]) + 1.0) / 3.0);
+        let (arc_x, arc_y) = if i < n / 2 {
+            let a = std::f64::consts::PI * i as f64 / 3.0;
+            (a.cos(), a.sin())
+        } else {
+            let a = std::f64::consts::PI * (i - n / 2) as f64 / 4.0;
+            (1.0 - a.cos(), 0.5 - a.sin())
+        };
+        let (dx, dy) = (x - arc_x, y - arc_y);
+        assert!((dx - dy).abs() < 1e-6, "point {i}: shifts {dx} and {dy} differ");
+        assert!((-1e-6..0.2).contains(&dx), "point {i}: shift {dx}");
+        shifts.push(dx);
+    }
+    // Uniform on [0, 0.2): over many points the mean is 0.1 and the spread 0.2/√12.
+    let many = samplers::torchdyn_moons(20_000, &mut seeded_rng(9));
+    let (mean, std) = mean_and_std(&many);
+    // The arcs' means are (0, 2/π) and (1, 0.5 − 2/π): together (0.5, 0.25), plus 0.1, ×3 − 1.
+    assert!((mean[0] - 0.8).abs() < 0.01 && (mean[1] - 0.05).abs() < 0.01, "{mean:?} {std:?}");
+    assert!(shifts.iter().any(|&s| s > 0.02), "{shifts:?}");
+}
+
+#[test]
 fn dataset_lookup_names_the_valid_choices() {
     assert_eq!(Dataset::from_name("8gaussians").ok(), Some(Dataset::EightGaussians));
     let message = Dataset::from_name("spirals").unwrap_err().to_string();
     assert_eq!(
         message,
-        "unknown dataset `spirals` (valid: gaussian, spiral, moons, 8gaussians, checkerboard, circles, uniform)"
+        "unknown dataset `spirals` (valid: gaussian, spiral, moons, moons-torchdyn, 8gaussians, checkerboard, circles, uniform)"
     );
     assert!(matches!(Dataset::Spiral.sample(3, 3, &mut seeded_rng(0)), Err(DataError::Dimension { .. })));
     assert_eq!(Dataset::Gaussian.sample(3, 7, &mut seeded_rng(0)).map(|p| p.dim()).ok(), Some((3, 7)));
