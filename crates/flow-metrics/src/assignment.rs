@@ -10,6 +10,12 @@ const NONE: usize = usize::MAX;
 /// Returns `col_of_row`: the column matched to each row, minimising the total cost.
 /// `cost` is row-major `n × n`.
 pub fn assign_min_cost(cost: &[f64], n: usize) -> Vec<usize> {
+    assign_with_duals(cost, n).0
+}
+
+/// [`assign_min_cost`] with its column duals v at the optimum: with
+/// uᵢ = minⱼ (cᵢⱼ − vⱼ), every cost satisfies cᵢⱼ ≥ uᵢ + vⱼ, equal on the matching.
+pub(crate) fn assign_with_duals(cost: &[f64], n: usize) -> (Vec<usize>, Vec<f64>) {
     let mut v = vec![0.0f64; n];
     let mut col_of_row = vec![NONE; n];
     let mut row_of_col = vec![NONE; n];
@@ -51,7 +57,7 @@ pub fn assign_min_cost(cost: &[f64], n: usize) -> Vec<usize> {
             col = previous;
         }
     }
-    col_of_row
+    (col_of_row, v)
 }
 
 /// Buffers of one shortest-augmenting-path search, reused across rows.

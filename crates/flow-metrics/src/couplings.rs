@@ -2,8 +2,8 @@
 
 use ndarray::Array2;
 
-use crate::distances::check_same_shape;
-use crate::{MetricsError, Result, assign_min_cost};
+use crate::distances::{as_f64, check_same_shape};
+use crate::{MetricsError, Result, assign_points};
 
 /// Squared Euclidean distances between every row of `a` and every row of `b`, row-major.
 pub fn squared_costs(a: &Array2<f32>, b: &Array2<f32>) -> Vec<f64> {
@@ -20,7 +20,7 @@ pub fn squared_costs(a: &Array2<f32>, b: &Array2<f32>) -> Vec<f64> {
 /// `i` of `a` goes to row `pairing[i]` of `b` (a permutation).
 pub fn ot_pairing(a: &Array2<f32>, b: &Array2<f32>) -> Result<Vec<usize>> {
     check_same_shape(a, b)?;
-    Ok(assign_min_cost(&squared_costs(a, b), a.nrows()))
+    Ok(assign_points(&as_f64(a), &as_f64(b), a.ncols()))
 }
 
 /// Iterations of each [`sinkhorn_plan`] stage at most: it stops earlier once the marginals

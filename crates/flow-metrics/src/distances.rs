@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView1};
 
-use crate::{MetricsError, Result, assign_min_cost};
+use crate::{MetricsError, Result, assign_points};
 
 pub(crate) fn check_same_shape(a: &Array2<f32>, b: &Array2<f32>) -> Result<()> {
     if a.dim() != b.dim() {
@@ -34,14 +34,15 @@ fn squared_distance(x: ArrayView1<f32>, y: ArrayView1<f32>) -> f64 {
 /// √(min over matchings of the mean squared distance between matched points).
 pub fn wasserstein2(a: &Array2<f32>, b: &Array2<f32>) -> Result<f64> {
     check_same_shape(a, b)?;
-    let n = a.nrows();
-    let mut cost = Vec::with_capacity(n * n);
-    for x in a.rows() {
-        cost.extend(b.rows().into_iter().map(|y| squared_distance(x, y)));
-    }
-    let matching = assign_min_cost(&cost, n);
-    let total: f64 = matching.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum();
-    Ok((total / n as f64).sqrt())
+    let (flat_a, flat_b) = (as_f64(a), as_f64(b));
+    let matching = assign_points(&flat_a, &flat_b, a.ncols());
+    let total: f64 = matching.iter().enumerate().map(|(i, &j)| squared_distance(a.row(i), b.row(j))).sum();
+    Ok((total / a.nrows() as f64).sqrt())
+}
+
+/// Row-major `f64` coordinates.
+pub(crate) fn as_f64(points: &Array2<f32>) -> Vec<f64> {
+    points.rows().into_iter().flat_map(|row| row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()).collect()
 }
 
 /// RBF bandwidths σ of [`mmd_rbf`]: spanning the scales of the 2-D toy sets.

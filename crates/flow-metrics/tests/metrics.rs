@@ -1,7 +1,11 @@
 //! flow-metrics' one test binary.
 
+use flow_data::Dataset;
 use flow_data::samplers::{self, seeded_rng};
-use flow_metrics::{MetricsError, assign_min_cost, energy_distance, mmd_rbf, straightness, wasserstein2};
+use flow_metrics::{
+    MetricsError, SparseSettings, assign_min_cost, assign_points_with, energy_distance, mmd_rbf,
+    straightness, wasserstein2,
+};
 use ndarray::{Array2, array};
 
 fn points(rows: &serde_json::Value) -> Array2<f32> {
@@ -334,4 +338,55 @@ fn sinkhorn_gives_the_entropic_plan_a_plain_iteration_converges_to() {
     let plan = sinkhorn_plan(&still, &still, 0.05).expect("plan");
     assert!(plan.iter().all(|&p| (p - 1.0 / 25.0).abs() < 1e-15), "{plan:?}");
     assert!(sinkhorn_plan(&a, &b, f64::INFINITY).is_err());
+}
+
+/// The total squared distance of `matching`, after checking it is a permutation.
+fn matched_cost(a: &Array2<f32>, b: &Array2<f32>, matching: &[usize]) -> f64 {
+    let mut seen = vec![false; b.nrows()];
+    for &j in matching {
+        assert!(!std::mem::replace(&mut seen[j], true), "column {j} matched twice");
+    }
+    assert_eq!(matching.len(), a.nrows());
+    let flat = flow_metrics::couplings::squared_costs(a, b);
+    matching.iter().enumerate().map(|(i, &j)| flat[i * b.nrows() + j]).sum()
+}
+
+#[test]
+fn point_assignment_equals_the_dense_solver_beyond_its_size() {
+    let flat = |a: &Array2<f32>| a.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+    // Above 800 points the sparse, certified path runs. Cases: far transport,
+    // two samples of one distribution (odd size), three dimensions, and a grid
+    // of repeated points (ties everywhere).
+    let grid = |n: usize, offset: usize| {
+        Array2::from_shape_fn((n, 2), |(i, d)| (((i * 7 + offset) / if d == 0 { 1 } else { 5 }) % 5) as f32)
+    };
+    let cases = [
+        (
+            Dataset::EightGaussians.sample(1000, 2, &mut seeded_rng(1)).expect("2-D"),
+            Dataset::TorchdynMoons.sample(1000, 2, &mut seeded_rng(2)).expect("2-D"),
+        ),
+        (
+            Dataset::Moons.sample(1201, 2, &mut seeded_rng(3)).expect("2-D"),
+            Dataset::Moons.sample(1201, 2, &mut seeded_rng(4)).expect("2-D"),
+        ),
+        (
+            Dataset::Gaussian.sample(900, 3, &mut seeded_rng(5)).expect("any dimension"),
+            Dataset::Gaussian.sample(900, 3, &mut seeded_rng(6)).expect("any dimension") + 1.5f32,
+        ),
+        (grid(1000, 0), grid(1000, 3)),
+    ];
+    // The defaults, and sizes so small that even these problems pass through
+    // several coarse levels, start from a poor graph and need repairs.
+    let tiny = SparseSettings { dense_up_to: 30, candidates: 2, nearest: 1 };
+    for (a, b) in &cases {
+        let n = a.nrows();
+        let dense = matched_cost(a, b, &assign_min_cost(&flow_metrics::couplings::squared_costs(a, b), n));
+        for settings in [SparseSettings::default(), tiny] {
+            let sparse = matched_cost(a, b, &assign_points_with(&flat(a), &flat(b), a.ncols(), settings));
+            assert!(
+                (sparse - dense).abs() <= 1e-9 * dense.max(1.0),
+                "n = {n}, {settings:?}: sparse {sparse}, dense {dense}"
+            );
+        }
+    }
 }

@@ -1,0 +1,561 @@
+//! Exact optimal assignment between two point clouds under squared distance, without the dense matrix.
+//!
+//! 1. An evenly spread quarter of the points is solved first (the same way,
+//!    down to a size the dense solver takes), and its optimal duals, extended
+//!    to every point by c-transforms, are feasible duals for the full problem
+//!    (cᵢⱼ ≥ uᵢ + vⱼ for every pair) and close to its optimal ones.
+//! 2. Each row keeps as candidate edges its columns of least reduced cost and
+//!    its nearest columns, each column its rows of least reduced cost: where
+//!    the duals are good, the optimal pairs are among them, however far the
+//!    points travel.
+//! 3. Shortest augmenting paths (as in [`crate::assign_min_cost`]) match every
+//!    row on this sparse graph, keeping the duals feasible on its edges.
+//! 4. The duals are checked against every pair whose row dual rose or column
+//!    dual fell since the last check; a row with a violated pair gains its
+//!    worst pairs as edges and is matched again.
+//!
+//! The loop ends only when the duals hold for every pair, which certifies the
+//! matching optimal for the full problem (LP duality): the answer is the dense
+//! solver's, for a few O(n² d) passes instead of O(n³) time and n² memory.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::assignment::assign_with_duals;
+
+const NONE: usize = usize::MAX;
+
+/// The sizes that trade the dense solver's work against the sparse graph's.
+/// Only speed depends on them, never the answer: tests shrink them to make
+/// small problems take every path (coarse levels, repairs) that large ones do.
+#[derive(Clone, Copy, Debug)]
+pub struct SparseSettings {
+    /// Up to this many points the dense solver is used as it is.
+    pub dense_up_to: usize,
+    /// Each row's columns (and each column's rows) of least reduced cost kept as edges at the start.
+    pub candidates: usize,
+    /// Each row's nearest columns kept as edges at the start.
+    pub nearest: usize,
+}
+
+impl Default for SparseSettings {
+    /// Measured at 10 000 points: far transport (8gaussians → moons) wants
+    /// candidates by reduced cost, two samples of one distribution the nearest.
+    fn default() -> SparseSettings {
+        SparseSettings { dense_up_to: 800, candidates: 32, nearest: 24 }
+    }
+}
+/// Each coarser level keeps one point in this many.
+const COARSENING: usize = 4;
+/// Violating pairs added per row and check: the worst ones, so a row needs few rounds.
+const ADDED_PER_CHECK: usize = 32;
+
+/// Row-major points: `n` rows of `dim` coordinates.
+struct Cloud<'a> {
+    coordinates: &'a [f64],
+    dim: usize,
+}
+
+impl Cloud<'_> {
+    fn point(&self, i: usize) -> &[f64] {
+        &self.coordinates[i * self.dim..(i + 1) * self.dim]
+    }
+
+    fn len(&self) -> usize {
+        self.coordinates.len() / self.dim
+    }
+}
+
+fn squared_distance(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum()
+}
+
+/// The columns one axis at a time, so that a row's n costs are computed in
+/// loops the compiler vectorises (the passes over all n² pairs dominate).
+struct Axes(Vec<Vec<f64>>);
+
+impl Axes {
+    fn new(cloud: &Cloud) -> Axes {
+        Axes((0..cloud.dim).map(|d| (0..cloud.len()).map(|j| cloud.point(j)[d]).collect()).collect())
+    }
+
+    /// `out[j]` = ‖x − column j‖².
+    fn costs_from(&self, x: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        for (axis, &coordinate) in self.0.iter().zip(x) {
+            for (cost, &y) in out.iter_mut().zip(axis) {
+                *cost += (coordinate - y) * (coordinate - y);
+            }
+        }
+    }
+}
+
+/// Runs `work` on contiguous ranges of `0..n`, one per core, and returns their results in order.
+fn in_parallel<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let work = &work;
+                scope.spawn(move || work(t * chunk..((t + 1) * chunk).min(n)))
+            })
+            .collect();
+        // A worker's panic is a bug: pass it on.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// Returns `col_of_row`: the point of `b` matched to each point of `a`,
+/// minimising the total squared distance. `a` and `b` hold the same number of
+/// points of `dim` coordinates each, row-major.
+pub fn assign_points(a: &[f64], b: &[f64], dim: usize) -> Vec<usize> {
+    assign_points_with(a, b, dim, SparseSettings::default())
+}
+
+/// [`assign_points`] with other sizes for its stages (the same answer, at another speed).
+pub fn assign_points_with(a: &[f64], b: &[f64], dim: usize, settings: SparseSettings) -> Vec<usize> {
+    assert_eq!(a.len(), b.len(), "two clouds of the same size");
+    if a.is_empty() {
+        return Vec::new();
+    }
+    assert!(dim > 0 && a.len().is_multiple_of(dim), "whole points of a positive dimension");
+    let settings = SparseSettings { dense_up_to: settings.dense_up_to.max(1), ..settings };
+    solve(&Cloud { coordinates: a, dim }, &Cloud { coordinates: b, dim }, &settings).col_of_row
+}
+
+/// An optimal matching with duals feasible for every pair (cᵢⱼ ≥ uᵢ + vⱼ).
+fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> Matching {
+    let n = rows.len();
+    if n <= settings.dense_up_to {
+        let cost: Vec<f64> = (0..n)
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .map(|(i, j)| squared_distance(rows.point(i), columns.point(j)))
+            .collect();
+        let (col_of_row, v) = assign_with_duals(&cost, n);
+        let u =
+            (0..n).map(|i| (0..n).map(|j| cost[i * n + j] - v[j]).fold(f64::INFINITY, f64::min)).collect();
+        let mut row_of_col = vec![NONE; n];
+        for (i, &j) in col_of_row.iter().enumerate() {
+            row_of_col[j] = i;
+        }
+        return Matching {
+            u,
+            v,
+            col_of_row,
+            row_of_col,
+            u_raised: vec![false; n],
+            v_lowered: vec![false; n],
+        };
+    }
+    let axes = Axes::new(columns);
+    let (u, v) = coarse_potentials(rows, columns, &axes, settings);
+    let (mut graph, mut state) = candidates(rows, columns, &axes, (u, v), settings);
+    let mut search = Search::new(n);
+    loop {
+        for start in 0..n {
+            if state.col_of_row[start] == NONE {
+                state.augment(&mut graph, &mut search, start, rows, columns);
+            }
+        }
+        if !state.repair_violations(&mut graph, rows, &axes) {
+            return state;
+        }
+    }
+}
+
+/// The optimal duals of an evenly spread quarter of the points (solved the
+/// same way, down to the dense solver), extended to every row by a c-transform
+/// over the quarter's columns and to every column by a c-transform over all
+/// rows: cᵢⱼ ≥ uᵢ + vⱼ for every pair.
+fn coarse_potentials(
+    rows: &Cloud,
+    columns: &Cloud,
+    axes: &Axes,
+    settings: &SparseSettings,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len();
+    let m = (n / COARSENING).max(settings.dense_up_to.min(n));
+    let picked: Vec<usize> = (0..m).map(|k| k * n / m).collect();
+    let gather =
+        |cloud: &Cloud| -> Vec<f64> { picked.iter().flat_map(|&i| cloud.point(i).to_vec()).collect() };
+    let (coarse_rows, coarse_columns) = (gather(rows), gather(columns));
+    let dim = rows.dim;
+    let coarse_columns = Cloud { coordinates: &coarse_columns, dim };
+    let coarse = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings);
+    let coarse_axes = Axes::new(&coarse_columns);
+    let u_parts = in_parallel(n, |range| {
+        let mut costs = vec![0.0; m];
+        range
+            .map(|i| {
+                coarse_axes.costs_from(rows.point(i), &mut costs);
+                costs.iter().zip(&coarse.v).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min)
+            })
+            .collect::<Vec<f64>>()
+    });
+    let u: Vec<f64> = u_parts.into_iter().flatten().collect();
+    // v = min over rows of c − u, gathered row by row (each thread over its rows, then merged).
+    let partial = in_parallel(n, |range| {
+        let mut v = vec![f64::INFINITY; n];
+        let mut costs = vec![0.0; n];
+        for i in range {
+            axes.costs_from(rows.point(i), &mut costs);
+            for (vj, &c) in v.iter_mut().zip(&costs) {
+                *vj = vj.min(c - u[i]);
+            }
+        }
+        v
+    });
+    let v = (0..n).map(|j| partial.iter().map(|p| p[j]).fold(f64::INFINITY, f64::min)).collect();
+    (u, v)
+}
+
+/// One row's share of the candidate graph.
+struct RowCandidates {
+    /// Its columns of least c − v and its nearest columns, with their costs.
+    edges: Vec<(usize, f64)>,
+    /// Its least c − v: its dual, which makes its first edge tight.
+    dual: f64,
+}
+
+/// The candidate graph and a first matching. Each row keeps its columns of
+/// least c − v and its nearest columns, each column its rows of least reduced
+/// cost; rows take their tight column while it is free.
+fn candidates(
+    rows: &Cloud,
+    columns: &Cloud,
+    axes: &Axes,
+    (mut u, v): (Vec<f64>, Vec<f64>),
+    settings: &SparseSettings,
+) -> (Graph, Matching) {
+    let keep = settings.candidates.max(1);
+    let n = rows.len();
+    let parts = in_parallel(n, |range| {
+        // Each column's best rows so far, unsorted, and the worst of them once full.
+        let mut column_best: Vec<Vec<(f64, usize)>> = vec![Vec::with_capacity(keep); n];
+        let mut column_worst = vec![f64::INFINITY; n];
+        let mut costs = vec![0.0; n];
+        let mut found = Vec::with_capacity(range.len());
+        for i in range {
+            axes.costs_from(rows.point(i), &mut costs);
+            let mut best = Smallest::new(keep);
+            let mut near = Smallest::new(settings.nearest);
+            for (j, &c) in costs.iter().enumerate() {
+                let reduced = c - v[j];
+                // Against the row's dual as it came: it only rises, so these stay feasible.
+                if reduced - u[i] < column_worst[j] {
+                    keep_best(&mut column_best[j], &mut column_worst[j], (reduced - u[i], i), keep);
+                }
+                best.offer(reduced, j);
+                near.offer(c, j);
+            }
+            let dual = best.0[0].0;
+            let mut edges: Vec<(usize, f64)> = best.0.iter().map(|&(_, j)| (j, costs[j])).collect();
+            for &(c, j) in &near.0 {
+                if !edges.iter().any(|&(col, _)| col == j) {
+                    edges.push((j, c));
+                }
+            }
+            found.push(RowCandidates { edges, dual });
+        }
+        (found, column_best)
+    });
+    let mut edges: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n);
+    let mut column_best: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n];
+    for (found, best) in parts {
+        for row in found {
+            u[edges.len()] = row.dual;
+            edges.push(row.edges);
+        }
+        for (merged, part) in column_best.iter_mut().zip(best) {
+            merged.extend(part);
+        }
+    }
+    for (j, best_rows) in column_best.iter_mut().enumerate() {
+        // The same rows whatever the threads' shares: least reduced cost, then least index.
+        best_rows.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
+        for &(_, i) in best_rows.iter().take(keep) {
+            if !edges[i].iter().any(|&(col, _)| col == j) {
+                edges[i].push((j, squared_distance(rows.point(i), columns.point(j))));
+            }
+        }
+    }
+    let mut state = Matching {
+        u,
+        v,
+        col_of_row: vec![NONE; n],
+        row_of_col: vec![NONE; n],
+        u_raised: vec![false; n],
+        v_lowered: vec![false; n],
+    };
+    for (i, row) in edges.iter().enumerate() {
+        let j = row[0].0;
+        if state.row_of_col[j] == NONE {
+            state.col_of_row[i] = j;
+            state.row_of_col[j] = i;
+        }
+    }
+    (Graph { edges }, state)
+}
+
+/// The `k` smallest values offered, with their indices, in ascending order.
+struct Smallest(Vec<(f64, usize)>, usize);
+
+impl Smallest {
+    fn new(k: usize) -> Smallest {
+        Smallest(Vec::with_capacity(k + 1), k)
+    }
+
+    fn offer(&mut self, value: f64, index: usize) {
+        let Smallest(kept, k) = self;
+        if kept.len() < *k || kept.last().is_some_and(|last| value < last.0) {
+            let at = kept.partition_point(|e| e.0 <= value);
+            kept.insert(at, (value, index));
+            kept.truncate(*k);
+        }
+    }
+}
+
+/// Adds `entry` to the `keep` smallest in `best` (unsorted), whose largest is `worst`
+/// once it is full (infinite before).
+fn keep_best(best: &mut Vec<(f64, usize)>, worst: &mut f64, entry: (f64, usize), keep: usize) {
+    if best.len() == keep {
+        let largest = (0..best.len()).max_by(|&p, &q| best[p].0.total_cmp(&best[q].0)).expect("full");
+        best[largest] = entry;
+    } else {
+        best.push(entry);
+    }
+    if best.len() == keep {
+        *worst = best.iter().map(|e| e.0).fold(f64::NEG_INFINITY, f64::max);
+    }
+}
+
+/// Each row's candidate columns with their costs.
+struct Graph {
+    edges: Vec<Vec<(usize, f64)>>,
+}
+
+impl Graph {
+    /// Joins row `i` to the free columns of least c − v (when no augmenting
+    /// path exists in the graph, so at least one is free).
+    fn connect_to_free(&mut self, i: usize, rows: &Cloud, columns: &Cloud, state: &Matching) {
+        let x = rows.point(i);
+        let mut free: Vec<(f64, usize)> = (0..columns.len())
+            .filter(|&j| state.row_of_col[j] == NONE)
+            .map(|j| (squared_distance(x, columns.point(j)) - state.v[j], j))
+            .collect();
+        let keep = ADDED_PER_CHECK.min(free.len());
+        free.select_nth_unstable_by(keep - 1, |p, q| p.0.total_cmp(&q.0));
+        for &(_, j) in &free[..keep] {
+            if !self.edges[i].iter().any(|&(col, _)| col == j) {
+                self.edges[i].push((j, squared_distance(x, columns.point(j))));
+            }
+        }
+    }
+}
+
+/// A partial matching with duals u (rows) and v (columns): every graph edge
+/// has reduced cost c − u − v ≥ 0, every matched edge exactly 0.
+struct Matching {
+    u: Vec<f64>,
+    v: Vec<f64>,
+    col_of_row: Vec<usize>,
+    row_of_col: Vec<usize>,
+    /// Which duals moved since the duals were last checked against every pair.
+    u_raised: Vec<bool>,
+    v_lowered: Vec<bool>,
+}
+
+impl Matching {
+    /// Matches the free row `start` by a shortest augmenting path, connecting
+    /// it to free columns first if the graph has no such path.
+    fn augment(
+        &mut self,
+        graph: &mut Graph,
+        search: &mut Search,
+        start: usize,
+        rows: &Cloud,
+        columns: &Cloud,
+    ) {
+        let sink = match search.shortest_path(graph, self, start) {
+            Some(sink) => sink,
+            None => {
+                graph.connect_to_free(start, rows, columns, self);
+                self.u[start] = self.u[start].min(cheapest(&graph.edges[start], &self.v).1);
+                search.shortest_path(graph, self, start).expect("a row joined to a free column reaches it")
+            }
+        };
+        let mut col = sink;
+        loop {
+            let row = search.previous_row[col];
+            self.row_of_col[col] = row;
+            let previous = std::mem::replace(&mut self.col_of_row[row], col);
+            if row == start {
+                break;
+            }
+            col = previous;
+        }
+    }
+
+    /// Checks the duals against every pair. Rows with a violated pair gain
+    /// their worst pairs as edges, lower their dual to stay feasible, and are
+    /// unmatched. Returns whether anything was violated.
+    fn repair_violations(&mut self, graph: &mut Graph, rows: &Cloud, axes: &Axes) -> bool {
+        let n = self.v.len();
+        // Round-off in the dual updates is of the order of the largest cost times ε.
+        let largest = graph.edges.iter().flatten().map(|e| e.1).fold(0.0, f64::max);
+        let tolerance = 1e-12 * largest.max(f64::MIN_POSITIVE);
+        // A pair can only have become violated since the last check if its row's
+        // dual rose or its column's fell: other pairs are not looked at again.
+        let lowered: Vec<usize> = (0..n).filter(|&j| self.v_lowered[j]).collect();
+        let (state, edges) = (&*self, &graph.edges);
+        let found: Vec<Vec<Violation>> = in_parallel(n, |range| {
+            let mut costs = vec![0.0; n];
+            let mut violations = Vec::new();
+            for i in range {
+                let mut worst: Vec<(f64, usize)> = Vec::new();
+                let mut look = |j: usize, c: f64| {
+                    let reduced = c - state.u[i] - state.v[j];
+                    // A pair already in the graph is kept feasible by the searches: it can
+                    // only be off by round-off, and freeing its row for that would not end.
+                    if reduced < -tolerance && !edges[i].iter().any(|&(col, _)| col == j) {
+                        worst.push((reduced, j));
+                    }
+                };
+                if state.u_raised[i] {
+                    axes.costs_from(rows.point(i), &mut costs);
+                    costs.iter().enumerate().for_each(|(j, &c)| look(j, c));
+                } else {
+                    let x = rows.point(i);
+                    for &j in &lowered {
+                        look(j, axes.0.iter().zip(x).map(|(axis, &p)| (p - axis[j]) * (p - axis[j])).sum());
+                    }
+                }
+                if !worst.is_empty() {
+                    let keep = ADDED_PER_CHECK.min(worst.len());
+                    worst.select_nth_unstable_by(keep - 1, |p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
+                    let added =
+                        worst[..keep].iter().map(|&(reduced, j)| (j, reduced + state.u[i] + state.v[j]));
+                    violations.push((i, added.collect()));
+                }
+            }
+            violations
+        });
+        let mut violated = false;
+        for (i, added) in found.into_iter().flatten() {
+            violated = true;
+            graph.edges[i].extend(added);
+            self.u[i] = self.u[i].min(cheapest(&graph.edges[i], &self.v).1);
+            let j = std::mem::replace(&mut self.col_of_row[i], NONE);
+            if j != NONE {
+                self.row_of_col[j] = NONE;
+            }
+        }
+        self.u_raised.fill(false);
+        self.v_lowered.fill(false);
+        violated
+    }
+}
+
+/// A row whose duals some pair breaks, and the worst such pairs (column, cost).
+type Violation = (usize, Vec<(usize, f64)>);
+
+/// The edge of least c − v in `row`, and that value.
+fn cheapest(row: &[(usize, f64)], v: &[f64]) -> (usize, f64) {
+    row.iter().map(|&(j, c)| (j, c - v[j])).min_by(|p, q| p.1.total_cmp(&q.1)).expect("every row has edges")
+}
+
+/// A column on the heap, ordered by distance, least first.
+#[derive(PartialEq)]
+struct Entry(f64, usize);
+
+impl Eq for Entry {}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> Ordering {
+        other.0.total_cmp(&self.0).then_with(|| other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Buffers of one Dijkstra search, reset only where the last one wrote.
+struct Search {
+    distance: Vec<f64>,
+    done: Vec<bool>,
+    previous_row: Vec<usize>,
+    touched: Vec<usize>,
+    reached_rows: Vec<(usize, f64)>,
+    heap: BinaryHeap<Entry>,
+}
+
+impl Search {
+    fn new(n: usize) -> Search {
+        Search {
+            distance: vec![f64::INFINITY; n],
+            done: vec![false; n],
+            previous_row: vec![NONE; n],
+            touched: Vec::new(),
+            reached_rows: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// Dijkstra over reduced costs from the free row `start` to the nearest
+    /// free column, which it returns after updating the duals so that the
+    /// path's edges are tight; `None` when no free column is reachable.
+    fn shortest_path(&mut self, graph: &Graph, state: &mut Matching, start: usize) -> Option<usize> {
+        for &j in &self.touched {
+            self.distance[j] = f64::INFINITY;
+            self.done[j] = false;
+        }
+        self.touched.clear();
+        self.reached_rows.clear();
+        self.heap.clear();
+        let mut row = start;
+        let mut base = 0.0;
+        let (sink, length) = loop {
+            self.reached_rows.push((row, base));
+            for &(j, c) in &graph.edges[row] {
+                // Round-off can leave a reduced cost a hair below zero.
+                let d = base + (c - state.u[row] - state.v[j]).max(0.0);
+                if d < self.distance[j] {
+                    if self.distance[j] == f64::INFINITY {
+                        self.touched.push(j);
+                    }
+                    self.distance[j] = d;
+                    self.previous_row[j] = row;
+                    self.heap.push(Entry(d, j));
+                }
+            }
+            let (d, j) = loop {
+                let Entry(d, j) = self.heap.pop()?;
+                if !self.done[j] && d == self.distance[j] {
+                    break (d, j);
+                }
+            };
+            self.done[j] = true;
+            match state.row_of_col[j] {
+                NONE => break (j, d),
+                matched => (row, base) = (matched, d),
+            }
+        };
+        for &(i, d) in &self.reached_rows {
+            if d < length {
+                state.u[i] += length - d;
+                state.u_raised[i] = true;
+            }
+        }
+        for &j in &self.touched {
+            if self.done[j] && self.distance[j] < length {
+                state.v[j] -= length - self.distance[j];
+                state.v_lowered[j] = true;
+            }
+        }
+        Some(sink)
+    }
+}
