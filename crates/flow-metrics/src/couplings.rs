@@ -41,9 +41,9 @@ const ABSORB: f64 = 30.0;
 /// with the potentials f, g kept in the log domain and the scalings absorbed
 /// into them whenever they grow large (Schmitzer's stabilisation): stable for
 /// small ε, with matrix-vector products rather than exponentials per
-/// iteration. ε is lowered to its target in halvings from the largest cost
-/// (ε-scaling), each stage starting from the last one's potentials: far fewer
-/// iterations than starting at a small ε.
+/// iteration. ε is lowered to its target in halvings from 16 ε (ε-scaling),
+/// each stage starting from the last one's potentials: far fewer iterations
+/// than starting at a small ε.
 pub fn sinkhorn_plan(a: &Array2<f32>, b: &Array2<f32>, epsilon: f64) -> Result<Array2<f64>> {
     check_same_shape(a, b)?;
     if !(epsilon.is_finite() && epsilon > 0.0) {
@@ -63,7 +63,7 @@ pub fn sinkhorn_plan(a: &Array2<f32>, b: &Array2<f32>, epsilon: f64) -> Result<A
     let mut g: Vec<f64> =
         (0..n).map(|j| (0..n).map(|i| cost[i * n + j] - f[i]).fold(f64::INFINITY, f64::min)).collect();
     let largest = cost.iter().copied().fold(0.0, f64::max);
-    let mut stage = largest.max(epsilon);
+    let mut stage = largest.min(FIRST_STAGE * epsilon).max(epsilon);
     while stage > epsilon {
         iterate(&cost, n, stage, (&mut f, &mut g), (STAGE_TOLERANCE, STAGE_ITERATIONS))?;
         stage = (stage / 2.0).max(epsilon);
@@ -72,6 +72,9 @@ pub fn sinkhorn_plan(a: &Array2<f32>, b: &Array2<f32>, epsilon: f64) -> Result<A
     Ok(Array2::from_shape_fn((n, n), |(i, j)| ((f[i] + g[j] - cost[i * n + j]) / epsilon).exp()))
 }
 
+/// ε-scaling starts at this multiple of the target ε (or at the largest cost, if lower): from the
+/// c-transform start, larger blurs only cost kernels (measured: half the time at batch 256).
+const FIRST_STAGE: f64 = 16.0;
 /// The marginal error at which an intermediate ε stage hands over to the next, and its iterations at most.
 const STAGE_TOLERANCE: f64 = 1e-2;
 const STAGE_ITERATIONS: usize = 200;

@@ -85,8 +85,16 @@ impl std::fmt::Display for PairMode {
 /// Batches of (x₀, x₁) pairs on the training device.
 pub enum PairSource {
     /// Flow matching: sources and targets drawn independently, paired at random.
-    /// With a [`Coupling`] other than independent, each `coupling_batch` rows are paired by it.
-    Independent { source: PointSource, target: PointSource, coupling: Coupling, coupling_batch: usize },
+    /// With a [`Coupling`] other than independent, each `coupling_batch` rows are paired by it:
+    /// a batch smaller than that is served from a coupled block of `coupling_batch` pairs
+    /// (torchcfm's and C2OT's large plan split over several steps), kept in `block`.
+    Independent {
+        source: PointSource,
+        target: PointSource,
+        coupling: Coupling,
+        coupling_batch: usize,
+        block: std::sync::Mutex<CoupledBlock>,
+    },
     /// Reflow, post style: each batch's targets are the teacher's images of its sources.
     Online { teacher: Box<Integrator>, source: PointSource, settings: TeacherSettings },
     /// Reflow, paper style: pairs generated once.
@@ -123,7 +131,13 @@ impl PairSource {
         if source.dim() != target.dim() {
             return Err(TrainError::Dimensions { from: source.dim(), to: target.dim() });
         }
-        Ok(PairSource::Independent { source, target, coupling, coupling_batch: batch.max(1) })
+        Ok(PairSource::Independent {
+            source,
+            target,
+            coupling,
+            coupling_batch: batch.max(1),
+            block: std::sync::Mutex::new(CoupledBlock::default()),
+        })
     }
 
     /// Generates a pool of `size` teacher pairs on `device`.
@@ -198,9 +212,23 @@ impl PairSource {
     /// Both places consume the same draws, so both engines see the same pairs.
     pub fn next_batch<R: Rng + ?Sized>(&self, n: usize, rng: &mut R, place: Place) -> Result<Batch> {
         let (x0, x1) = match self {
-            PairSource::Independent { source, target, coupling, coupling_batch } => {
-                let drawn = (source.draw(n, rng), target.draw(n, rng));
-                let (x0, x1) = coupling.apply(drawn, *coupling_batch, rng)?;
+            PairSource::Independent { source, target, coupling, coupling_batch, block } => {
+                let (x0, x1) = if *coupling_batch > n && *coupling != Coupling::Independent {
+                    let mut block =
+                        block.lock().map_err(|_| TrainError::Internal("a pair block lock".into()))?;
+                    block.take(
+                        n,
+                        |rng| {
+                            let drawn =
+                                (source.draw(*coupling_batch, rng), target.draw(*coupling_batch, rng));
+                            coupling.apply(drawn, *coupling_batch, rng)
+                        },
+                        rng,
+                    )?
+                } else {
+                    let drawn = (source.draw(n, rng), target.draw(n, rng));
+                    coupling.apply(drawn, *coupling_batch, rng)?
+                };
                 return Ok(arrays_batch(x0, x1, place));
             }
             PairSource::Online { teacher, source, settings } => {
@@ -222,6 +250,50 @@ impl PairSource {
                 x1: x1.to_kind(kind).to_device(device),
             },
         })
+    }
+}
+
+/// Coupled pairs drawn a block at a time and served in order, batch by batch.
+/// A run resumed from a checkpoint starts a fresh block, so it matches an
+/// uninterrupted run when it stops on a block boundary (every `--checkpoint-every`
+/// that is a multiple of the block's batches).
+#[derive(Default)]
+pub struct CoupledBlock {
+    x0: Array2<f32>,
+    x1: Array2<f32>,
+    served: usize,
+}
+
+impl CoupledBlock {
+    /// The next `n` pairs, drawing new blocks with `draw` as the current one runs out.
+    fn take<R: Rng + ?Sized>(
+        &mut self,
+        n: usize,
+        draw: impl Fn(&mut R) -> Result<(Array2<f32>, Array2<f32>)>,
+        rng: &mut R,
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
+        let (mut x0, mut x1) = (Vec::new(), Vec::new());
+        let mut taken = 0;
+        while taken < n {
+            if self.served == self.x0.nrows() {
+                (self.x0, self.x1) = draw(rng)?;
+                self.served = 0;
+                if self.x0.nrows() == 0 {
+                    return Err(TrainError::Internal("an empty block of pairs".into()));
+                }
+            }
+            let count = (n - taken).min(self.x0.nrows() - self.served);
+            let rows = ndarray::s![self.served..self.served + count, ..];
+            x0.push(self.x0.slice(rows).to_owned());
+            x1.push(self.x1.slice(rows).to_owned());
+            self.served += count;
+            taken += count;
+        }
+        let join = |parts: &[Array2<f32>]| {
+            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+            ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| TrainError::Internal(e.to_string()))
+        };
+        Ok((join(&x0)?, join(&x1)?))
     }
 }
 

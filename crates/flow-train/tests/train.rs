@@ -510,3 +510,44 @@ fn couplings_pair_each_minibatch_by_transport_cost() {
     assert_eq!("sinkhorn".parse::<Coupling>().expect("valid"), Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON));
     assert!("sinkhorn:0".parse::<Coupling>().is_err() && "emd".parse::<Coupling>().is_err());
 }
+
+#[test]
+fn a_plan_larger_than_the_batch_is_served_over_several_batches() {
+    use flow_train::{Batch, Coupling, Place};
+    use rand::SeedableRng;
+    let moons = PointSource::builtin(Dataset::Moons, 2).expect("2-D");
+    let pairs = PairSource::coupled(gaussian(), moons.clone(), Coupling::Ot, 64).expect("same dimension");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let host = |batch: Batch| match batch {
+        Batch::Host { x0, x1 } => (
+            ndarray::Array2::from_shape_vec((x0.len() / 2, 2), x0).expect("rows"),
+            ndarray::Array2::from_shape_vec((x1.len() / 2, 2), x1).expect("rows"),
+        ),
+        Batch::Device { .. } => panic!("asked for host pairs"),
+    };
+    // Three batches of 16, then 16 more: the first 64 rows are one optimal plan
+    // (a batch of 16 planned on its own would cost more), and the fourth batch starts a block.
+    let batches: Vec<_> =
+        (0..5).map(|_| host(pairs.next_batch(16, &mut rng, Place::Host).expect("pairs"))).collect();
+    let joined = |part: &[(ndarray::Array2<f32>, ndarray::Array2<f32>)]| {
+        let x0: Vec<_> = part.iter().map(|b| b.0.view()).collect();
+        let x1: Vec<_> = part.iter().map(|b| b.1.view()).collect();
+        (
+            ndarray::concatenate(ndarray::Axis(0), &x0).expect("2-D"),
+            ndarray::concatenate(ndarray::Axis(0), &x1).expect("2-D"),
+        )
+    };
+    let (x0, x1) = joined(&batches[..4]);
+    let cost =
+        |a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>| (a - b).mapv(|v| f64::from(v).powi(2)).sum();
+    let optimal = flow_metrics::couplings::ot_pairing(&x0, &x1).expect("same shape");
+    let best = cost(&x0, &x1.select(ndarray::Axis(0), &optimal));
+    assert!(
+        (cost(&x0, &x1) - best).abs() < 1e-6 * best,
+        "the block is not one plan: {} > {best}",
+        cost(&x0, &x1)
+    );
+    // The fifth batch comes from a fresh block: its targets are not the first block's.
+    let first: std::collections::HashSet<u32> = x1.iter().map(|v| v.to_bits()).collect();
+    assert!(batches[4].1.iter().all(|v| !first.contains(&v.to_bits())));
+}
