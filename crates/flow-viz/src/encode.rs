@@ -52,3 +52,17 @@ pub fn side_by_side(images: &[&RgbImage]) -> RgbImage {
     }
     out
 }
+
+/// Places images top to bottom on a white background (widths may differ).
+pub fn stacked(images: &[&RgbImage]) -> RgbImage {
+    let width = images.iter().map(|i| i.width()).max().unwrap_or(0);
+    let height = images.iter().map(|i| i.height()).sum();
+    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let mut y = 0;
+    for image in images {
+        // The canvas was sized to hold every image, so the copy is in bounds.
+        let _ = out.copy_from(*image, 0, y);
+        y += image.height();
+    }
+    out
+}

@@ -46,12 +46,17 @@ type SquareChart<'a, 'b> = ChartContext<
 >;
 
 fn square_chart<'a, 'b>(area: &'a Area<'b>, title: &str) -> Result<SquareChart<'a, 'b>> {
+    square_chart_within(area, title, PLOT_RANGE)
+}
+
+/// A framed square chart over [−range, range]².
+fn square_chart_within<'a, 'b>(area: &'a Area<'b>, title: &str, range: f64) -> Result<SquareChart<'a, 'b>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(MARGIN)
         .x_label_area_size(X_LABELS)
         .y_label_area_size(Y_LABELS)
-        .build_cartesian_2d(-PLOT_RANGE..PLOT_RANGE, -PLOT_RANGE..PLOT_RANGE)
+        .build_cartesian_2d(-range..range, -range..range)
         .map_err(VizError::draw)?;
     chart
         .configure_mesh()
@@ -62,7 +67,7 @@ fn square_chart<'a, 'b>(area: &'a Area<'b>, title: &str) -> Result<SquareChart<'
         .draw()
         .map_err(VizError::draw)?;
     // A full frame, as Mathematica's Frame -> True draws.
-    let frame = Rectangle::new([(-PLOT_RANGE, -PLOT_RANGE), (PLOT_RANGE, PLOT_RANGE)], BLACK.stroke_width(1));
+    let frame = Rectangle::new([(-range, -range), (range, range)], BLACK.stroke_width(1));
     chart.draw_series(std::iter::once(frame)).map_err(VizError::draw)?;
     Ok(chart)
 }
@@ -167,6 +172,16 @@ fn colour_bar(area: &Area, longest: f64) -> Result<()> {
 /// Paths of the first `particles` particles of a recorded trajectory: thin
 /// lines from a black start dot to a red end dot.
 pub fn trajectories(path: &[(f64, Array2<f32>)], particles: usize, title: &str) -> Result<RgbImage> {
+    trajectories_within(path, particles, title, PLOT_RANGE)
+}
+
+/// [`trajectories`] over [−range, range]² (data sets larger than the post's spiral).
+pub fn trajectories_within(
+    path: &[(f64, Array2<f32>)],
+    particles: usize,
+    title: &str,
+    range: f64,
+) -> Result<RgbImage> {
     let (Some((_, first)), Some((_, last))) = (path.first(), path.last()) else {
         return Err(VizError::Empty("a trajectory needs recorded states"));
     };
@@ -175,7 +190,7 @@ pub fn trajectories(path: &[(f64, Array2<f32>)], particles: usize, title: &str) 
     let (width, height) = square_canvas_size();
     canvas(width, height, |root| {
         root.fill(&WHITE).map_err(VizError::draw)?;
-        let mut chart = square_chart(root, title)?;
+        let mut chart = square_chart_within(root, title, range)?;
         let line = ShapeStyle::from(&RGBColor(70, 110, 200).mix(0.5)).stroke_width(1);
         for i in 0..count {
             let points: Vec<(f64, f64)> =
@@ -185,7 +200,7 @@ pub fn trajectories(path: &[(f64, Array2<f32>)], particles: usize, title: &str) 
         let dots = |states: &Array2<f32>, colour: RGBColor| {
             (0..count)
                 .map(|i| (f64::from(states[[i, 0]]), f64::from(states[[i, 1]])))
-                .filter(|&(x, y)| inside(x, y))
+                .filter(|&(x, y)| x.abs() <= range && y.abs() <= range)
                 .map(move |p| Circle::new(p, 2, colour.filled()))
                 .collect::<Vec<_>>()
         };

@@ -4,7 +4,8 @@
 //! - [`commands`]: `data`, `train`, `reflow`, `sample`, `eval`, `plot`: each
 //!   wires library calls together and reports.
 //! - [`experiments`]: commands that run a whole study and write a report
-//!   (`reproduce`, `bench`, `gpu-bench`); their renderers take plain data.
+//!   (`reproduce`, `reproduce --experiment c2ot`, `bench`, `gpu-bench`); their
+//!   renderers take plain data.
 //! - [`error`]: one line and an exit status for every failure.
 
 pub mod cli;
@@ -24,7 +25,10 @@ pub fn run(command: Command) -> error::Result<()> {
         Command::Eval(args) => commands::eval(args),
         Command::Logprob(args) => commands::logprob(args),
         Command::Plot(args) => commands::plot(args),
-        Command::Reproduce(args) => experiments::reproduce::run(args),
+        Command::Reproduce(args) => match args.experiment {
+            cli::Experiment::Post => experiments::reproduce::run(args),
+            cli::Experiment::C2ot => experiments::c2ot::run(args),
+        },
         Command::Bench(args) => experiments::bench::run(args),
         Command::Devices(args) => experiments::gpu_bench::devices(args),
         Command::GpuBench(args) => experiments::gpu_bench::run(args),

@@ -491,6 +491,30 @@ fn quick_reproduce_writes_every_figure_at_its_size() {
     scratch.assert_no_temp_files();
 }
 
+#[test]
+fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step() {
+    let scratch = Scratch::new("c2ot");
+    let out = scratch.path("c2ot");
+    succeeds(&["reproduce", "--experiment", "c2ot", "--quick", "--device", "cpu", "--out", &out]);
+    let table = std::fs::read_to_string(format!("{out}/c2ot.md")).expect("table");
+    // The published cells stand beside ours, and every method has its row.
+    for needle in ["| 6.232 ± 0.186 |", "| 0.072 ± 0.025 |", "W2²", "(c2ot.png)"] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+    let one_step = |method: &str| -> f64 {
+        let row = table.lines().find(|l| l.starts_with(&format!("| {method} |"))).expect("row");
+        let cell = row.split('|').nth(3).expect("Euler cell");
+        cell.split('±').next().expect("mean").trim().parse().expect("number")
+    };
+    // Independent pairs send one Euler step towards the target's mean; OT's straight paths land on it.
+    let (independent, ot) = (one_step("flow matching (independent)"), one_step("minibatch OT"));
+    assert!(ot < 0.2 * independent, "OT {ot} against independent {independent}");
+    assert!(one_step("reflow of flow matching") < 0.2 * independent);
+    let image = image::open(format!("{out}/c2ot.png")).expect("figure");
+    assert_eq!((image.width(), image.height()), (2 * 426, 4 * 448), "two panels per method");
+    scratch.assert_no_temp_files();
+}
+
 /// `train` and `sample` on `device` (the CLI's own device handling).
 fn trains_and_samples_on(device: tch::Device) {
     let name = flow_model::device_name(device);
@@ -863,6 +887,8 @@ mod renderers {
     use flow_eval::Quality;
     use flow_eval::likelihood::Nll;
     use flowmatch::experiments::bench::table::{self, BenchTable, QualityRow, Row};
+    use flowmatch::experiments::c2ot::table::{self as c2ot_table, MethodRow, StepsRow};
+    use flowmatch::experiments::c2ot::{Method, Protocol};
     use flowmatch::experiments::reproduce::report::{self, ReflowLine, Report};
 
     fn quality(solver: &str, steps: usize, nfe: usize, w2: f64) -> Quality {
@@ -944,8 +970,47 @@ mod renderers {
                 ours_tuned: 0.255,
                 pytorch: 0.31,
             }],
+            couplings: vec![table::CouplingRow {
+                batch: 256,
+                independent_ms: 0.25,
+                ot_ms: 4.0,
+                sinkhorn_ms: 20.0,
+            }],
         };
         insta::assert_snapshot!(table::render(&bench));
+    }
+
+    #[test]
+    fn the_c2ot_table_puts_ours_beside_theirs_and_says_where_the_protocol_differs() {
+        let rows = Method::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, &method)| MethodRow {
+                method,
+                euler: vec![0.05 * (k + 1) as f64, 0.07 * (k + 1) as f64],
+                adaptive: vec![0.01, 0.02],
+                nfe: vec![40.0, 44.0],
+            })
+            .collect();
+        let sweep = vec![StepsRow {
+            method: Method::Ot,
+            w2_squared: vec![0.06, 0.03, 0.02, 0.015, 0.012],
+            straightness: 0.02,
+        }];
+        let table = c2ot_table::Table {
+            quick: false,
+            device: "cpu".into(),
+            threads: 2,
+            protocol: Protocol::FULL,
+            model: flowmatch::experiments::c2ot::model_config(),
+            flow_rate: (8e-3, flow_train::LrSchedule::Cosine),
+            reflow_rate: (5e-3, flow_train::LrSchedule::Constant),
+            rows,
+            sweep,
+            figure: "c2ot.png",
+            seconds: 3600.0,
+        };
+        insta::assert_snapshot!(c2ot_table::render(&table));
     }
 }
 

@@ -5,5 +5,6 @@
 //! can be checked without training anything.
 
 pub mod bench;
+pub mod c2ot;
 pub mod gpu_bench;
 pub mod reproduce;

@@ -9,21 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use flow_data::PointSource;
+use flow_data::{Dataset, PointSource};
 use flow_eval::QualityProbe;
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::Kernel;
 use flow_train::{
-    Backend, PairMode, PairSource, Recipe, ReflowSettings, RunOptions, TeacherSettings, TimeSampling,
-    TrainConfig,
+    Backend, Coupling, PairMode, PairSource, Recipe, ReflowSettings, RunOptions, TeacherSettings,
+    TimeSampling, TrainConfig,
 };
 use serde_json::Value;
 
 pub mod likelihood;
 pub mod table;
 
-use self::table::{BenchTable, QualityRow, Row};
+use self::table::{BenchTable, CouplingRow, QualityRow, Row};
 use crate::cli::BenchArgs;
 use crate::commands::{device_label, runtime};
 use crate::error::{CliError, Result};
@@ -62,6 +62,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let after = pytorch_flow_rate(&args.python, threads, &sizes)?;
     eprintln!("bench: log-densities of {} points …", likelihood::POINTS);
     let likelihood = likelihood::compare(&args.python, threads, &ours.post.0, &samples_dir)?;
+    eprintln!("bench: coupling cost …");
+    let couplings = coupling_cost(device, args.quick)?;
     // The fastest PyTorch window of the three runs: the comparison errs on its side.
     let mut theirs = theirs;
     let best = number(&theirs, "flow_steps_per_s")?.max(before).max(after);
@@ -76,7 +78,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         theirs: (probe.w2_of_sample(&their_fm)?, probe.w2_of_sample(&their_reflow)?),
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
-    let table = table::render(&table(&ours, &theirs, (&quality, &likelihood), threads, device, &sizes)?);
+    let mut table = table(&ours, &theirs, (&quality, &likelihood), threads, device, &sizes)?;
+    table.couplings = couplings;
+    let table = table::render(&table);
     print!("{table}");
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("bench: table written to {}", args.out.display());
@@ -403,5 +407,35 @@ fn table(
                 pytorch: quality.theirs.1,
             },
         ],
+        couplings: Vec::new(),
     })
+}
+
+/// Milliseconds per flow-matching step on 8gaussians → moons, with each
+/// coupling planned on the whole batch, at batch 256 and 1 024 (the couplings
+/// issue's sizes). Fewer steps where a plan takes long.
+fn coupling_cost(device: tch::Device, quick: bool) -> Result<Vec<CouplingRow>> {
+    let ms_per_step = |batch: usize, coupling: Coupling, steps: usize| -> Result<f64> {
+        let source = PointSource::builtin(Dataset::EightGaussians, 2)?;
+        let target = PointSource::builtin(Dataset::Moons, 2)?;
+        let pairs = PairSource::coupled(source, target, coupling, batch)?;
+        tch::manual_seed(0);
+        let mut net = VelocityNet::new(ModelConfig::default(), device)?;
+        let config = TrainConfig { batch_size: batch, ..config(steps, Recipe::Post, Backend::Auto) };
+        flow_train::train(&mut net, &pairs, &TrainConfig { steps: 5, ..config.clone() }, &quiet())?;
+        Ok(1000.0 / flow_train::train(&mut net, &pairs, &config, &quiet())?.steps_per_second)
+    };
+    let scale = if quick { 10 } else { 1 };
+    [(256, 400), (1024, 40)]
+        .into_iter()
+        .map(|(batch, steps)| {
+            let steps = (steps / scale).max(3);
+            Ok(CouplingRow {
+                batch,
+                independent_ms: ms_per_step(batch, Coupling::Independent, 10 * steps)?,
+                ot_ms: ms_per_step(batch, Coupling::Ot, steps)?,
+                sinkhorn_ms: ms_per_step(batch, Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON), steps)?,
+            })
+        })
+        .collect()
 }
