@@ -511,7 +511,7 @@ fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step()
     assert!(ot < 0.2 * independent, "OT {ot} against independent {independent}");
     assert!(one_step("reflow of flow matching") < 0.2 * independent);
     let image = image::open(format!("{out}/c2ot.png")).expect("figure");
-    assert_eq!((image.width(), image.height()), (2 * 426, 4 * 448), "two panels per method");
+    assert_eq!((image.width(), image.height()), (2 * 426, 5 * 448), "two panels per method");
     scratch.assert_no_temp_files();
 }
 

@@ -37,10 +37,13 @@ pub enum Method {
     Sinkhorn,
     /// Reflow of the same seed's flow-matching model: a one-step method by distillation.
     Reflow,
+    /// Reflow of the same seed's OT model: whether the two straightenings compose.
+    ReflowOt,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::FlowMatching, Method::Ot, Method::Sinkhorn, Method::Reflow];
+    pub const ALL: [Method; 5] =
+        [Method::FlowMatching, Method::Ot, Method::Sinkhorn, Method::Reflow, Method::ReflowOt];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl Method {
             Method::Ot => "minibatch OT",
             Method::Sinkhorn => "minibatch Sinkhorn (ε = 0.05)",
             Method::Reflow => "reflow of flow matching",
+            Method::ReflowOt => "reflow of minibatch OT",
         }
     }
 
@@ -57,6 +61,7 @@ impl Method {
             Method::Ot => "ot",
             Method::Sinkhorn => "sinkhorn",
             Method::Reflow => "reflow",
+            Method::ReflowOt => "reflow-ot",
         }
     }
 
@@ -65,7 +70,7 @@ impl Method {
         match self {
             Method::FlowMatching => Some((Cell::new(6.232, 0.186), Cell::new(0.120, 0.045))),
             Method::Ot => Some((Cell::new(0.072, 0.025), Cell::new(0.050, 0.040))),
-            Method::Sinkhorn | Method::Reflow => None,
+            Method::Sinkhorn | Method::Reflow | Method::ReflowOt => None,
         }
     }
 }
@@ -154,7 +159,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         for seed in 0..protocol.seeds_of(method) as u64 {
             let clock = Instant::now();
             let model = Integrator::auto(&runs.model(method, seed)?)?;
-            let scores = score(&model, protocol.eval_points, seed)?;
+            let scores = runs.scores(method, seed, &model)?;
             eprintln!(
                 "c2ot: {} seed {seed}: W2² {:.4} (1 step), {:.4} (dopri5, {} NFE) ({:.1} s)",
                 method.name(),
@@ -220,10 +225,30 @@ impl Runs {
         let quick = if self.quick { "-quick" } else { "" };
         // The name carries what changes the result, so a checkpoint is only reused for the same run.
         let name = match method {
-            Method::Reflow => format!("c2ot-reflow{}x{}-pool{}", p.reflow_steps, p.batch, p.reflow_pool),
+            Method::Reflow | Method::ReflowOt => {
+                let teacher = if method == Method::Reflow { Method::FlowMatching } else { Method::Ot };
+                let teacher = self.dir(teacher, seed);
+                let teacher = teacher.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                format!("c2ot-{}{}x{}-pool{}-of-{teacher}", method.slug(), p.reflow_steps, p.batch, p.reflow_pool)
+            }
             _ => format!("c2ot-{}-{}x{}-ot{}", method.slug(), p.steps, p.batch, p.ot_batch),
         };
         self.out.join("checkpoints").join(format!("{name}-h{}-seed{seed}{quick}", model_config().hidden))
+    }
+
+    /// The model's scores: measured, or read back when this run reused the model and measured it before.
+    fn scores(&self, method: Method, seed: u64, model: &Integrator) -> Result<Scores> {
+        let file = self.dir(method, seed).join(SCORES_FILE);
+        if !self.retrain {
+            let kept = std::fs::read(&file).ok().and_then(|bytes| serde_json::from_slice::<Scores>(&bytes).ok());
+            if let Some(kept) = kept.filter(|s| s.eval_points == self.protocol.eval_points) {
+                return Ok(kept);
+            }
+        }
+        let scores = score(model, self.protocol.eval_points, seed)?;
+        let text = serde_json::to_string_pretty(&scores).map_err(|e| CliError::runtime(e.to_string()))?;
+        flow_data::files::write_atomically(&file, |out| out.write_all(text.as_bytes()))?;
+        Ok(scores)
     }
 
     fn model(&self, method: Method, seed: u64) -> Result<VelocityNet> {
@@ -233,6 +258,8 @@ impl Runs {
             eprintln!("c2ot: reusing {} (--retrain to train again)", model.display());
             return Ok(flow_model::checkpoint::load(&model, self.device)?.net);
         }
+        // Scores of an earlier model in this directory no longer apply.
+        let _ = std::fs::remove_file(dir.join(SCORES_FILE));
         let p = self.protocol;
         let (lr, lr_schedule) = RECIPE.flow_matching();
         let config = TrainConfig {
@@ -258,8 +285,9 @@ impl Runs {
             Method::FlowMatching => Coupling::Independent,
             Method::Ot => Coupling::Ot,
             Method::Sinkhorn => Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON),
-            Method::Reflow => {
-                let teacher = self.model(Method::FlowMatching, seed)?;
+            Method::Reflow | Method::ReflowOt => {
+                let of = if method == Method::Reflow { Method::FlowMatching } else { Method::Ot };
+                let teacher = self.model(of, seed)?;
                 let (lr, lr_schedule) = RECIPE.reflow();
                 let settings = ReflowSettings {
                     mode: PairMode::Pool(p.reflow_pool),
@@ -274,12 +302,12 @@ impl Runs {
                     },
                     ..ReflowSettings::default()
                 };
-                let teacher_path = self.dir(Method::FlowMatching, seed).join(flow_train::MODEL_FILE);
+                let teacher_path = self.dir(of, seed).join(flow_train::MODEL_FILE);
                 let metadata = RunMetadata {
                     kind: Some(RunKind::Reflow),
                     ..RunMetadata::reflow(&metadata, &teacher_path)
                 };
-                let label = format!("c2ot reflow, seed {seed}");
+                let label = format!("c2ot {}, seed {seed}", method.slug());
                 let (net, _) = flow_train::reflow(&teacher, &source(), &settings, &options(label, metadata))?;
                 return Ok(net);
             }
@@ -294,11 +322,17 @@ impl Runs {
 }
 
 /// One model's scores on C2OT's evaluation.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Scores {
+    eval_points: usize,
     euler: f64,
     adaptive: f64,
     nfe: usize,
 }
+
+/// Scores are kept beside the model they measure, so that a rerun that
+/// reuses the model (to add a method, or redraw the table) does not measure it again.
+const SCORES_FILE: &str = "c2ot-scores.json";
 
 /// C2OT's evaluation: `n` fresh sources integrated by Euler × 1 and by dopri5,
 /// each scored by exact W2² against `n` fresh targets. The draws depend on
@@ -312,7 +346,7 @@ fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
     let dopri5 = Solver::new(SolverKind::Dopri5, TOLERANCE, TOLERANCE)?;
     let adaptive = model.integrate(&x0, &one, dopri5, Record::Nothing)?;
     let w2 = flow_metrics::wasserstein2_many(&[(&euler.points, &x1), (&adaptive.points, &x1)])?;
-    Ok(Scores { euler: w2[0].powi(2), adaptive: w2[1].powi(2), nfe: adaptive.nfe })
+    Ok(Scores { eval_points: n, euler: w2[0].powi(2), adaptive: w2[1].powi(2), nfe: adaptive.nfe })
 }
 
 /// W2² by Euler step count, and straightness, of one method's first model.

@@ -161,8 +161,8 @@ pub fn render(table: &Table) -> String {
     );
     let _ = writeln!(
         out,
-        "- Reflow (not in their table): each seed's flow-matching model distilled on a pool of {} RK4 × 20 \
-         teacher pairs, {} steps at batch {}, {:e} {}, started from the teacher.",
+        "- Reflow (not in their table): each seed's flow-matching model, and its OT model, distilled on a pool \
+         of {} RK4 × 20 teacher pairs, {} steps at batch {}, {:e} {}, started from the teacher.",
         p.reflow_pool,
         p.reflow_steps,
         p.batch,
