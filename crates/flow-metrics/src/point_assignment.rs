@@ -121,32 +121,18 @@ pub fn assign_points_with(a: &[f64], b: &[f64], dim: usize, settings: SparseSett
     }
     assert!(dim > 0 && a.len().is_multiple_of(dim), "whole points of a positive dimension");
     let settings = SparseSettings { dense_up_to: settings.dense_up_to.max(1), ..settings };
-    solve(&Cloud { coordinates: a, dim }, &Cloud { coordinates: b, dim }, &settings).col_of_row
+    solve(&Cloud { coordinates: a, dim }, &Cloud { coordinates: b, dim }, &settings).0
 }
 
-/// An optimal matching with duals feasible for every pair (cᵢⱼ ≥ uᵢ + vⱼ).
-fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> Matching {
+/// An optimal matching and its column duals v (with uᵢ = minⱼ cᵢⱼ − vⱼ, feasible for every pair).
+fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> (Vec<usize>, Vec<f64>) {
     let n = rows.len();
     if n <= settings.dense_up_to {
         let cost: Vec<f64> = (0..n)
             .flat_map(|i| (0..n).map(move |j| (i, j)))
             .map(|(i, j)| squared_distance(rows.point(i), columns.point(j)))
             .collect();
-        let (col_of_row, v) = assign_with_duals(&cost, n);
-        let u =
-            (0..n).map(|i| (0..n).map(|j| cost[i * n + j] - v[j]).fold(f64::INFINITY, f64::min)).collect();
-        let mut row_of_col = vec![NONE; n];
-        for (i, &j) in col_of_row.iter().enumerate() {
-            row_of_col[j] = i;
-        }
-        return Matching {
-            u,
-            v,
-            col_of_row,
-            row_of_col,
-            u_raised: vec![false; n],
-            v_lowered: vec![false; n],
-        };
+        return assign_with_duals(&cost, n);
     }
     let axes = Axes::new(columns);
     let (u, v) = coarse_potentials(rows, columns, &axes, settings);
@@ -159,7 +145,7 @@ fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> Matching {
             }
         }
         if !state.repair_violations(&mut graph, rows, &axes) {
-            return state;
+            return (state.col_of_row, state.v);
         }
     }
 }
@@ -182,14 +168,14 @@ fn coarse_potentials(
     let (coarse_rows, coarse_columns) = (gather(rows), gather(columns));
     let dim = rows.dim;
     let coarse_columns = Cloud { coordinates: &coarse_columns, dim };
-    let coarse = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings);
+    let (_, coarse_v) = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings);
     let coarse_axes = Axes::new(&coarse_columns);
     let u_parts = in_parallel(n, |range| {
         let mut costs = vec![0.0; m];
         range
             .map(|i| {
                 coarse_axes.costs_from(rows.point(i), &mut costs);
-                costs.iter().zip(&coarse.v).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min)
+                costs.iter().zip(&coarse_v).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min)
             })
             .collect::<Vec<f64>>()
     });

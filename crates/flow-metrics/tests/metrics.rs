@@ -378,6 +378,15 @@ fn point_assignment_equals_the_dense_solver_beyond_its_size() {
     // The defaults, and sizes so small that even these problems pass through
     // several coarse levels, start from a poor graph and need repairs.
     let tiny = SparseSettings { dense_up_to: 30, candidates: 2, nearest: 1 };
+    // Sizes of zero are taken as the least that works.
+    let (a, b) = (
+        &cases[0].0.slice(ndarray::s![..60, ..]).to_owned(),
+        &cases[0].1.slice(ndarray::s![..60, ..]).to_owned(),
+    );
+    let none = SparseSettings { dense_up_to: 0, candidates: 0, nearest: 0 };
+    let dense = matched_cost(a, b, &assign_min_cost(&flow_metrics::couplings::squared_costs(a, b), 60));
+    let sparse = matched_cost(a, b, &assign_points_with(&flat(a), &flat(b), 2, none));
+    assert!((sparse - dense).abs() <= 1e-9 * dense, "zero sizes: sparse {sparse}, dense {dense}");
     for (a, b) in &cases {
         let n = a.nrows();
         let dense = matched_cost(a, b, &assign_min_cost(&flow_metrics::couplings::squared_costs(a, b), n));

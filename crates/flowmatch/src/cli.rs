@@ -155,7 +155,8 @@ pub struct TrainArgs {
     pub batch_size: usize,
     #[arg(long, default_value = "independent", help = one_of("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default)", Coupling::FORMS))]
     pub coupling: Coupling,
-    /// Rows per optimal-transport plan [default: the batch size].
+    /// Rows per optimal-transport plan [default: the batch size]. Smaller: each batch is planned in
+    /// pieces; larger: one plan serves several consecutive batches (C2OT plans 1 024 for batches of 256).
     #[arg(long, value_parser = positive())]
     pub ot_batch: Option<usize>,
     #[command(flatten)]

@@ -229,7 +229,13 @@ impl Runs {
                 let teacher = if method == Method::Reflow { Method::FlowMatching } else { Method::Ot };
                 let teacher = self.dir(teacher, seed);
                 let teacher = teacher.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                format!("c2ot-{}{}x{}-pool{}-of-{teacher}", method.slug(), p.reflow_steps, p.batch, p.reflow_pool)
+                format!(
+                    "c2ot-{}{}x{}-pool{}-of-{teacher}",
+                    method.slug(),
+                    p.reflow_steps,
+                    p.batch,
+                    p.reflow_pool
+                )
             }
             _ => format!("c2ot-{}-{}x{}-ot{}", method.slug(), p.steps, p.batch, p.ot_batch),
         };
@@ -240,7 +246,8 @@ impl Runs {
     fn scores(&self, method: Method, seed: u64, model: &Integrator) -> Result<Scores> {
         let file = self.dir(method, seed).join(SCORES_FILE);
         if !self.retrain {
-            let kept = std::fs::read(&file).ok().and_then(|bytes| serde_json::from_slice::<Scores>(&bytes).ok());
+            let kept =
+                std::fs::read(&file).ok().and_then(|bytes| serde_json::from_slice::<Scores>(&bytes).ok());
             if let Some(kept) = kept.filter(|s| s.eval_points == self.protocol.eval_points) {
                 return Ok(kept);
             }
