@@ -1009,6 +1009,7 @@ mod renderers {
             sweep,
             figure: "c2ot.png",
             seconds: 3600.0,
+            reused: (0, 43),
         };
         insta::assert_snapshot!(c2ot_table::render(&table));
     }

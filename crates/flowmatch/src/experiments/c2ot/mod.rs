@@ -89,8 +89,6 @@ pub struct Protocol {
     pub reflow_pool: usize,
     /// Fresh sources integrated, and fresh targets they are scored against.
     pub eval_points: usize,
-    /// Points of the W2-by-steps sweep (seed 0).
-    pub sweep_points: usize,
 }
 
 impl Protocol {
@@ -103,7 +101,6 @@ impl Protocol {
         reflow_steps: 5_000,
         reflow_pool: PairMode::DEFAULT_POOL,
         eval_points: 10_000,
-        sweep_points: 2_000,
     };
     pub const QUICK: Protocol = Protocol {
         seeds: 2,
@@ -114,7 +111,6 @@ impl Protocol {
         reflow_steps: 100,
         reflow_pool: 2048,
         eval_points: 600,
-        sweep_points: 300,
     };
 
     fn seeds_of(&self, method: Method) -> usize {
@@ -152,12 +148,16 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
 
     let mut rows = Vec::new();
     let mut first_models = Vec::new();
+    let mut reused = 0;
     for method in Method::ALL {
         let mut euler = Vec::new();
         let mut adaptive = Vec::new();
         let mut nfe = Vec::new();
         for seed in 0..protocol.seeds_of(method) as u64 {
             let clock = Instant::now();
+            if !runs.retrain && runs.dir(method, seed).join(flow_train::MODEL_FILE).is_file() {
+                reused += 1;
+            }
             let model = Integrator::auto(&runs.model(method, seed)?)?;
             let scores = runs.scores(method, seed, &model)?;
             eprintln!(
@@ -179,7 +179,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     }
     let sweep = first_models
         .iter()
-        .map(|(method, model)| sweep_row(*method, model, protocol.sweep_points))
+        .map(|(method, model)| sweep_row(*method, model, protocol.eval_points))
         .collect::<Result<Vec<_>>>()?;
     let figure = draw_figure(&first_models)?;
     flow_viz::save_png(&out.join(FIGURE_FILE), &figure)?;
@@ -196,6 +196,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         sweep,
         figure: FIGURE_FILE,
         seconds: started.elapsed().as_secs_f64(),
+        reused: (reused, Method::ALL.iter().map(|&m| protocol.seeds_of(m)).sum()),
     };
     let text = table::render(&table);
     flow_data::files::write_atomically(&out.join(TABLE_FILE), |file| file.write_all(text.as_bytes()))?;
@@ -328,6 +329,13 @@ impl Runs {
     }
 }
 
+/// The fresh sources and targets of `seed`'s evaluation.
+fn evaluation_draws(n: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = flow_data::seeded_rng(seed + 1_000);
+    let x0 = source().draw(n, &mut rng);
+    (x0, target().draw(n, &mut rng))
+}
+
 /// One model's scores on C2OT's evaluation.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Scores {
@@ -345,9 +353,7 @@ const SCORES_FILE: &str = "c2ot-scores.json";
 /// each scored by exact W2² against `n` fresh targets. The draws depend on
 /// the seed only (theirs reseed before evaluating), not on the method.
 fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
-    let mut rng = flow_data::seeded_rng(seed + 1_000);
-    let x0 = source().draw(n, &mut rng);
-    let x1 = target().draw(n, &mut rng);
+    let (x0, x1) = evaluation_draws(n, seed);
     let one = TimeGrid::uniform(1)?;
     let euler = model.integrate(&x0, &one, Solver::Euler, Record::Nothing)?;
     let dopri5 = Solver::new(SolverKind::Dopri5, TOLERANCE, TOLERANCE)?;
@@ -356,11 +362,10 @@ fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
     Ok(Scores { eval_points: n, euler: w2[0].powi(2), adaptive: w2[1].powi(2), nfe: adaptive.nfe })
 }
 
-/// W2² by Euler step count, and straightness, of one method's first model.
+/// W2² by Euler step count, and straightness, of one method's seed-0 model, on
+/// the table's seed-0 draws (so its one-step value repeats the table's).
 fn sweep_row(method: Method, model: &Integrator, n: usize) -> Result<StepsRow> {
-    let mut rng = flow_data::seeded_rng(2_000);
-    let x0 = source().draw(n, &mut rng);
-    let x1 = target().draw(n, &mut rng);
+    let (x0, x1) = evaluation_draws(n, 0);
     let ends = SWEEP_STEPS
         .iter()
         .map(|&steps| {
