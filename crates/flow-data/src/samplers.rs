@@ -44,24 +44,29 @@ pub fn spiral<R: Rng + ?Sized>(n: usize, scale: f64, rng: &mut R) -> Array2<f32>
     from_rows(rows)
 }
 
-/// scikit-learn's `make_moons` (evenly spaced half circles, shuffled, noise 0.2),
-/// scaled by 3 and shifted by −1 as in torchcfm's toy data.
-pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+/// The two moons' evenly spaced arcs before noise: `n / 2` points on the outer
+/// half circle, then the rest on the inner one (scikit-learn's and torchdyn's).
+fn moon_arcs(n: usize) -> Vec<[f64; 2]> {
     let outer = n / 2;
     let inner = n - outer;
     let spaced = |count: usize, i: usize| {
         if count > 1 { PI * i as f64 / (count - 1) as f64 } else { 0.0 }
     };
-    let mut rows: Vec<[f64; 2]> = (0..outer)
-        .map(|i| {
-            let a = spaced(outer, i);
-            [a.cos(), a.sin()]
-        })
-        .chain((0..inner).map(|i| {
-            let a = spaced(inner, i);
-            [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
-        }))
-        .collect();
+    let outer_arc = (0..outer).map(|i| {
+        let a = spaced(outer, i);
+        [a.cos(), a.sin()]
+    });
+    let inner_arc = (0..inner).map(|i| {
+        let a = spaced(inner, i);
+        [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
+    });
+    outer_arc.chain(inner_arc).collect()
+}
+
+/// scikit-learn's `make_moons` (evenly spaced half circles, shuffled, noise 0.2),
+/// scaled by 3 and shifted by −1 as in torchcfm's toy data.
+pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let mut rows = moon_arcs(n);
     shuffle(&mut rows, rng);
     for row in &mut rows {
         for x in row.iter_mut() {
@@ -76,20 +81,8 @@ pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
 /// outer arc first, as torchdyn returns them) and with ONE uniform [0, 0.2)
 /// value per point added to both coordinates, not Gaussian noise on each.
 pub fn torchdyn_moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
-    let outer = n / 2;
-    let inner = n - outer;
-    let spaced = |count: usize, i: usize| {
-        if count > 1 { PI * i as f64 / (count - 1) as f64 } else { 0.0 }
-    };
-    let arcs = (0..outer).map(|i| {
-        let a = spaced(outer, i);
-        [a.cos(), a.sin()]
-    });
-    let arcs = arcs.chain((0..inner).map(|i| {
-        let a = spaced(inner, i);
-        [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
-    }));
-    let rows = arcs
+    let rows = moon_arcs(n)
+        .into_iter()
         .map(|[x, y]| {
             let shift = 0.2 * rng.random::<f64>();
             [(x + shift) * 3.0 - 1.0, (y + shift) * 3.0 - 1.0]

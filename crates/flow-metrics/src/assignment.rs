@@ -5,7 +5,8 @@
 //! search per row, O(n³) in the worst case and far less on point clouds; a
 //! 2 000-point problem takes about a second.
 
-const NONE: usize = usize::MAX;
+/// No row or column: the mark of a free one.
+pub(crate) const NONE: usize = usize::MAX;
 
 /// Returns `col_of_row`: the column matched to each row, minimising the total cost.
 /// `cost` is row-major `n × n`.

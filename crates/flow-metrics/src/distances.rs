@@ -42,7 +42,7 @@ pub fn wasserstein2(a: &Array2<f32>, b: &Array2<f32>) -> Result<f64> {
 
 /// Row-major `f64` coordinates.
 pub(crate) fn as_f64(points: &Array2<f32>) -> Vec<f64> {
-    points.rows().into_iter().flat_map(|row| row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()).collect()
+    points.rows().into_iter().flat_map(|row| row.into_iter().map(|&v| f64::from(v))).collect()
 }
 
 /// RBF bandwidths σ of [`mmd_rbf`]: spanning the scales of the 2-D toy sets.

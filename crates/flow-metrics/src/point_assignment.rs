@@ -23,9 +23,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::assignment::assign_with_duals;
-
-const NONE: usize = usize::MAX;
+use crate::assignment::{NONE, assign_with_duals};
 
 /// The sizes that trade the dense solver's work against the sparse graph's.
 /// Only speed depends on them, never the answer: tests shrink them to make
@@ -47,6 +45,7 @@ impl Default for SparseSettings {
         SparseSettings { dense_up_to: 800, candidates: 32, nearest: 24 }
     }
 }
+
 /// Each coarser level keeps one point in this many.
 const COARSENING: usize = 4;
 /// Violating pairs added per row and check: the worst ones, so a row needs few rounds.
@@ -79,6 +78,11 @@ struct Axes(Vec<Vec<f64>>);
 impl Axes {
     fn new(cloud: &Cloud) -> Axes {
         Axes((0..cloud.dim).map(|d| (0..cloud.len()).map(|j| cloud.point(j)[d]).collect()).collect())
+    }
+
+    /// ‖x − column j‖², summed in the order [`Axes::costs_from`] sums it.
+    fn cost_to(&self, x: &[f64], j: usize) -> f64 {
+        self.0.iter().zip(x).map(|(axis, &p)| (p - axis[j]) * (p - axis[j])).sum()
     }
 
     /// `out[j]` = ‖x − column j‖².
@@ -219,9 +223,8 @@ fn candidates(
     let keep = settings.candidates.max(1);
     let n = rows.len();
     let parts = in_parallel(n, |range| {
-        // Each column's best rows so far, unsorted, and the worst of them once full.
-        let mut column_best: Vec<Vec<(f64, usize)>> = vec![Vec::with_capacity(keep); n];
-        let mut column_worst = vec![f64::INFINITY; n];
+        // Each column's rows of least reduced cost among this thread's rows.
+        let mut column_best: Vec<Smallest> = (0..n).map(|_| Smallest::new(keep)).collect();
         let mut costs = vec![0.0; n];
         let mut found = Vec::with_capacity(range.len());
         for i in range {
@@ -231,16 +234,14 @@ fn candidates(
             for (j, &c) in costs.iter().enumerate() {
                 let reduced = c - v[j];
                 // Against the row's dual as it came: it only rises, so these stay feasible.
-                if reduced - u[i] < column_worst[j] {
-                    keep_best(&mut column_best[j], &mut column_worst[j], (reduced - u[i], i), keep);
-                }
+                column_best[j].offer(reduced - u[i], i);
                 best.offer(reduced, j);
                 near.offer(c, j);
             }
             let dual = best.0[0].0;
             let mut edges: Vec<(usize, f64)> = best.0.iter().map(|&(_, j)| (j, costs[j])).collect();
             for &(c, j) in &near.0 {
-                if !edges.iter().any(|&(col, _)| col == j) {
+                if !has_edge(&edges, j) {
                     edges.push((j, c));
                 }
             }
@@ -256,14 +257,14 @@ fn candidates(
             edges.push(row.edges);
         }
         for (merged, part) in column_best.iter_mut().zip(best) {
-            merged.extend(part);
+            merged.extend(part.0);
         }
     }
     for (j, best_rows) in column_best.iter_mut().enumerate() {
         // The same rows whatever the threads' shares: least reduced cost, then least index.
         best_rows.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
         for &(_, i) in best_rows.iter().take(keep) {
-            if !edges[i].iter().any(|&(col, _)| col == j) {
+            if !has_edge(&edges[i], j) {
                 edges[i].push((j, squared_distance(rows.point(i), columns.point(j))));
             }
         }
@@ -305,18 +306,9 @@ impl Smallest {
     }
 }
 
-/// Adds `entry` to the `keep` smallest in `best` (unsorted), whose largest is `worst`
-/// once it is full (infinite before).
-fn keep_best(best: &mut Vec<(f64, usize)>, worst: &mut f64, entry: (f64, usize), keep: usize) {
-    if best.len() == keep {
-        let largest = (0..best.len()).max_by(|&p, &q| best[p].0.total_cmp(&best[q].0)).expect("full");
-        best[largest] = entry;
-    } else {
-        best.push(entry);
-    }
-    if best.len() == keep {
-        *worst = best.iter().map(|e| e.0).fold(f64::NEG_INFINITY, f64::max);
-    }
+/// Whether `row` already has an edge to column `col`.
+fn has_edge(row: &[(usize, f64)], col: usize) -> bool {
+    row.iter().any(|&(j, _)| j == col)
 }
 
 /// Each row's candidate columns with their costs.
@@ -336,7 +328,7 @@ impl Graph {
         let keep = ADDED_PER_CHECK.min(free.len());
         free.select_nth_unstable_by(keep - 1, |p, q| p.0.total_cmp(&q.0));
         for &(_, j) in &free[..keep] {
-            if !self.edges[i].iter().any(|&(col, _)| col == j) {
+            if !has_edge(&self.edges[i], j) {
                 self.edges[i].push((j, squared_distance(x, columns.point(j))));
             }
         }
@@ -417,7 +409,7 @@ impl Matching {
                 } else {
                     let x = rows.point(i);
                     for &j in &lowered {
-                        look(j, axes.0.iter().zip(x).map(|(axis, &p)| (p - axis[j]) * (p - axis[j])).sum());
+                        look(j, axes.cost_to(x, j));
                     }
                 }
                 if !worst.is_empty() {
@@ -426,7 +418,7 @@ impl Matching {
                     worst.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
                     let added = worst
                         .iter()
-                        .filter(|&&(_, j, _)| !edges[i].iter().any(|&(col, _)| col == j))
+                        .filter(|&&(_, j, _)| !has_edge(&edges[i], j))
                         .take(ADDED_PER_CHECK)
                         .map(|&(_, j, c)| (j, c));
                     violations.push((i, added.collect()));

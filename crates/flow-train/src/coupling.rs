@@ -70,12 +70,14 @@ impl Coupling {
             sources.push(a.select(Axis(0), &rows));
             targets.push(b.select(Axis(0), &columns));
         }
-        let join = |parts: &[Array2<f32>]| {
-            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-            ndarray::concatenate(Axis(0), &views).map_err(|e| TrainError::Internal(e.to_string()))
-        };
-        Ok((join(&sources)?, join(&targets)?))
+        Ok((stack_rows(&sources)?, stack_rows(&targets)?))
     }
+}
+
+/// The rows of `parts`, one after another.
+pub(crate) fn stack_rows(parts: &[Array2<f32>]) -> Result<Array2<f32>> {
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(Axis(0), &views).map_err(|e| TrainError::Internal(e.to_string()))
 }
 
 /// n pairs (i, j) drawn with replacement with probability plan[i, j] / Σ plan.

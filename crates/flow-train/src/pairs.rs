@@ -7,6 +7,7 @@ use ndarray::Array2;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::coupling::stack_rows;
 use crate::{Coupling, Result, TrainError};
 
 /// How a teacher turns sources into targets: the post uses RK4 with 20 steps.
@@ -289,11 +290,7 @@ impl CoupledBlock {
             self.served += count;
             taken += count;
         }
-        let join = |parts: &[Array2<f32>]| {
-            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-            ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| TrainError::Internal(e.to_string()))
-        };
-        Ok((join(&x0)?, join(&x1)?))
+        Ok((stack_rows(&x0)?, stack_rows(&x1)?))
     }
 }
 

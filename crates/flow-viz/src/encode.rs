@@ -41,28 +41,28 @@ pub fn save_gif(path: &Path, frames: &[RgbImage], delay_cs: u16) -> Result<()> {
 
 /// Places images left to right on a white background (heights may differ).
 pub fn side_by_side(images: &[&RgbImage]) -> RgbImage {
-    let width = images.iter().map(|i| i.width()).sum();
-    let height = images.iter().map(|i| i.height()).max().unwrap_or(0);
-    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let mut x = 0;
-    for image in images {
-        // The canvas was sized to hold every image, so the copy is in bounds.
-        let _ = out.copy_from(*image, x, 0);
-        x += image.width();
-    }
-    out
+    paste(images, true)
 }
 
 /// Places images top to bottom on a white background (widths may differ).
 pub fn stacked(images: &[&RgbImage]) -> RgbImage {
-    let width = images.iter().map(|i| i.width()).max().unwrap_or(0);
-    let height = images.iter().map(|i| i.height()).sum();
+    paste(images, false)
+}
+
+/// One image after another, along x when `across`, else along y.
+fn paste(images: &[&RgbImage], across: bool) -> RgbImage {
+    let along = |i: &RgbImage| if across { i.width() } else { i.height() };
+    let beside = |i: &RgbImage| if across { i.height() } else { i.width() };
+    let length = images.iter().map(|i| along(i)).sum();
+    let breadth = images.iter().map(|i| beside(i)).max().unwrap_or(0);
+    let (width, height) = if across { (length, breadth) } else { (breadth, length) };
     let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let mut y = 0;
+    let mut offset = 0;
     for image in images {
+        let (x, y) = if across { (offset, 0) } else { (0, offset) };
         // The canvas was sized to hold every image, so the copy is in bounds.
-        let _ = out.copy_from(*image, 0, y);
-        y += image.height();
+        let _ = out.copy_from(*image, x, y);
+        offset += along(image);
     }
     out
 }

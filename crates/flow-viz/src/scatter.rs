@@ -80,7 +80,11 @@ fn check_2d(points: &Array2<f32>) -> Result<()> {
 }
 
 fn inside(x: f64, y: f64) -> bool {
-    x.abs() <= PLOT_RANGE && y.abs() <= PLOT_RANGE
+    within(x, y, PLOT_RANGE)
+}
+
+fn within(x: f64, y: f64, range: f64) -> bool {
+    x.abs() <= range && y.abs() <= range
 }
 
 /// The post's `plot`: a square framed scatter plot of 2-D points in red.
@@ -200,7 +204,7 @@ pub fn trajectories_within(
         let dots = |states: &Array2<f32>, colour: RGBColor| {
             (0..count)
                 .map(|i| (f64::from(states[[i, 0]]), f64::from(states[[i, 1]])))
-                .filter(|&(x, y)| x.abs() <= range && y.abs() <= range)
+                .filter(|&(x, y)| within(x, y, range))
                 .map(move |p| Circle::new(p, 2, colour.filled()))
                 .collect::<Vec<_>>()
         };

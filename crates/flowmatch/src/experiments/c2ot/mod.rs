@@ -19,8 +19,8 @@ use flow_data::{Dataset, PointSource};
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::{Record, Solver, SolverKind, TimeGrid};
 use flow_train::{
-    Coupling, PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions,
-    TimeSampling, TrainConfig,
+    Coupling, PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunMetadata, RunOptions, TimeSampling,
+    TrainConfig,
 };
 use ndarray::Array2;
 
@@ -62,6 +62,15 @@ impl Method {
             Method::Sinkhorn => "sinkhorn",
             Method::Reflow => "reflow",
             Method::ReflowOt => "reflow-ot",
+        }
+    }
+
+    /// The model a reflow method distils (of the same seed); `None` for the others.
+    fn teacher(self) -> Option<Method> {
+        match self {
+            Method::Reflow => Some(Method::FlowMatching),
+            Method::ReflowOt => Some(Method::Ot),
+            Method::FlowMatching | Method::Ot | Method::Sinkhorn => None,
         }
     }
 
@@ -129,6 +138,11 @@ const RECIPE: Recipe = Recipe::Tuned;
 pub const SWEEP_STEPS: [usize; 5] = [1, 2, 4, 8, 16];
 /// C2OT's dopri5 tolerances.
 const TOLERANCE: f64 = 1e-4;
+
+/// dopri5 at C2OT's tolerances.
+fn dopri5() -> Result<Solver> {
+    Ok(Solver::new(SolverKind::Dopri5, TOLERANCE, TOLERANCE)?)
+}
 
 fn source() -> PointSource {
     PointSource::Builtin { dataset: Dataset::EightGaussians, dim: 2 }
@@ -225,9 +239,8 @@ impl Runs {
         let p = self.protocol;
         let quick = if self.quick { "-quick" } else { "" };
         // The name carries what changes the result, so a checkpoint is only reused for the same run.
-        let name = match method {
-            Method::Reflow | Method::ReflowOt => {
-                let teacher = if method == Method::Reflow { Method::FlowMatching } else { Method::Ot };
+        let name = match method.teacher() {
+            Some(teacher) => {
                 let teacher = self.dir(teacher, seed);
                 let teacher = teacher.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
                 format!(
@@ -238,7 +251,7 @@ impl Runs {
                     p.reflow_pool
                 )
             }
-            _ => format!("c2ot-{}-{}x{}-ot{}", method.slug(), p.steps, p.batch, p.ot_batch),
+            None => format!("c2ot-{}-{}x{}-ot{}", method.slug(), p.steps, p.batch, p.ot_batch),
         };
         self.out.join("checkpoints").join(format!("{name}-h{}-seed{seed}{quick}", model_config().hidden))
     }
@@ -289,36 +302,29 @@ impl Runs {
             metadata,
             ..RunOptions::default()
         };
+        if let Some(of) = method.teacher() {
+            let teacher = self.model(of, seed)?;
+            let (lr, lr_schedule) = RECIPE.reflow();
+            let settings = ReflowSettings {
+                mode: PairMode::Pool(p.reflow_pool),
+                train: TrainConfig {
+                    steps: p.reflow_steps,
+                    time_sampling: TimeSampling::Warp(0.5),
+                    lr,
+                    lr_schedule,
+                    ..config
+                },
+                ..ReflowSettings::default()
+            };
+            let metadata = RunMetadata::reflow(&metadata, &self.dir(of, seed).join(flow_train::MODEL_FILE));
+            let label = format!("c2ot {}, seed {seed}", method.slug());
+            let (net, _) = flow_train::reflow(&teacher, &source(), &settings, &options(label, metadata))?;
+            return Ok(net);
+        }
         let coupling = match method {
-            Method::FlowMatching => Coupling::Independent,
             Method::Ot => Coupling::Ot,
             Method::Sinkhorn => Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON),
-            Method::Reflow | Method::ReflowOt => {
-                let of = if method == Method::Reflow { Method::FlowMatching } else { Method::Ot };
-                let teacher = self.model(of, seed)?;
-                let (lr, lr_schedule) = RECIPE.reflow();
-                let settings = ReflowSettings {
-                    mode: PairMode::Pool(p.reflow_pool),
-                    train: TrainConfig {
-                        steps: p.reflow_steps,
-                        batch_size: p.batch,
-                        lr,
-                        lr_schedule,
-                        seed,
-                        time_sampling: TimeSampling::Warp(0.5),
-                        ..TrainConfig::default()
-                    },
-                    ..ReflowSettings::default()
-                };
-                let teacher_path = self.dir(of, seed).join(flow_train::MODEL_FILE);
-                let metadata = RunMetadata {
-                    kind: Some(RunKind::Reflow),
-                    ..RunMetadata::reflow(&metadata, &teacher_path)
-                };
-                let label = format!("c2ot {}, seed {seed}", method.slug());
-                let (net, _) = flow_train::reflow(&teacher, &source(), &settings, &options(label, metadata))?;
-                return Ok(net);
-            }
+            _ => Coupling::Independent,
         };
         let pairs = PairSource::coupled(source(), target(), coupling, p.ot_batch)?;
         tch::manual_seed(seed as i64);
@@ -356,8 +362,7 @@ fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
     let (x0, x1) = evaluation_draws(n, seed);
     let one = TimeGrid::uniform(1)?;
     let euler = model.integrate(&x0, &one, Solver::Euler, Record::Nothing)?;
-    let dopri5 = Solver::new(SolverKind::Dopri5, TOLERANCE, TOLERANCE)?;
-    let adaptive = model.integrate(&x0, &one, dopri5, Record::Nothing)?;
+    let adaptive = model.integrate(&x0, &one, dopri5()?, Record::Nothing)?;
     let w2 = flow_metrics::wasserstein2_many(&[(&euler.points, &x1), (&adaptive.points, &x1)])?;
     Ok(Scores { eval_points: n, euler: w2[0].powi(2), adaptive: w2[1].powi(2), nfe: adaptive.nfe })
 }
@@ -386,12 +391,11 @@ const FIGURE_RANGE: f64 = 7.0;
 /// One row per method (seed 0): its paths in one Euler step and by dopri5.
 fn draw_figure(models: &[(Method, Integrator)]) -> Result<flow_viz::RgbImage> {
     let x0 = source().draw(DRAWN_PATHS, &mut flow_data::seeded_rng(3_000));
-    let dopri5 = Solver::new(SolverKind::Dopri5, TOLERANCE, TOLERANCE)?;
     let mut rows = Vec::new();
     for (method, model) in models {
         let one = model.integrate(&x0, &TimeGrid::uniform(1)?, Solver::Euler, Record::Every(1))?;
         // Every accepted dopri5 step is recorded, so curved paths show as curves.
-        let fine = model.integrate(&x0, &TimeGrid::uniform(1)?, dopri5, Record::Every(1))?;
+        let fine = model.integrate(&x0, &TimeGrid::uniform(1)?, dopri5()?, Record::Every(1))?;
         let left = flow_viz::trajectories_within(
             &one.trajectory,
             DRAWN_PATHS,
