@@ -1,8 +1,9 @@
 """Loads a flowmatch checkpoint in PyTorch and prints v(x, t) for given points.
 
-Usage: python load_checkpoint.py MODEL.safetensors X0 X1 ... T
+Usage: python load_checkpoint.py MODEL.safetensors X0 X1 ... T [--condition K,V,...]
 The network is rebuilt from the header with plain torch.nn, which is the recipe
-README.md documents; the test compares these numbers with ours.
+README.md documents; the test compares these numbers with ours. A conditional
+model without --condition sees its learned null condition.
 """
 import json
 import sys
@@ -19,7 +20,7 @@ def build(path):
         config = json.loads(f.metadata()["config"])
     embed = config["time_embedding"]
     width = 1 if embed["kind"] == "raw" else 2 * embed["frequencies"]
-    sizes = [config["dim"] + width] + [config["hidden"]] * config["layers"] + [config["dim"]]
+    sizes = [config["dim"] + width + condition_width(config)] + [config["hidden"]] * config["layers"] + [config["dim"]]
     modules = []
     for i in range(len(sizes) - 1):
         modules.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
@@ -31,6 +32,27 @@ def build(path):
     return net.to(dtype), config, dtype
 
 
+def condition_width(config):
+    shape = config.get("condition", {"classes": 0, "values": 0})
+    classes, values = shape["classes"], shape["values"]
+    return (classes + 1 if classes else 0) + (values + 1 if values else 0)
+
+
+def condition_features(rows, config, given, dtype):
+    """A one-hot label over classes + 1 slots (the last: null), then the values and a 1 (all 0: null)."""
+    shape = config.get("condition", {"classes": 0, "values": 0})
+    classes, values = shape["classes"], shape["values"]
+    parts = []
+    if classes:
+        one_hot = torch.zeros(rows, classes + 1, dtype=dtype)
+        one_hot[:, int(given[0]) if given else classes] = 1.0
+        parts.append(one_hot)
+    if values:
+        row = given[1 if classes else 0:] + [1.0] if given else [0.0] * (values + 1)
+        parts.append(torch.tensor(row, dtype=dtype).expand(rows, -1))
+    return parts
+
+
 def time_features(t, embed):
     if embed["kind"] == "raw":
         return t
@@ -40,12 +62,19 @@ def time_features(t, embed):
 
 
 def main():
-    path, *numbers = sys.argv[1:]
+    arguments = sys.argv[1:]
+    given = None
+    if "--condition" in arguments:
+        at = arguments.index("--condition")
+        given = [float(v) for v in arguments[at + 1].split(",")]
+        del arguments[at : at + 2]
+    path, *numbers = arguments
     net, config, dtype = build(path)
     x = torch.tensor([float(v) for v in numbers[:-1]], dtype=dtype).view(-1, config["dim"])
     t = torch.full((x.shape[0], 1), float(numbers[-1]), dtype=dtype)
+    features = [x, time_features(t, config["time_embedding"])] + condition_features(x.shape[0], config, given, dtype)
     with torch.no_grad():
-        v = net(torch.cat([x, time_features(t, config["time_embedding"])], dim=1))
+        v = net(torch.cat(features, dim=1))
     print(" ".join(f"{value:.9e}" for value in v.flatten().tolist()))
 
 

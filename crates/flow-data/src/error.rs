@@ -34,6 +34,9 @@ pub enum DataError {
     Npy { path: PathBuf, message: String },
     #[error("{path}: unsupported extension (use .csv or .npy)")]
     Extension { path: PathBuf },
+    /// A condition that cannot be used, named in the message.
+    #[error("{0}")]
+    Condition(String),
     #[error("{what} needs {needed}, more than the {available} of memory available")]
     TooLarge { what: String, needed: String, available: String },
 }

@@ -105,6 +105,70 @@ pub fn read_points(path: &Path) -> Result<Array2<f32>> {
     Ok(points)
 }
 
+/// Reads a point set whose CSV columns `names` are taken out as condition
+/// columns (one `Vec` per name, in order); the other columns are the points.
+pub fn read_points_taking(path: &Path, names: &[&str]) -> Result<(Array2<f32>, Vec<Vec<f32>>)> {
+    let table = read_points(path)?;
+    if names.is_empty() {
+        return Ok((table, Vec::new()));
+    }
+    let condition = |message: String| DataError::Condition(format!("{}: {message}", path.display()));
+    if format_of(path)? != Format::Csv {
+        return Err(condition(format!(
+            "a .npy file has no column names to find `{}` in; give conditions as .npy files of one value per point",
+            names[0]
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let header: Vec<String> = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&text)
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| line.split(',').map(|c| c.trim().to_owned()).collect())
+        .filter(|cells: &Vec<String>| cells.iter().all(|c| c.parse::<f64>().is_err()))
+        .ok_or_else(|| condition(format!("no header line to find column `{}` in", names[0])))?;
+    let indices = names
+        .iter()
+        .map(|name| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| condition(format!("no column `{name}` (columns: {})", header.join(", "))))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    if indices.len() >= table.ncols() {
+        return Err(condition("every column is a condition; no coordinates are left".to_owned()));
+    }
+    let taken = indices.iter().map(|&j| table.column(j).to_vec()).collect();
+    let kept: Vec<usize> = (0..table.ncols()).filter(|j| !indices.contains(j)).collect();
+    Ok((table.select(ndarray::Axis(1), &kept), taken))
+}
+
+/// Reads a 1-D `.npy` of f32 or f64 values, each finite.
+pub fn read_vector(path: &Path) -> Result<ndarray::Array1<f32>> {
+    if format_of(path)? != Format::Npy {
+        return Err(DataError::Extension { path: path.to_owned() });
+    }
+    check_npy_size(path)?;
+    let open = || File::open(path).map_err(io_error(path));
+    let values = match ndarray::Array1::<f32>::read_npy(open()?) {
+        Ok(values) => values,
+        Err(error) => {
+            ndarray::Array1::<f64>::read_npy(open()?).map(|v| v.mapv(|x| x as f32)).map_err(|_| {
+                DataError::Npy {
+                    path: path.to_owned(),
+                    message: format!("expected a 1-D or 2-D array ({error})"),
+                }
+            })?
+        }
+    };
+    for (row, value) in values.iter().enumerate() {
+        check_finite(path, f64::from(*value), row + 1, 1)?;
+    }
+    Ok(values)
+}
+
 /// Writes points as CSV (header `coord0,coord1,…`) or `.npy` (f32), chosen by extension.
 pub fn write_points(path: &Path, points: &Array2<f32>) -> Result<()> {
     write_table(path, points, &crate::tables::coordinate_names(points.ncols()))

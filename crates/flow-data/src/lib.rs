@@ -4,6 +4,8 @@
 //!   each drawing from a caller-supplied RNG; [`Dataset`] looks them up by name.
 //! - [`files`]: user point sets as CSV or `.npy`, validated on the way in, and
 //!   atomic writes (temp file + rename) for everything the project saves.
+//! - [`conditions`]: labels and continuous conditions of target points, and
+//!   the network features they become.
 //! - [`tables`]: column names for point files, and recorded paths as tables.
 //!
 //! Invariants: samplers return `n × d` `f32` arrays and draw only from the RNG
@@ -11,11 +13,13 @@
 //! versions), so a seed pins every number. No libtorch here.
 
 pub mod budget;
+pub mod conditions;
 mod error;
 pub mod files;
 pub mod samplers;
 pub mod tables;
 
+pub use conditions::{ConditionShape, ConditionSpec, ConditionedTarget};
 pub use error::{DataError, Result};
 pub use samplers::{Dataset, PointSource, seeded_rng};
 

@@ -66,14 +66,30 @@ fn moon_arcs(n: usize) -> Vec<[f64; 2]> {
 /// scikit-learn's `make_moons` (evenly spaced half circles, shuffled, noise 0.2),
 /// scaled by 3 and shifted by −1 as in torchcfm's toy data.
 pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
-    let mut rows = moon_arcs(n);
+    moons_labeled(n, rng).0
+}
+
+/// [`moons`] and each point's arc: 0 outer, 1 inner (scikit-learn's labels).
+pub fn moons_labeled<R: Rng + ?Sized>(n: usize, rng: &mut R) -> (Array2<f32>, Vec<u32>) {
+    let mut rows: Vec<([f64; 2], u32)> = arcs_labeled(n);
     shuffle(&mut rows, rng);
-    for row in &mut rows {
+    for (row, _) in &mut rows {
         for x in row.iter_mut() {
             *x = (*x + 0.2 * normal(rng)) * 3.0 - 1.0;
         }
     }
-    from_rows(rows)
+    split_labels(rows)
+}
+
+/// The arcs of [`moon_arcs`] with their labels: 0 for the outer arc, 1 for the inner.
+fn arcs_labeled(n: usize) -> Vec<([f64; 2], u32)> {
+    let outer = n / 2;
+    moon_arcs(n).into_iter().enumerate().map(|(i, row)| (row, u32::from(i >= outer))).collect()
+}
+
+fn split_labels(rows: Vec<([f64; 2], u32)>) -> (Array2<f32>, Vec<u32>) {
+    let labels = rows.iter().map(|(_, label)| *label).collect();
+    (from_rows(rows.into_iter().map(|(row, _)| row).collect()), labels)
 }
 
 /// torchdyn's `generate_moons(n, noise = 0.2)` scaled by 3 and shifted by −1,
@@ -81,60 +97,87 @@ pub fn moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
 /// outer arc first, as torchdyn returns them) and with ONE uniform [0, 0.2)
 /// value per point added to both coordinates, not Gaussian noise on each.
 pub fn torchdyn_moons<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
-    let rows = moon_arcs(n)
+    torchdyn_moons_labeled(n, rng).0
+}
+
+/// [`torchdyn_moons`] and each point's arc: 0 outer, 1 inner (torchdyn's labels).
+pub fn torchdyn_moons_labeled<R: Rng + ?Sized>(n: usize, rng: &mut R) -> (Array2<f32>, Vec<u32>) {
+    let rows = arcs_labeled(n)
         .into_iter()
-        .map(|[x, y]| {
+        .map(|([x, y], label)| {
             let shift = 0.2 * rng.random::<f64>();
-            [(x + shift) * 3.0 - 1.0, (y + shift) * 3.0 - 1.0]
+            ([(x + shift) * 3.0 - 1.0, (y + shift) * 3.0 - 1.0], label)
         })
         .collect();
-    from_rows(rows)
+    split_labels(rows)
 }
 
 /// Eight Gaussians with centres at radius 5 on multiples of 45° and covariance
 /// √0.1·I (torchcfm's `sample_8gaussians`).
 pub fn eight_gaussians<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    eight_gaussians_labeled(n, rng).0
+}
+
+/// [`eight_gaussians`] and each point's component k (its centre at angle k·45°).
+pub fn eight_gaussians_labeled<R: Rng + ?Sized>(n: usize, rng: &mut R) -> (Array2<f32>, Vec<u32>) {
     let std_dev = 0.1f64.sqrt().sqrt();
     let rows = (0..n)
         .map(|_| {
-            let angle = rng.random_range(0..8) as f64 * PI / 4.0;
-            [5.0 * angle.cos() + std_dev * normal(rng), 5.0 * angle.sin() + std_dev * normal(rng)]
+            let component = rng.random_range(0..8u32);
+            let angle = f64::from(component) * PI / 4.0;
+            (
+                [5.0 * angle.cos() + std_dev * normal(rng), 5.0 * angle.sin() + std_dev * normal(rng)],
+                component,
+            )
         })
         .collect();
-    from_rows(rows)
+    split_labels(rows)
 }
 
 /// The FFJORD checkerboard: eight unit squares of a 4 × 4 board, scaled by 2 (range [−4, 4]).
 pub fn checkerboard<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    checkerboard_labeled(n, rng).0
+}
+
+/// [`checkerboard`] and each point's square, 0 … 7: column by column from the left, lower square first.
+pub fn checkerboard_labeled<R: Rng + ?Sized>(n: usize, rng: &mut R) -> (Array2<f32>, Vec<u32>) {
     let rows = (0..n)
         .map(|_| {
             let x = rng.random::<f64>() * 4.0 - 2.0;
             let y = rng.random::<f64>() - 2.0 * f64::from(rng.random_range(0..2u8));
             let y = y + x.floor().rem_euclid(2.0);
-            [2.0 * x, 2.0 * y]
+            // Column 0 … 3 of the board, and which of its two squares (below or above y = 0).
+            let column = (x.floor() + 2.0) as u32;
+            let upper = u32::from(y >= 0.0);
+            ([2.0 * x, 2.0 * y], 2 * column + upper)
         })
         .collect();
-    from_rows(rows)
+    split_labels(rows)
 }
 
 /// scikit-learn's `make_circles(factor = 0.5, noise = 0.08)` scaled by 3 (FFJORD's "circles").
 pub fn circles<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    circles_labeled(n, rng).0
+}
+
+/// [`circles`] and each point's ring: 0 outer, 1 inner (scikit-learn's labels).
+pub fn circles_labeled<R: Rng + ?Sized>(n: usize, rng: &mut R) -> (Array2<f32>, Vec<u32>) {
     let outer = n / 2;
     let inner = n - outer;
-    let ring = |count: usize, radius: f64| {
+    let ring = |count: usize, radius: f64, label: u32| {
         (0..count).map(move |i| {
             let a = 2.0 * PI * i as f64 / count as f64;
-            [radius * a.cos(), radius * a.sin()]
+            ([radius * a.cos(), radius * a.sin()], label)
         })
     };
-    let mut rows: Vec<[f64; 2]> = ring(outer, 1.0).chain(ring(inner, 0.5)).collect();
+    let mut rows: Vec<([f64; 2], u32)> = ring(outer, 1.0, 0).chain(ring(inner, 0.5, 1)).collect();
     shuffle(&mut rows, rng);
-    for row in &mut rows {
+    for (row, _) in &mut rows {
         for x in row.iter_mut() {
             *x = (*x + 0.08 * normal(rng)) * 3.0;
         }
     }
-    from_rows(rows)
+    split_labels(rows)
 }
 
 /// Uniform on the square [−scale, scale]².
@@ -257,6 +300,39 @@ impl Dataset {
             ),
             _ => None,
         }
+    }
+
+    /// How many classes the set's natural label has (8gaussians: its component,
+    /// the moons: their arc, circles: their ring, checkerboard: its square); 0 for sets without one.
+    pub fn classes(self) -> usize {
+        match self {
+            Dataset::EightGaussians | Dataset::Checkerboard => 8,
+            Dataset::Moons | Dataset::TorchdynMoons | Dataset::Circles => 2,
+            Dataset::Gaussian | Dataset::Spiral | Dataset::Uniform => 0,
+        }
+    }
+
+    /// As [`Dataset::sample`] (the same points from the same draws), with each
+    /// point's natural label; `None` for a set without labels.
+    pub fn sample_labeled<R: Rng + ?Sized>(
+        self,
+        n: usize,
+        dim: usize,
+        rng: &mut R,
+    ) -> Result<Option<(Array2<f32>, Vec<u32>)>> {
+        if self.classes() == 0 {
+            return Ok(None);
+        }
+        self.sample(0, dim, rng)?;
+        crate::budget::check_allocation(&format!("{n} labeled points of dimension {dim}"), n as u128 * 3, 4)?;
+        Ok(match self {
+            Dataset::Moons => Some(moons_labeled(n, rng)),
+            Dataset::TorchdynMoons => Some(torchdyn_moons_labeled(n, rng)),
+            Dataset::EightGaussians => Some(eight_gaussians_labeled(n, rng)),
+            Dataset::Checkerboard => Some(checkerboard_labeled(n, rng)),
+            Dataset::Circles => Some(circles_labeled(n, rng)),
+            Dataset::Gaussian | Dataset::Spiral | Dataset::Uniform => None,
+        })
     }
 
     /// `n` points in `dim` dimensions; all sets but the Gaussian are 2-D only.

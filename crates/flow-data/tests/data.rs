@@ -409,3 +409,191 @@ fn point_sources_report_and_draw_what_they_hold() {
     assert_eq!(coordinate_names(3), ["coord0", "coord1", "coord2"]);
     assert_eq!(trajectory_table(&[]).dim(), (0, 2));
 }
+
+mod conditions {
+    use std::f64::consts::PI;
+
+    use flow_data::samplers::{self, seeded_rng};
+    use flow_data::{ConditionShape, ConditionSpec, ConditionedTarget, DataError, Dataset, PointSource};
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn labelled_draws_are_the_unlabelled_points_with_each_points_own_label() {
+        for dataset in Dataset::ALL.into_iter().filter(|d| d.classes() > 0) {
+            let plain = dataset.sample(500, 2, &mut seeded_rng(5)).expect("2-D");
+            let (points, labels) =
+                dataset.sample_labeled(500, 2, &mut seeded_rng(5)).expect("2-D").expect("labels");
+            assert_eq!(plain, points, "{dataset}: labels must not change the draws");
+            assert!(labels.iter().all(|&l| (l as usize) < dataset.classes()), "{dataset}");
+            let used: std::collections::BTreeSet<u32> = labels.iter().copied().collect();
+            assert_eq!(used.len(), dataset.classes(), "{dataset}: every class appears in 500 draws");
+        }
+        assert!(Dataset::Spiral.sample_labeled(10, 2, &mut seeded_rng(0)).expect("2-D").is_none());
+    }
+
+    #[test]
+    fn labels_name_the_part_of_the_set_a_point_came_from() {
+        let (points, labels) = samplers::eight_gaussians_labeled(4000, &mut seeded_rng(1));
+        for (row, &k) in points.rows().into_iter().zip(&labels) {
+            let angle = f64::from(k) * PI / 4.0;
+            let (dx, dy) = (f64::from(row[0]) - 5.0 * angle.cos(), f64::from(row[1]) - 5.0 * angle.sin());
+            // Standard deviation 0.1^¼ ≈ 0.56: six of them is far beyond any of 4 000 draws.
+            assert!((dx * dx + dy * dy).sqrt() < 6.0 * 0.1f64.powf(0.25), "component {k} at {row}");
+        }
+        // The checkerboard's square, recomputed from the point (2 × the unit board).
+        let (points, labels) = samplers::checkerboard_labeled(4000, &mut seeded_rng(2));
+        for (row, &square) in points.rows().into_iter().zip(&labels) {
+            let column = (f64::from(row[0]) / 2.0).floor() + 2.0;
+            let upper = f64::from(u8::from(row[1] >= 0.0));
+            assert_eq!(f64::from(square), 2.0 * column + upper, "{row}");
+        }
+        // The inner ring is half the outer one's radius (3 and 1.5, noise 0.24).
+        let (points, labels) = samplers::circles_labeled(2000, &mut seeded_rng(3));
+        for (row, &ring) in points.rows().into_iter().zip(&labels) {
+            let radius = f64::from(row[0]).hypot(f64::from(row[1]));
+            assert!(
+                (radius - if ring == 0 { 3.0 } else { 1.5 }).abs() < 1.2,
+                "ring {ring} at radius {radius}"
+            );
+        }
+        // torchdyn's moons come outer arc first; sklearn's are shuffled but keep each point's arc:
+        // the outer arc's noise-free points have y ≥ 0, the inner's y ≤ 0.5 (before ·3 − 1).
+        let (points, labels) = samplers::torchdyn_moons_labeled(100, &mut seeded_rng(4));
+        assert_eq!(labels, [vec![0; 50], vec![1; 50]].concat());
+        // The top of the outer arc (y = 1 + shift) lies above the bottom of the inner one (y = −0.5 + shift).
+        assert!(points.row(25)[1] > points.row(75)[1]);
+        let (points, labels) = samplers::moons_labeled(4000, &mut seeded_rng(4));
+        let mean_y = |arc: u32| {
+            let ys: Vec<f64> = points
+                .rows()
+                .into_iter()
+                .zip(&labels)
+                .filter(|(_, l)| **l == arc)
+                .map(|(r, _)| f64::from(r[1]))
+                .collect();
+            ys.iter().sum::<f64>() / ys.len() as f64
+        };
+        // Outer arc: mean of sin over [0, π] is 2/π, so y ≈ 3·0.64 − 1; inner: 3·(0.5 − 0.64) − 1.
+        assert!((mean_y(0) - (3.0 * 2.0 / PI - 1.0)).abs() < 0.1, "{}", mean_y(0));
+        assert!((mean_y(1) - (3.0 * (0.5 - 2.0 / PI) - 1.0)).abs() < 0.1, "{}", mean_y(1));
+    }
+
+    #[test]
+    fn features_are_a_one_hot_with_a_null_slot_then_values_and_a_presence_flag() {
+        let shape = ConditionShape { classes: 3, values: 2 };
+        assert_eq!((shape.columns(), shape.features()), (3, 7));
+        let rows = array![[2.0f32, 0.5, -1.0], [0.0, 4.0, 8.0]];
+        let features = shape.encode(&rows, |i| i == 1);
+        assert_eq!(
+            features,
+            [0.0, 0.0, 1.0, 0.0, 0.5, -1.0, 1.0, /* dropped: */ 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(shape.null_features(1), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            ConditionShape { classes: 2, values: 0 }.encode(&array![[1.0f32]], |_| false),
+            [0.0, 1.0, 0.0]
+        );
+        assert!(ConditionShape::NONE.encode(&Array2::zeros((4, 0)), |_| false).is_empty());
+        assert!(ConditionShape::NONE.null_features(4).is_empty());
+    }
+
+    #[test]
+    fn bad_conditions_are_named() {
+        let shape = ConditionShape { classes: 8, values: 1 };
+        assert_eq!(shape.parse("3, 0.25").expect("valid"), [3.0, 0.25]);
+        let message = |text: &str| shape.parse(text).expect_err(text).to_string();
+        assert!(message("8,0").contains("label 8 is not one of 0 … 7"), "{}", message("8,0"));
+        assert!(message("2.5,0").contains("label 2.5"));
+        assert!(message("-1,0").contains("label -1"));
+        assert!(message("1,nan").contains("not finite"));
+        assert!(message("1,inf").contains("not finite"));
+        assert!(message("1").contains("1 condition values given"));
+        assert!(message("one,2").contains("`one` is not a number"));
+        let spec_error = |text: &str| ConditionSpec::parse(text).expect_err(text).to_string();
+        assert!(spec_error(":label").contains("empty condition"));
+        assert_eq!(ConditionSpec::parse("coord1").expect("valid"), ConditionSpec::Coordinate(1));
+        assert_eq!(
+            ConditionSpec::parse("kind:label").expect("valid"),
+            ConditionSpec::Column { name: "kind".into(), label: true }
+        );
+        let refused = |dataset, spec: &str| {
+            ConditionedTarget::builtin(dataset, 2, &[ConditionSpec::parse(spec).expect("form")])
+                .expect_err(spec)
+                .to_string()
+        };
+        assert!(refused(Dataset::Spiral, "label").contains("no natural label"));
+        assert!(refused(Dataset::Moons, "coord2").contains("coord2 is not a coordinate"));
+        assert!(refused(Dataset::Moons, "kind").contains("names a data column"));
+        let two_labels = [ConditionSpec::Label, ConditionSpec::Label];
+        assert!(ConditionedTarget::builtin(Dataset::Moons, 2, &two_labels).is_err());
+    }
+
+    #[test]
+    fn a_conditioned_target_draws_the_points_of_its_source_with_their_conditions() {
+        let specs = [ConditionSpec::Coordinate(1), ConditionSpec::Label];
+        let target = ConditionedTarget::builtin(Dataset::EightGaussians, 2, &specs).expect("valid");
+        // The label goes first whatever the order given.
+        assert_eq!(target.shape(), ConditionShape { classes: 8, values: 1 });
+        let (points, conditions) = target.draw(300, &mut seeded_rng(9));
+        let (plain, labels) = samplers::eight_gaussians_labeled(300, &mut seeded_rng(9));
+        assert_eq!(points, plain);
+        for i in 0..300 {
+            assert_eq!(conditions[[i, 0]], labels[i] as f32);
+            assert_eq!(conditions[[i, 1]], points[[i, 1]]);
+        }
+        let plain_target =
+            ConditionedTarget::unconditional(PointSource::builtin(Dataset::Moons, 2).expect("2-D"));
+        let (points, conditions) = plain_target.draw(50, &mut seeded_rng(1));
+        assert_eq!(
+            points,
+            PointSource::builtin(Dataset::Moons, 2).expect("2-D").draw(50, &mut seeded_rng(1))
+        );
+        assert_eq!(conditions.dim(), (50, 0));
+    }
+
+    #[test]
+    fn data_files_give_their_condition_columns_and_keep_the_rest_as_points() {
+        let dir = std::env::temp_dir().join(format!("flow-data-conditions-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        let csv = dir.join("labelled.csv");
+        std::fs::write(&csv, "x,kind,y,size\n1,0,10,0.5\n2,2,20,0.25\n3,1,30,0.125\n").expect("write");
+        let specs: Vec<ConditionSpec> =
+            ["size", "kind:label"].iter().map(|s| s.parse().expect("form")).collect();
+        let target = ConditionedTarget::from_file(&csv, &specs).expect("valid");
+        assert_eq!(target.shape(), ConditionShape { classes: 3, values: 1 });
+        let (points, conditions) = target.draw(40, &mut seeded_rng(0));
+        assert_eq!(points.ncols(), 2);
+        for (point, condition) in points.rows().into_iter().zip(conditions.rows()) {
+            // Row r holds x = r + 1, y = 10 (r + 1), size 0.5^(r + 1) and kind [0, 2, 1][r].
+            let r = point[0] as usize - 1;
+            assert_eq!(point[1], 10.0 * point[0]);
+            assert_eq!(condition.to_vec(), [[0.0, 2.0, 1.0][r], 0.5f32.powi(r as i32 + 1)]);
+        }
+        let refused = |specs: &[&str]| {
+            let specs: Vec<ConditionSpec> = specs.iter().map(|s| s.parse().expect("form")).collect();
+            ConditionedTarget::from_file(&csv, &specs).expect_err("refused").to_string()
+        };
+        assert!(refused(&["colour"]).contains("no column `colour` (columns: x, kind, y, size)"));
+        assert!(refused(&["size:label"]).contains("label `size`, row 1: 0.5 is not a whole number"));
+        assert!(refused(&["label"]).contains("name its column"));
+        let values = dir.join("values.npy");
+        ndarray_npy::write_npy(&values, &ndarray::arr1(&[1.0f32, 2.0, 3.0])).expect("npy");
+        let from_npy = ConditionedTarget::from_file(
+            &csv,
+            &[ConditionSpec::Column { name: values.display().to_string(), label: false }],
+        )
+        .expect("valid");
+        assert_eq!(from_npy.shape(), ConditionShape { classes: 0, values: 1 });
+        let (points, conditions) = from_npy.draw(10, &mut seeded_rng(1));
+        assert_eq!(points.ncols(), 4);
+        assert!(points.column(0).iter().zip(conditions.column(0)).all(|(p, c)| p == c));
+        let short = dir.join("short.npy");
+        ndarray_npy::write_npy(&short, &ndarray::arr1(&[1.0f32])).expect("npy");
+        let wrong = ConditionedTarget::from_file(
+            &csv,
+            &[ConditionSpec::Column { name: short.display().to_string(), label: false }],
+        );
+        assert!(matches!(wrong, Err(DataError::Condition(m)) if m.contains("expected one per point (3)")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -131,3 +131,68 @@ fn iterate(
     }
     Ok(())
 }
+
+/// C2OT's condition weight: the w at which a fraction ≈ `target_ratio` of the
+/// pairs (i, j) cost no more under `M + w·C` than row j's own pair does under
+/// M alone (`M[i, j] + w·C[i, j] ≤ M[j, j]`), so that roughly that share of
+/// pairings stays open. `position_costs` and `condition_costs` are n × n and
+/// row-major. The search is theirs (`c2ot/ot.py`, `search_for_w`): 0 when even
+/// w = 0 keeps fewer; else doubling from `initial` until the ratio drops to
+/// the target (capped at 10⁸), then bisection until it is within `tolerance`,
+/// at most `max_iterations` each.
+pub fn condition_weight(
+    position_costs: &[f64],
+    condition_costs: &[f64],
+    n: usize,
+    target_ratio: f64,
+    initial: f64,
+) -> Result<f64> {
+    if position_costs.len() != n * n || condition_costs.len() != n * n {
+        return Err(MetricsError::Costs {
+            position: position_costs.len(),
+            condition: condition_costs.len(),
+            n,
+        });
+    }
+    const MAX_ITERATIONS: usize = 10;
+    const TOLERANCE: f64 = 1e-3;
+    const MAX_WEIGHT: f64 = 1e8;
+    let ratio = |w: f64| {
+        let kept = position_costs
+            .iter()
+            .zip(condition_costs)
+            .enumerate()
+            .filter(|(k, (m, c))| *m + w * *c <= position_costs[(k % n) * n + k % n])
+            .count();
+        kept as f64 / (n * n).max(1) as f64
+    };
+    if ratio(0.0) < target_ratio {
+        return Ok(0.0);
+    }
+    let (mut low, mut high) = (0.0, initial);
+    for _ in 0..MAX_ITERATIONS {
+        if ratio(high) > target_ratio {
+            low = high;
+            high *= 2.0;
+        } else {
+            break;
+        }
+        if high > MAX_WEIGHT {
+            return Ok(MAX_WEIGHT);
+        }
+    }
+    let mut middle = high;
+    for _ in 0..MAX_ITERATIONS {
+        middle = (low + high) / 2.0;
+        let kept = ratio(middle);
+        if kept < target_ratio {
+            high = middle;
+        } else {
+            low = middle;
+        }
+        if (kept - target_ratio).abs() < TOLERANCE {
+            break;
+        }
+    }
+    Ok(middle)
+}

@@ -6,6 +6,8 @@ pub type Result<T> = std::result::Result<T, MetricsError>;
 pub enum MetricsError {
     #[error("samples differ in size: {left} × {left_dim} against {right} × {right_dim} (need the same)")]
     Shape { left: usize, left_dim: usize, right: usize, right_dim: usize },
+    #[error("{position} position and {condition} condition costs for {n} × {n} pairs")]
+    Costs { position: usize, condition: usize, n: usize },
     #[error("samples are empty")]
     Empty,
     #[error("{rows} of the {total} points of the {which} sample are not finite")]

@@ -399,3 +399,32 @@ fn point_assignment_equals_the_dense_solver_beyond_its_size() {
         }
     }
 }
+
+#[test]
+fn c2ots_condition_weight_keeps_the_asked_share_of_pairs_open() {
+    use flow_metrics::couplings::{condition_weight, squared_costs};
+    let n = 128;
+    let mut rng = seeded_rng(3);
+    let x0 = Dataset::EightGaussians.sample(n, 2, &mut rng).expect("2-D");
+    let x1 = Dataset::TorchdynMoons.sample(n, 2, &mut rng).expect("2-D");
+    let values = x1.column(0).to_owned().insert_axis(ndarray::Axis(1));
+    let (m, c) = (squared_costs(&x0, &x1), squared_costs(&values, &values));
+    // The share of pairs (i, j) with M[i, j] + w·C[i, j] ≤ M[j, j], as C2OT's search counts it.
+    let open = |w: f64| {
+        (0..n * n).filter(|&k| m[k] + w * c[k] <= m[(k % n) * n + k % n]).count() as f64 / (n * n) as f64
+    };
+    for target in [0.02, 0.05, 0.2] {
+        let w = condition_weight(&m, &c, n, target, 100.0).expect("weight");
+        assert!((open(w) - target).abs() < 5e-3, "r = {target}: w = {w} keeps {} open", open(w));
+        // The share falls as the weight grows: a larger w keeps fewer pairs open.
+        assert!(open(w / 2.0) >= open(w) && open(w) >= open(2.0 * w));
+    }
+    // Even w = 0 keeps fewer open than asked: no condition cost at all.
+    assert_eq!(condition_weight(&m, &c, n, open(0.0) + 0.01, 100.0).expect("weight"), 0.0);
+    // Conditions that never differ cannot close pairs: the search gives up after ten doublings
+    // (100 · 2¹⁰, as theirs does) and bisects between the last two.
+    let same = vec![0.0; n * n];
+    let w = condition_weight(&m, &same, n, 0.05, 100.0).expect("weight");
+    assert!((51_200.0..=102_400.0).contains(&w), "{w}");
+    assert!(condition_weight(&m, &c[..10], n, 0.05, 100.0).is_err());
+}

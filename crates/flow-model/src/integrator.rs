@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use flow_data::ConditionShape;
 use flow_ode::VelocityField;
 use ndarray::Array2;
 use tch::Tensor;
@@ -53,6 +54,7 @@ impl Integrator {
 
     /// Integrates `start` over `grid`, copying to and from the device once
     /// (and once per recorded state) on libtorch. Non-finite end points are an error.
+    /// A conditional network integrates its unconditional (null-condition) velocity.
     pub fn integrate(
         &self,
         start: &Array2<f32>,
@@ -60,7 +62,68 @@ impl Integrator {
         solver: flow_ode::Solver,
         record: flow_ode::Record,
     ) -> Result<PointsSolution> {
-        let solution = match &self.native {
+        self.integrate_fields(start, self.native.as_ref(), &self.net, (grid, solver, record))
+    }
+
+    /// Integrates `start` under `guide`: each point with its condition, at the
+    /// guide's classifier-free guidance weight.
+    pub fn integrate_guided(
+        &self,
+        start: &Array2<f32>,
+        guide: &Guide,
+        grid: &flow_ode::TimeGrid,
+        solver: flow_ode::Solver,
+        record: flow_ode::Record,
+    ) -> Result<PointsSolution> {
+        let shape = self.net.config().condition;
+        if guide.shape != shape {
+            return Err(ModelError::Config(format!(
+                "conditions for {} given to a network conditioned on {}",
+                guide.shape.describe(),
+                shape.describe()
+            )));
+        }
+        if guide.rows != start.nrows() {
+            return Err(ModelError::Internal(format!(
+                "{} condition rows for {} points",
+                guide.rows,
+                start.nrows()
+            )));
+        }
+        let native = self.native.as_ref().map(|field| {
+            move |x: &Array2<f32>, t: f64| field.guided_velocity(x, t, &guide.features, guide.weight)
+        });
+        let net = &self.net;
+        let kind_device = (net.kind(), net.device());
+        let width = shape.features() as i64;
+        let rows = guide.rows as i64;
+        let features = Tensor::from_slice(&guide.features)
+            .view([rows, width])
+            .to_kind(kind_device.0)
+            .to_device(kind_device.1);
+        let torch = move |x: &TensorState, t: f64| {
+            TensorState(tch::no_grad(|| {
+                let times = Tensor::full([rows, 1], t, kind_device);
+                let conditioned = || net.forward_conditioned(&x.0, &times, &features);
+                let unconditioned = || net.forward(&x.0, &times);
+                guide.combine(conditioned, unconditioned, |c, u| &u + (c - &u) * guide.weight)
+            }))
+        };
+        self.integrate_fields(start, native.as_ref(), &torch, (grid, solver, record))
+    }
+
+    fn integrate_fields<N, T>(
+        &self,
+        start: &Array2<f32>,
+        native: Option<&N>,
+        torch: &T,
+        (grid, solver, record): (&flow_ode::TimeGrid, flow_ode::Solver, flow_ode::Record),
+    ) -> Result<PointsSolution>
+    where
+        N: VelocityField<Array2<f32>>,
+        T: VelocityField<TensorState>,
+    {
+        let solution = match native {
             // Points of another dimension go to libtorch, which names the mismatch.
             Some(field) if start.ncols() == self.net.config().dim => {
                 let solution = flow_ode::integrate(field, start.clone(), grid, solver, record)?;
@@ -69,7 +132,7 @@ impl Integrator {
             _ => {
                 let net = &self.net;
                 let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
-                let solution = flow_ode::integrate(net, x0, grid, solver, record)?;
+                let solution = flow_ode::integrate(torch, x0, grid, solver, record)?;
                 let trajectory = solution
                     .trajectory
                     .iter()
@@ -150,6 +213,55 @@ impl Integrator {
     }
 }
 
+/// What a conditional network is sampled with: each point's condition (as
+/// network features) and the classifier-free guidance weight w, for the velocity
+/// v(x, t, ∅) + w·(v(x, t, c) − v(x, t, ∅)): w = 1 is the plain conditional
+/// velocity, w = 0 the unconditional one, w > 1 pushes further towards the condition.
+pub struct Guide {
+    shape: ConditionShape,
+    rows: usize,
+    features: Vec<f32>,
+    weight: f64,
+}
+
+impl Guide {
+    /// `conditions` (rows × `shape.columns()`, checked here) at guidance `weight`.
+    pub fn new(shape: ConditionShape, conditions: &Array2<f32>, weight: f64) -> Result<Guide> {
+        if !weight.is_finite() {
+            return Err(ModelError::Config(format!("guidance weight {weight} is not finite")));
+        }
+        shape.check(conditions)?;
+        Ok(Guide { shape, rows: conditions.nrows(), features: shape.encode(conditions, |_| false), weight })
+    }
+
+    /// One condition row for all `rows` points.
+    pub fn repeated(shape: ConditionShape, row: &[f32], rows: usize, weight: f64) -> Result<Guide> {
+        let conditions = Array2::from_shape_fn((rows, row.len()), |(_, j)| row[j]);
+        Guide::new(shape, &conditions, weight)
+    }
+
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    /// The guided velocity from the conditional and unconditional ones,
+    /// evaluating only the one needed at w = 1 or w = 0.
+    fn combine<V>(
+        &self,
+        conditioned: impl FnOnce() -> V,
+        unconditioned: impl FnOnce() -> V,
+        mix: impl FnOnce(V, V) -> V,
+    ) -> V {
+        if self.weight == 1.0 {
+            conditioned()
+        } else if self.weight == 0.0 {
+            unconditioned()
+        } else {
+            mix(conditioned(), unconditioned())
+        }
+    }
+}
+
 /// Integrates host points through `net` once; see [`Integrator::auto`] and
 /// [`Integrator::integrate`]. Build an [`Integrator`] to integrate many batches.
 pub fn integrate_points(
@@ -166,6 +278,7 @@ pub fn integrate_points(
 pub struct NativeField {
     mlp: flow_native::Mlp,
     workspace: RefCell<flow_native::Workspace>,
+    condition: ConditionShape,
 }
 
 impl NativeField {
@@ -174,18 +287,55 @@ impl NativeField {
     pub fn with_kernel(net: &VelocityNet, kernel: flow_native::Kernel) -> Result<NativeField> {
         let mlp = net.to_native()?;
         let workspace = flow_native::Workspace::with_kernel(tch::get_num_threads().max(1) as usize, kernel)?;
-        Ok(NativeField { mlp, workspace: RefCell::new(workspace) })
+        Ok(NativeField { mlp, workspace: RefCell::new(workspace), condition: net.config().condition })
     }
 }
 
 impl NativeField {
-    fn inputs(x: &Array2<f32>, t: f64) -> Vec<f32> {
-        let mut inputs = Vec::with_capacity(x.nrows() * (x.ncols() + 1));
-        for row in x.rows() {
+    /// Rows `[x, t, features]`, with the null condition's features when `features` is `None`.
+    fn inputs(&self, x: &Array2<f32>, t: f64, features: Option<&[f32]>) -> Vec<f32> {
+        let width = self.condition.features();
+        let null;
+        let features = match features {
+            Some(features) => features,
+            None => {
+                null = self.condition.null_features(x.nrows());
+                &null
+            }
+        };
+        let mut inputs = Vec::with_capacity(x.nrows() * (x.ncols() + 1 + width));
+        for (i, row) in x.rows().into_iter().enumerate() {
             inputs.extend(row.iter().copied());
             inputs.push(t as f32);
+            inputs.extend_from_slice(&features[i * width..(i + 1) * width]);
         }
         inputs
+    }
+
+    fn forward(&self, inputs: &[f32], rows: usize, dim: usize) -> Array2<f32> {
+        let outputs = self
+            .workspace
+            .borrow_mut()
+            .forward(&self.mlp, inputs)
+            .expect("Integrator::integrate matched the network's dimension to the points'");
+        Array2::from_shape_vec((rows, dim), outputs).expect("the network outputs one velocity per point")
+    }
+
+    /// The guided velocity (see [`Guide`]); both halves in one pass when both are needed.
+    fn guided_velocity(&self, x: &Array2<f32>, t: f64, features: &[f32], weight: f64) -> Array2<f32> {
+        let (rows, dim) = x.dim();
+        if weight == 1.0 {
+            return self.forward(&self.inputs(x, t, Some(features)), rows, dim);
+        }
+        if weight == 0.0 {
+            return self.forward(&self.inputs(x, t, None), rows, dim);
+        }
+        let mut inputs = self.inputs(x, t, Some(features));
+        inputs.extend(self.inputs(x, t, None));
+        let both = self.forward(&inputs, 2 * rows, dim);
+        let conditioned = both.slice(ndarray::s![..rows, ..]);
+        let unconditioned = both.slice(ndarray::s![rows.., ..]);
+        &unconditioned + &((&conditioned - &unconditioned) * weight as f32)
     }
 
     /// See [`Integrator::velocity_and_forms`]: J u by forward mode, then u · J u.
@@ -198,7 +348,7 @@ impl NativeField {
         let (rows, dim) = x.dim();
         let (values, products) = self.workspace.borrow_mut().forward_with_jvps(
             &self.mlp,
-            &NativeField::inputs(x, t),
+            &self.inputs(x, t, None),
             (vectors, directions, dim),
         )?;
         let forms: Vec<f32> = vectors
@@ -217,11 +367,6 @@ impl NativeField {
 impl VelocityField<Array2<f32>> for NativeField {
     fn velocity(&self, x: &Array2<f32>, t: f64) -> Array2<f32> {
         let (rows, dim) = x.dim();
-        let outputs = self
-            .workspace
-            .borrow_mut()
-            .forward(&self.mlp, &NativeField::inputs(x, t))
-            .expect("Integrator::integrate matched the network's dimension to the points'");
-        Array2::from_shape_vec((rows, dim), outputs).expect("the network outputs one velocity per point")
+        self.forward(&self.inputs(x, t, None), rows, dim)
     }
 }

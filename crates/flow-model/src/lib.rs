@@ -29,6 +29,6 @@ pub use backend::Backend;
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use flow_native::Kernel;
-pub use integrator::{Integrator, NativeField, PointsSolution, integrate_points};
+pub use integrator::{Guide, Integrator, NativeField, PointsSolution, integrate_points};
 pub use mlp::{Activation, ModelConfig, Precision, TimeEmbedding, VelocityNet};
 pub use state::{TensorState, array_to_tensor, tensor_to_array};

@@ -1,5 +1,6 @@
 //! The velocity network on libtorch: its configuration, flat parameter tensor and forward pass.
 
+use flow_data::ConditionShape;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -161,6 +162,10 @@ pub struct ModelConfig {
     pub activation: Activation,
     pub time_embedding: TimeEmbedding,
     pub precision: Precision,
+    /// The conditions the network takes, appended to its input as features
+    /// (absent from an unconditional network's header, so those read as before).
+    #[serde(default, skip_serializing_if = "ConditionShape::is_none")]
+    pub condition: ConditionShape,
 }
 
 impl Default for ModelConfig {
@@ -173,6 +178,7 @@ impl Default for ModelConfig {
             activation: Activation::Gelu,
             time_embedding: TimeEmbedding::Raw,
             precision: Precision::F32,
+            condition: ConditionShape::NONE,
         }
     }
 }
@@ -201,7 +207,7 @@ impl ModelConfig {
     fn check_size(&self) -> Result<()> {
         // Counted without building the shape list: `layers` may be absurd.
         let (dim, hidden, layers) = (self.dim as u128, self.hidden as u128, self.layers as u128);
-        let input = dim + self.time_embedding.width() as u128;
+        let input = dim + self.time_embedding.width() as u128 + self.condition.features() as u128;
         let count = (input + 1) * hidden + (layers - 1) * (hidden + 1) * hidden + (hidden + 1) * dim;
         let bytes = self.precision.bytes();
         let what = format!("a network of {count} parameters (with its gradient and optimiser moments)");
@@ -210,11 +216,16 @@ impl ModelConfig {
 
     /// `(in, out)` of each linear map, first to last.
     pub fn linear_shapes(&self) -> Vec<(usize, usize)> {
-        let input = self.dim + self.time_embedding.width();
+        let input = self.input_width();
         let mut shapes = vec![(input, self.hidden)];
         shapes.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
         shapes.push((self.hidden, self.dim));
         shapes
+    }
+
+    /// Inputs of the first layer: position, time features, condition features.
+    pub fn input_width(&self) -> usize {
+        self.dim + self.time_embedding.width() + self.condition.features()
     }
 
     /// Parameter names as PyTorch's `nn.Sequential` numbers them: linear maps sit
@@ -238,8 +249,13 @@ impl ModelConfig {
             TimeEmbedding::Raw => "raw time".to_owned(),
             TimeEmbedding::Sinusoidal { frequencies } => format!("{frequencies}-frequency time embedding"),
         };
+        let condition = if self.condition.is_none() {
+            String::new()
+        } else {
+            format!(", conditioned on {}", self.condition.describe())
+        };
         format!(
-            "dim {}, {} hidden layers of {}, {:?}, {time}",
+            "dim {}, {} hidden layers of {}, {:?}, {time}{condition}",
             self.dim, self.layers, self.hidden, self.activation
         )
         .to_lowercase()
@@ -422,9 +438,15 @@ impl VelocityNet {
     }
 
     /// v(x, t) for positions `x` (n × d) and times `t` (n × 1), with autograd
-    /// when the caller has it on (training).
+    /// when the caller has it on (training). A conditional network sees the
+    /// null condition: this is its unconditional velocity.
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Tensor {
-        self.forward_input(&self.input_features(x, t))
+        self.forward_input(&self.input_features(x, t, None))
+    }
+
+    /// v(x, t, c) for condition features `c` (n × features, see [`ConditionShape::encode`]).
+    pub fn forward_conditioned(&self, x: &Tensor, t: &Tensor, features: &Tensor) -> Tensor {
+        self.forward_input(&self.input_features(x, t, Some(features)))
     }
 
     /// The network on an already assembled input `x ⊕ time features`.
@@ -440,9 +462,24 @@ impl VelocityNet {
         h
     }
 
-    /// Network input for positions `x` (n × d) and times `t` (n × 1): x ⊕ time features.
-    pub fn input_features(&self, x: &Tensor, t: &Tensor) -> Tensor {
-        Tensor::cat(&[x.shallow_clone(), self.time_features(t)], 1)
+    /// Network input for positions `x` (n × d) and times `t` (n × 1):
+    /// x ⊕ time features ⊕ condition features (the null condition's when `None`).
+    pub fn input_features(&self, x: &Tensor, t: &Tensor, features: Option<&Tensor>) -> Tensor {
+        let shape = self.config.condition;
+        if shape.is_none() {
+            return Tensor::cat(&[x.shallow_clone(), self.time_features(t)], 1);
+        }
+        let features = match features {
+            Some(features) => features.shallow_clone(),
+            None => {
+                let rows = x.size()[0];
+                Tensor::from_slice(&shape.null_features(rows as usize))
+                    .view([rows, shape.features() as i64])
+                    .to_kind(x.kind())
+                    .to_device(x.device())
+            }
+        };
+        Tensor::cat(&[x.shallow_clone(), self.time_features(t), features], 1)
     }
 
     /// v(x, t) at one shared time, without autograd.

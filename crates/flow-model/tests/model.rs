@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use flow_data::ConditionShape;
 use flow_model::checkpoint::{self, load, load_into, save};
 use flow_model::{
     Activation, DeviceChoice, ModelConfig, ModelError, Precision, TensorState, TimeEmbedding, VelocityNet,
@@ -72,6 +73,7 @@ fn any_dimension_width_depth_activation_and_embedding() {
             activation,
             time_embedding: TimeEmbedding::Sinusoidal { frequencies: 4 },
             precision: Precision::F64,
+            ..ModelConfig::default()
         };
         let model = net(config, 1);
         let x = Tensor::ones([3, 5], (Kind::Double, Device::Cpu));
@@ -239,28 +241,44 @@ fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
     };
     let dir = scratch("pytorch");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/load_checkpoint.py");
-    for config in [
-        ModelConfig::default(),
-        ModelConfig {
-            dim: 3,
-            activation: Activation::Silu,
-            time_embedding: TimeEmbedding::Sinusoidal { frequencies: 2 },
-            ..ModelConfig::default()
-        },
+    let conditional =
+        ModelConfig { condition: ConditionShape { classes: 3, values: 1 }, ..ModelConfig::default() };
+    for (config, condition) in [
+        (ModelConfig::default(), None),
+        (
+            ModelConfig {
+                dim: 3,
+                activation: Activation::Silu,
+                time_embedding: TimeEmbedding::Sinusoidal { frequencies: 2 },
+                ..ModelConfig::default()
+            },
+            None,
+        ),
+        // A label and a value, then the null condition of the same network.
+        (conditional, Some([2.0f32, 0.5])),
+        (conditional, None),
     ] {
         let model = net(config, 6);
         let path = dir.join("model.safetensors");
         save(&model, &path, &BTreeMap::new()).expect("save");
         let points: Vec<f32> = (0..2 * config.dim).map(|i| i as f32 * 0.37 - 1.0).collect();
         let x = Tensor::from_slice(&points).view([2, config.dim as i64]);
-        let ours = Vec::<f32>::try_from(model.velocity_at(&x, 0.25).view([-1])).expect("floats");
-        let output = std::process::Command::new(&python)
-            .arg(&script)
-            .arg(&path)
-            .args(points.iter().map(f32::to_string))
-            .arg("0.25")
-            .output()
-            .expect("python runs");
+        let velocity = match condition {
+            Some(row) => {
+                let rows = Array2::from_shape_fn((2, 2), |(_, j)| row[j]);
+                let features = Tensor::from_slice(&config.condition.encode(&rows, |_| false)).view([2, -1]);
+                let t = Tensor::full([2, 1], 0.25, (Kind::Float, Device::Cpu));
+                tch::no_grad(|| model.forward_conditioned(&x, &t, &features))
+            }
+            None => model.velocity_at(&x, 0.25),
+        };
+        let ours = Vec::<f32>::try_from(velocity.view([-1])).expect("floats");
+        let mut command = std::process::Command::new(&python);
+        command.arg(&script).arg(&path).args(points.iter().map(f32::to_string)).arg("0.25");
+        if let Some([label, value]) = condition {
+            command.arg("--condition").arg(format!("{label},{value}"));
+        }
+        let output = command.output().expect("python runs");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let theirs: Vec<f32> = String::from_utf8_lossy(&output.stdout)
             .split_whitespace()

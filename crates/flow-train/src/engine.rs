@@ -86,13 +86,17 @@ impl Engine {
         meanwhile: impl FnOnce() -> T,
     ) -> Result<T> {
         let side = match (self, batch) {
-            (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1 }) => {
+            (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1, features }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
                 let velocity = x1 - x0;
                 let position = x0 + &t * &velocity;
                 // One fused operation (and one backward node), as `nn.functional.mse_loss`.
-                let loss = net.forward(&position, &t).mse_loss(&velocity, tch::Reduction::Mean);
+                let predicted = match features {
+                    Some(features) => net.forward_conditioned(&position, &t, features),
+                    None => net.forward(&position, &t),
+                };
+                let loss = predicted.mse_loss(&velocity, tch::Reduction::Mean);
                 loss.backward();
                 adam.lr = lr;
                 let mut parameters = net.flat_parameters().shallow_clone();
@@ -107,9 +111,9 @@ impl Engine {
             }
             (
                 Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
-                Batch::Host { x0, x1 },
+                Batch::Host { x0, x1, features },
             ) => {
-                straight_line_batch(x0, x1, times, inputs, targets);
+                straight_line_batch(x0, x1, times, features, inputs, targets);
                 let ((loss, gradient), side) =
                     workspace.loss_and_gradient_while(mlp, inputs, targets, meanwhile)?;
                 adam.lr = lr;
@@ -248,17 +252,27 @@ impl Engine {
     }
 }
 
-/// Network inputs `[xₜ, t]` with xₜ = x₀ + t(x₁ − x₀), and targets x₁ − x₀, row by row.
-fn straight_line_batch(x0: &[f32], x1: &[f32], times: &[f32], inputs: &mut Vec<f32>, targets: &mut Vec<f32>) {
-    let dim = x0.len() / times.len().max(1);
+/// Network inputs `[xₜ, t, condition features]` with xₜ = x₀ + t(x₁ − x₀), and targets x₁ − x₀, row by row.
+fn straight_line_batch(
+    x0: &[f32],
+    x1: &[f32],
+    times: &[f32],
+    features: &[f32],
+    inputs: &mut Vec<f32>,
+    targets: &mut Vec<f32>,
+) {
+    let rows = times.len().max(1);
+    let dim = x0.len() / rows;
+    let width = features.len() / rows;
     inputs.clear();
     targets.clear();
-    for ((start, end), &t) in x0.chunks_exact(dim).zip(x1.chunks_exact(dim)).zip(times) {
+    for (i, ((start, end), &t)) in x0.chunks_exact(dim).zip(x1.chunks_exact(dim)).zip(times).enumerate() {
         for (&a, &b) in start.iter().zip(end) {
             let velocity = b - a;
             targets.push(velocity);
             inputs.push(a + t * velocity);
         }
         inputs.push(t);
+        inputs.extend_from_slice(&features[i * width..(i + 1) * width]);
     }
 }

@@ -27,7 +27,7 @@ mod time_sampling;
 mod trainer;
 
 pub use adam::FlatAdam;
-pub use coupling::Coupling;
+pub use coupling::{Coupling, Drawn};
 pub use error::{Result, TrainError};
 pub use flow_model::Backend;
 pub use flow_native::Kernel;

@@ -1,13 +1,13 @@
 //! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
 
-use flow_data::PointSource;
+use flow_data::{ConditionShape, ConditionedTarget, PointSource};
 use flow_model::{Integrator, VelocityNet, array_to_tensor};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
-use crate::coupling::stack_rows;
+use crate::coupling::{Drawn, stack_rows};
 use crate::{Coupling, Result, TrainError};
 
 /// How a teacher turns sources into targets: the post uses RK4 with 20 steps.
@@ -91,10 +91,11 @@ pub enum PairSource {
     /// (torchcfm's and C2OT's large plan split over several steps), kept in `block`.
     Independent {
         source: PointSource,
-        target: PointSource,
+        /// The targets, and the condition of each (none for an unconditional model).
+        target: ConditionedTarget,
         coupling: Coupling,
         coupling_batch: usize,
-        block: std::sync::Mutex<CoupledBlock>,
+        block: Box<std::sync::Mutex<CoupledBlock>>,
     },
     /// Reflow, post style: each batch's targets are the teacher's images of its sources.
     Online { teacher: Box<Integrator>, source: PointSource, settings: TeacherSettings },
@@ -129,15 +130,30 @@ impl PairSource {
         coupling: Coupling,
         batch: usize,
     ) -> Result<PairSource> {
-        if source.dim() != target.dim() {
-            return Err(TrainError::Dimensions { from: source.dim(), to: target.dim() });
+        PairSource::conditioned(source, ConditionedTarget::unconditional(target), coupling, batch)
+    }
+
+    /// As [`PairSource::coupled`], each target with its conditions (for a conditional model).
+    pub fn conditioned(
+        source: PointSource,
+        target: ConditionedTarget,
+        coupling: Coupling,
+        batch: usize,
+    ) -> Result<PairSource> {
+        if source.dim() != target.points.dim() {
+            return Err(TrainError::Dimensions { from: source.dim(), to: target.points.dim() });
+        }
+        if coupling.needs_conditions() && target.shape().is_none() {
+            return Err(TrainError::Config(format!(
+                "the {coupling} coupling needs conditions on the target (--condition)"
+            )));
         }
         Ok(PairSource::Independent {
             source,
             target,
             coupling,
             coupling_batch: batch.max(1),
-            block: std::sync::Mutex::new(CoupledBlock::default()),
+            block: Box::new(std::sync::Mutex::new(CoupledBlock::default())),
         })
     }
 
@@ -188,7 +204,7 @@ impl PairSource {
 
     pub fn dim(&self) -> usize {
         match self {
-            PairSource::Independent { target, .. } => target.dim(),
+            PairSource::Independent { target, .. } => target.points.dim(),
             PairSource::Online { source, .. } => source.dim(),
             PairSource::Pool { x0, .. } => x0.size()[1] as usize,
         }
@@ -197,7 +213,12 @@ impl PairSource {
     pub fn describe(&self) -> String {
         match self {
             PairSource::Independent { source, target, coupling, .. } => {
-                format!("{coupling} pairs: {} → {}", source.describe(), target.describe())
+                let conditioned = if target.shape().is_none() {
+                    String::new()
+                } else {
+                    format!(" conditioned on {}", target.shape().describe())
+                };
+                format!("{coupling} pairs: {} → {}{conditioned}", source.describe(), target.points.describe())
             }
             PairSource::Online { source, settings, .. } => format!(
                 "online teacher pairs from {} ({} × {})",
@@ -209,33 +230,53 @@ impl PairSource {
         }
     }
 
-    /// `n` pairs (x₀, x₁), each `n × d`, where the training engine wants them.
+    /// The conditions the targets carry (none but for conditional flow matching).
+    pub fn condition(&self) -> ConditionShape {
+        match self {
+            PairSource::Independent { target, .. } => target.shape(),
+            PairSource::Online { .. } | PairSource::Pool { .. } => ConditionShape::NONE,
+        }
+    }
+
+    /// `n` pairs (x₀, x₁), each `n × d`, where the training engine wants them,
+    /// with their targets' condition features; each row's condition is dropped
+    /// (replaced by the null condition) with probability `dropout`.
     /// Both places consume the same draws, so both engines see the same pairs.
-    pub fn next_batch<R: Rng + ?Sized>(&self, n: usize, rng: &mut R, place: Place) -> Result<Batch> {
+    pub fn next_batch<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        rng: &mut R,
+        place: Place,
+        dropout: f64,
+    ) -> Result<Batch> {
         let (x0, x1) = match self {
             PairSource::Independent { source, target, coupling, coupling_batch, block } => {
-                let (x0, x1) = if *coupling_batch > n && *coupling != Coupling::Independent {
+                let draw = |count: usize, rng: &mut R| {
+                    let x0 = source.draw(count, rng);
+                    let (x1, c1) = target.draw(count, rng);
+                    coupling.apply_conditioned(Drawn { x0, x1, c1 }, target.shape(), *coupling_batch, rng)
+                };
+                let drawn = if *coupling_batch > n && *coupling != Coupling::Independent {
                     let mut block =
                         block.lock().map_err(|_| TrainError::Internal("a pair block lock".into()))?;
-                    block.take(
-                        n,
-                        |rng| {
-                            let drawn =
-                                (source.draw(*coupling_batch, rng), target.draw(*coupling_batch, rng));
-                            coupling.apply(drawn, *coupling_batch, rng)
-                        },
-                        rng,
-                    )?
+                    block.take(n, |rng| draw(*coupling_batch, rng), rng)?
                 } else {
-                    let drawn = (source.draw(n, rng), target.draw(n, rng));
-                    coupling.apply(drawn, *coupling_batch, rng)?
+                    draw(n, rng)?
                 };
-                return Ok(arrays_batch(x0, x1, place));
+                let shape = target.shape();
+                // Drawn only for a conditional model, so unconditional runs keep their batches.
+                let dropped: Vec<bool> = if shape.is_none() || dropout == 0.0 {
+                    Vec::new()
+                } else {
+                    (0..n).map(|_| rng.random::<f64>() < dropout).collect()
+                };
+                let features = shape.encode(&drawn.c1, |i| dropped.get(i).copied().unwrap_or(false));
+                return Ok(arrays_batch(drawn.x0, drawn.x1, features, place));
             }
             PairSource::Online { teacher, source, settings } => {
                 let x0 = source.draw(n, rng);
                 let x1 = settings.transport(teacher, &x0)?;
-                return Ok(arrays_batch(x0, x1, place));
+                return Ok(arrays_batch(x0, x1, Vec::new(), place));
             }
             PairSource::Pool { x0, x1 } => {
                 let size = x0.size()[0];
@@ -245,10 +286,11 @@ impl PairSource {
             }
         };
         Ok(match place {
-            Place::Host => Batch::Host { x0: host_values(&x0)?, x1: host_values(&x1)? },
+            Place::Host => Batch::Host { x0: host_values(&x0)?, x1: host_values(&x1)?, features: Vec::new() },
             Place::Device(kind, device) => Batch::Device {
                 x0: x0.to_kind(kind).to_device(device),
                 x1: x1.to_kind(kind).to_device(device),
+                features: None,
             },
         })
     }
@@ -258,11 +300,16 @@ impl PairSource {
 /// A run resumed from a checkpoint starts a fresh block, so it matches an
 /// uninterrupted run when it stops on a block boundary (every `--checkpoint-every`
 /// that is a multiple of the block's batches).
-#[derive(Default)]
 pub struct CoupledBlock {
-    x0: Array2<f32>,
-    x1: Array2<f32>,
+    block: Drawn,
     served: usize,
+}
+
+impl Default for CoupledBlock {
+    fn default() -> CoupledBlock {
+        let empty = || Array2::zeros((0, 0));
+        CoupledBlock { block: Drawn { x0: empty(), x1: empty(), c1: empty() }, served: 0 }
+    }
 }
 
 impl CoupledBlock {
@@ -270,37 +317,44 @@ impl CoupledBlock {
     fn take<R: Rng + ?Sized>(
         &mut self,
         n: usize,
-        draw: impl Fn(&mut R) -> Result<(Array2<f32>, Array2<f32>)>,
+        draw: impl Fn(&mut R) -> Result<Drawn>,
         rng: &mut R,
-    ) -> Result<(Array2<f32>, Array2<f32>)> {
-        let (mut x0, mut x1) = (Vec::new(), Vec::new());
+    ) -> Result<Drawn> {
+        let (mut x0, mut x1, mut c1) = (Vec::new(), Vec::new(), Vec::new());
         let mut taken = 0;
         while taken < n {
-            if self.served == self.x0.nrows() {
-                (self.x0, self.x1) = draw(rng)?;
+            if self.served == self.block.x0.nrows() {
+                self.block = draw(rng)?;
                 self.served = 0;
-                if self.x0.nrows() == 0 {
+                if self.block.x0.nrows() == 0 {
                     return Err(TrainError::Internal("an empty block of pairs".into()));
                 }
             }
-            let count = (n - taken).min(self.x0.nrows() - self.served);
+            let count = (n - taken).min(self.block.x0.nrows() - self.served);
             let rows = ndarray::s![self.served..self.served + count, ..];
-            x0.push(self.x0.slice(rows).to_owned());
-            x1.push(self.x1.slice(rows).to_owned());
+            x0.push(self.block.x0.slice(rows).to_owned());
+            x1.push(self.block.x1.slice(rows).to_owned());
+            c1.push(self.block.c1.slice(rows).to_owned());
             self.served += count;
             taken += count;
         }
-        Ok((stack_rows(&x0)?, stack_rows(&x1)?))
+        Ok(Drawn { x0: stack_rows(&x0)?, x1: stack_rows(&x1)?, c1: stack_rows(&c1)? })
     }
 }
 
-fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, place: Place) -> Batch {
+/// A batch from host pairs and their condition features (rows × features, row-major; empty for none).
+fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32>, place: Place) -> Batch {
     match place {
-        Place::Host => Batch::Host { x0: x0.iter().copied().collect(), x1: x1.iter().copied().collect() },
+        Place::Host => {
+            Batch::Host { x0: x0.iter().copied().collect(), x1: x1.iter().copied().collect(), features }
+        }
         Place::Device(kind, device) => {
             let both = array_to_tensor(&ndarray::concatenate![ndarray::Axis(1), x0, x1], kind, device);
             let d = x0.ncols() as i64;
-            Batch::Device { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d) }
+            let rows = x0.nrows() as i64;
+            let features = (!features.is_empty())
+                .then(|| Tensor::from_slice(&features).view([rows, -1]).to_kind(kind).to_device(device));
+            Batch::Device { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d), features }
         }
     }
 }
@@ -312,10 +366,11 @@ pub enum Place {
     Device(Kind, Device),
 }
 
-/// A batch of pairs, row-major `n × d` each.
+/// A batch of pairs, row-major `n × d` each, with the targets' condition
+/// features (`n × features`; empty or `None` for an unconditional model).
 pub enum Batch {
-    Host { x0: Vec<f32>, x1: Vec<f32> },
-    Device { x0: Tensor, x1: Tensor },
+    Host { x0: Vec<f32>, x1: Vec<f32>, features: Vec<f32> },
+    Device { x0: Tensor, x1: Tensor, features: Option<Tensor> },
 }
 
 pub(crate) fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {

@@ -65,6 +65,12 @@ pub fn reflow(
     if settings.rounds == 0 {
         return Err(TrainError::Config("rounds must be at least 1".into()));
     }
+    if !teacher.config().condition.is_none() {
+        return Err(TrainError::Config(format!(
+            "the teacher is conditioned on {}; reflow distils unconditional models only",
+            teacher.config().condition.describe()
+        )));
+    }
     if source.dim() != teacher.config().dim {
         return Err(TrainError::Config(format!(
             "source is {}-dimensional but the teacher is {}-dimensional",

@@ -114,6 +114,9 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Which code computes the steps (results agree to rounding, not bit for bit).
     pub backend: Backend,
+    /// The share of rows trained on the null condition (classifier-free
+    /// guidance's condition dropout); conditional models only.
+    pub condition_dropout: f64,
 }
 
 impl Default for TrainConfig {
@@ -128,6 +131,7 @@ impl Default for TrainConfig {
             seed: 0,
             checkpoint_every: 1000,
             backend: Backend::Auto,
+            condition_dropout: 0.0,
         }
     }
 }
@@ -135,7 +139,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The settings as JSON, for run records.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "steps": self.steps,
             "batch_size": self.batch_size,
             "lr": self.lr,
@@ -145,7 +149,12 @@ impl TrainConfig {
             "seed": self.seed,
             "checkpoint_every": self.checkpoint_every,
             "backend": self.backend.name(),
-        })
+        });
+        // Only when used, so records of unconditional runs read as before.
+        if self.condition_dropout > 0.0 {
+            json["condition_dropout"] = self.condition_dropout.into();
+        }
+        json
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -165,6 +174,12 @@ impl TrainConfig {
             && !(decay > 0.0 && decay < 1.0)
         {
             return Err(TrainError::Config(format!("EMA decay must be in (0, 1), not {decay}")));
+        }
+        if !(0.0..1.0).contains(&self.condition_dropout) {
+            return Err(TrainError::Config(format!(
+                "condition dropout must be in [0, 1), not {}",
+                self.condition_dropout
+            )));
         }
         Ok(())
     }
@@ -218,6 +233,16 @@ pub fn train(
             net.config().dim
         )));
     }
+    if pairs.condition() != net.config().condition {
+        return Err(TrainError::Config(format!(
+            "the pairs carry {} but the model takes {}",
+            pairs.condition().describe(),
+            net.config().condition.describe()
+        )));
+    }
+    if config.condition_dropout > 0.0 && pairs.condition().is_none() {
+        return Err(TrainError::Config("condition dropout needs conditions (--condition)".to_owned()));
+    }
     // Held until the run returns: two processes writing one directory would
     // interleave checkpoints.
     let _lock = match &options.out_dir {
@@ -251,7 +276,7 @@ pub fn train(
     );
 
     let draw = |rng: &mut ChaCha8Rng| -> Result<(Batch, Vec<f32>)> {
-        let batch = pairs.next_batch(config.batch_size, rng, place)?;
+        let batch = pairs.next_batch(config.batch_size, rng, place, config.condition_dropout)?;
         let times = (0..config.batch_size).map(|_| config.time_sampling.draw(rng) as f32).collect();
         Ok((batch, times))
     };

@@ -89,17 +89,42 @@ fn within(x: f64, y: f64, range: f64) -> bool {
 
 /// The post's `plot`: a square framed scatter plot of 2-D points in red.
 pub fn scatter(points: &Array2<f32>, title: &str) -> Result<RgbImage> {
+    scatter_within(points, title, PLOT_RANGE)
+}
+
+/// [`scatter`] over [−range, range]² (data sets larger than the post's spiral).
+pub fn scatter_within(points: &Array2<f32>, title: &str, range: f64) -> Result<RgbImage> {
+    scatter_coloured(points, |_| RED, title, range)
+}
+
+/// [`scatter_within`] with each point coloured by its `shade` in [0, 1] (viridis:
+/// a class k of K as k / (K − 1), a continuous condition by its place in the range shown).
+pub fn scatter_shaded(points: &Array2<f32>, shades: &[f64], title: &str, range: f64) -> Result<RgbImage> {
+    if shades.len() != points.nrows() {
+        return Err(VizError::Empty("one shade per point"));
+    }
+    scatter_coloured(points, |i| ViridisRGB::get_color_normalized(shades[i], 0.0, 1.0), title, range)
+}
+
+/// Point i in `colour(i)`, over [−range, range]².
+fn scatter_coloured(
+    points: &Array2<f32>,
+    colour: impl Fn(usize) -> RGBColor,
+    title: &str,
+    range: f64,
+) -> Result<RgbImage> {
     check_2d(points)?;
     let (width, height) = square_canvas_size();
     canvas(width, height, |root| {
         root.fill(&WHITE).map_err(VizError::draw)?;
-        let mut chart = square_chart(root, title)?;
+        let mut chart = square_chart_within(root, title, range)?;
         let dots = points
             .rows()
             .into_iter()
-            .map(|p| (f64::from(p[0]), f64::from(p[1])))
-            .filter(|&(x, y)| inside(x, y))
-            .map(|p| Circle::new(p, 2, RED.filled()));
+            .enumerate()
+            .map(|(i, p)| (i, (f64::from(p[0]), f64::from(p[1]))))
+            .filter(|&(_, (x, y))| within(x, y, range))
+            .map(|(i, p)| Circle::new(p, 2, colour(i).filled()));
         chart.draw_series(dots).map_err(VizError::draw)?;
         Ok(())
     })

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use flow_data::Dataset;
+use flow_data::{ConditionSpec, Dataset};
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::SolverKind;
 use flow_train::{Backend, Coupling, LrSchedule, PairMode, Recipe, TimeSampling};
@@ -96,6 +96,20 @@ fn positive_float(text: &str) -> Result<f64, String> {
     }
 }
 
+fn unit_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{text}` must be a fraction in [0, 1)")),
+    }
+}
+
+fn finite_float(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("`{text}` must be a finite number")),
+    }
+}
+
 fn positive() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
@@ -153,8 +167,18 @@ pub struct TrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
-    #[arg(long, default_value = "independent", help = one_of("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default)", Coupling::FORMS))]
+    #[arg(long, default_value = "independent", help = one_of("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default; c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)", Coupling::FORMS))]
     pub coupling: Coupling,
+    /// Train a conditional model on this condition of each target point (repeatable): `label`
+    /// (a built-in set's natural label), `coordN` (coordinate N as a value), `COLUMN` or
+    /// `COLUMN:label` (a column of the --data CSV, taken out of the coordinates), `FILE.npy[:label]`
+    /// (one value per --data point).
+    #[arg(long = "condition", value_name = "CONDITION")]
+    pub conditions: Vec<ConditionSpec>,
+    /// Share of rows trained on the learned null condition, so that `sample --guidance` can mix
+    /// conditional and unconditional velocities (classifier-free guidance). Conditional models only.
+    #[arg(long, default_value_t = 0.1, value_parser = unit_fraction)]
+    pub condition_dropout: f64,
     /// Rows per optimal-transport plan [default: the batch size]. Smaller: each batch is planned in
     /// pieces; larger: one plan serves several consecutive batches (C2OT plans 1 024 for batches of 256).
     #[arg(long, value_parser = positive())]
@@ -285,10 +309,25 @@ pub struct SampleArgs {
     #[arg(long, value_parser = positive())]
     pub trajectory: Option<usize>,
     #[command(flatten)]
+    pub guidance: GuidanceArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Output file, .csv or .npy.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Conditions of the points a conditional model samples, and its guidance.
+#[derive(Args, Clone)]
+pub struct GuidanceArgs {
+    /// The condition of every sample: a label `K`, a value `V`, or `K,V,…` in the order the model
+    /// takes them [default: none, the unconditional model learned by condition dropout].
+    #[arg(long, value_name = "CONDITION")]
+    pub condition: Option<String>,
+    /// Classifier-free guidance weight w: v(∅) + w·(v(c) − v(∅)); 1 is the plain conditional
+    /// model, 0 the unconditional one, above 1 pushes samples further towards the condition.
+    #[arg(long, default_value_t = 1.0, requires = "condition", value_parser = finite_float)]
+    pub guidance: f64,
 }
 
 #[derive(Args)]
@@ -346,6 +385,9 @@ pub struct PlotArgs {
     pub n: usize,
     #[command(flatten)]
     pub solver: SolverArgs,
+    /// A labelled model without --condition plots one panel per class.
+    #[command(flatten)]
+    pub guidance: GuidanceArgs,
     /// Output image: .png or .gif (animation, models only).
     #[arg(long)]
     pub out: PathBuf,
@@ -360,6 +402,8 @@ pub enum Experiment {
     Post,
     /// C2OT's unconditional 8gaussians → moons table (W2² of flow matching, OT, Sinkhorn, reflow).
     C2ot,
+    /// C2OT's conditional table: moon label and target x, each by flow matching, OT and C2OT.
+    C2otConditional,
 }
 
 #[derive(Args)]

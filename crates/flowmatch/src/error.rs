@@ -36,7 +36,9 @@ impl From<flow_data::DataError> for CliError {
     fn from(error: flow_data::DataError) -> CliError {
         use flow_data::DataError::*;
         match error {
-            UnknownDataset { .. } | Dimension { .. } | Extension { .. } => CliError::Usage(error.to_string()),
+            UnknownDataset { .. } | Dimension { .. } | Extension { .. } | Condition(_) => {
+                CliError::Usage(error.to_string())
+            }
             _ => CliError::Runtime(error.to_string()),
         }
     }

@@ -36,11 +36,18 @@ fn fail(error: &CliError) -> ExitCode {
     ExitCode::from(error.exit_code())
 }
 
-/// clap's message without its "error: " prefix and help footer.
+/// clap's message without its "error: " prefix and help footer, on one line: a
+/// first line that ends in a colon gets the indented lines it introduces
+/// ("required arguments were not provided: --condition <CONDITION>").
 fn first_line_of(error: &clap::Error) -> String {
     let text = error.render().to_string();
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-    line.trim_start_matches("error: ").to_owned()
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let line = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_owned();
+    if !line.ends_with(':') {
+        return line;
+    }
+    let listed: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
+    format!("{line} {}", listed.join(", "))
 }
 
 fn init_logging(verbose: u8) {

@@ -515,6 +515,116 @@ fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step()
     scratch.assert_no_temp_files();
 }
 
+#[test]
+fn quick_c2ot_conditional_writes_its_table_and_c2ot_beats_ot_under_conditions() {
+    let scratch = Scratch::new("c2ot-conditional");
+    let out = scratch.path("c2ot");
+    succeeds(&["reproduce", "--experiment", "c2ot-conditional", "--quick", "--device", "cpu", "--out", &out]);
+    let table = std::fs::read_to_string(format!("{out}/c2ot-conditional.md")).expect("table");
+    for needle in ["| 0.048 ± 0.010 |", "| 8.276 ± 6.510 |", "(c2ot-conditional.png)"] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+    let adaptive = |condition: &str, method: &str| -> f64 {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {condition} | {method} |")))
+            .unwrap_or_else(|| panic!("no row {condition} / {method}:\n{table}"));
+        let cell = row.split('|').nth(6).expect("adaptive cell");
+        cell.split('±').next().expect("mean").trim().parse().expect("number")
+    };
+    // Minibatch OT pairs sources with targets of other conditions, so its conditional
+    // model learns the wrong map; C2OT keeps pairs within conditions (even at 300 steps).
+    for condition in ["discrete (moon)", "continuous (target x)"] {
+        let (ot, c2ot) = (adaptive(condition, "minibatch OT"), adaptive(condition, "C2OT"));
+        assert!(c2ot < 0.5 * ot, "{condition}: C2OT {c2ot} against OT {ot}");
+    }
+    let image = image::open(format!("{out}/c2ot-conditional.png")).expect("figure");
+    assert_eq!((image.width(), image.height()), (4 * 426, 3 * 448), "four panels per method");
+    scratch.assert_no_temp_files();
+}
+
+#[test]
+fn conditional_models_train_sample_and_plot_and_bad_conditions_are_named() {
+    let scratch = Scratch::new("conditional");
+    let model = train_small(&scratch, "labels", &["--target", "8gaussians", "--condition", "label"]);
+    let header = std::fs::read(&model).expect("checkpoint");
+    let header = String::from_utf8_lossy(&header[..4096.min(header.len())]).into_owned();
+    assert!(header.contains(r#"\"condition\":{\"classes\":8,\"values\":0}"#), "{header}");
+    assert!(header.contains(r#""conditions":"[\"label\"]""#), "{header}");
+    let out = scratch.path("class3.csv");
+    succeeds(&[
+        "sample",
+        "--model",
+        &model,
+        "--condition",
+        "3",
+        "--guidance",
+        "2",
+        "--n",
+        "50",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(lines(&out).len(), 51);
+    let panels = scratch.path("classes.png");
+    succeeds(&["plot", "--model", &model, "--n", "100", "--out", &panels]);
+    let image = image::open(&panels).expect("figure");
+    assert_eq!((image.width(), image.height()), (4 * 426, 2 * 448), "one panel per class, four a row");
+
+    fails(
+        &["sample", "--model", &model, "--condition", "8", "--out", &out],
+        2,
+        "label 8 is not one of 0 … 7",
+    );
+    fails(&["sample", "--model", &model, "--condition", "nan", "--out", &out], 2, "label NaN");
+    fails(&["sample", "--model", &model, "--condition", "1,2", "--out", &out], 2, "2 condition values given");
+    fails(&["sample", "--model", &model, "--guidance", "2", "--out", &out], 2, "--condition");
+    let plain = train_small(&scratch, "plain", &[]);
+    fails(
+        &["sample", "--model", &plain, "--condition", "1", "--out", &out],
+        2,
+        "this model is unconditional",
+    );
+    let run = scratch.path("refused");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--steps", "5", "--device", "cpu", "--out", &run];
+        args.extend(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let refused = |extra: &[&str], needle: &str| {
+        let args = train(extra);
+        fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, needle);
+    };
+    refused(&["--target", "spiral", "--condition", "label"], "`spiral` has no natural label");
+    refused(&["--target", "moons", "--condition", "coord7"], "coord7 is not a coordinate");
+    refused(&["--target", "moons", "--coupling", "c2ot"], "needs conditions on the target");
+    refused(&["--target", "moons", "--condition", "label", "--condition-dropout", "1"], "must be a fraction");
+    let good = scratch.write("good.csv", "x,y,kind\n1,2,0\n3,4,1\n5,6,1\n");
+    refused(&["--data", &good, "--condition", "colour"], "no column `colour` (columns: x, y, kind)");
+    let data = scratch.write("labelled.csv", "x,y,kind\n1,2,0\n3,4,1\n5,6,nan\n");
+    fails(
+        &train(&["--data", &data, "--condition", "kind:label"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        1,
+        "line 4, column 3: NaN is not finite",
+    );
+    let from_csv =
+        train_small(&scratch, "csv", &["--data", &good, "--condition", "kind:label", "--coupling", "c2ot"]);
+    fails(
+        &["sample", "--model", &from_csv, "--condition", "2", "--out", &out],
+        2,
+        "label 2 is not one of 0 … 1",
+    );
+    fails(
+        &["reflow", "--teacher", &model, "--steps", "5", "--out", &scratch.path("reflow")],
+        2,
+        "reflow distils unconditional models only",
+    );
+    scratch.assert_no_temp_files();
+}
+
 /// `train` and `sample` on `device` (the CLI's own device handling).
 fn trains_and_samples_on(device: tch::Device) {
     let name = flow_model::device_name(device);
@@ -1012,6 +1122,38 @@ mod renderers {
             reused: (0, 43),
         };
         insta::assert_snapshot!(c2ot_table::render(&table));
+    }
+
+    #[test]
+    fn the_conditional_c2ot_table_puts_each_condition_and_method_beside_theirs() {
+        use flowmatch::experiments::c2ot::conditional::table::{self as conditional_table, Row};
+        use flowmatch::experiments::c2ot::conditional::{Condition, Method as Coupled};
+        let mut rows = Vec::new();
+        for (c, &condition) in Condition::ALL.iter().enumerate() {
+            for (k, &method) in Coupled::ALL.iter().enumerate() {
+                let scale = (c + 1) as f64 * (k + 1) as f64;
+                rows.push(Row {
+                    condition,
+                    method,
+                    euler: vec![0.01 * scale, 0.03 * scale],
+                    adaptive: vec![0.005 * scale, 0.007 * scale],
+                    nfe: vec![60.0, 70.0],
+                });
+            }
+        }
+        let table = conditional_table::Table {
+            quick: false,
+            device: "cpu".into(),
+            threads: 2,
+            protocol: Protocol { seeds: 10, ..Protocol::FULL },
+            model: flowmatch::experiments::c2ot::model_config(),
+            flow_rate: (8e-3, flow_train::LrSchedule::Cosine),
+            rows,
+            figure: "c2ot-conditional.png",
+            seconds: 3600.0,
+            reused: (6, 60),
+        };
+        insta::assert_snapshot!(conditional_table::render(&table));
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flow_data::{Dataset, PointSource};
+use flow_data::{ConditionSpec, Dataset, PointSource};
 
 use crate::{Result, TrainError};
 
@@ -76,6 +76,9 @@ pub struct RunMetadata {
     pub step: Option<usize>,
     /// The round of a multi-round reflow that wrote the checkpoint.
     pub reflow_round: Option<usize>,
+    /// Where the target's conditions came from, in the order the user gave them
+    /// (empty for an unconditional model; the network's config says what it takes).
+    pub conditions: Vec<ConditionSpec>,
 }
 
 impl Default for RunMetadata {
@@ -87,6 +90,7 @@ impl Default for RunMetadata {
             teacher: None,
             step: None,
             reflow_round: None,
+            conditions: Vec::new(),
         }
     }
 }
@@ -136,6 +140,10 @@ impl RunMetadata {
         if let Some(round) = self.reflow_round {
             header.insert("reflow_round".to_owned(), round.to_string());
         }
+        if !self.conditions.is_empty() {
+            let specs: Vec<String> = self.conditions.iter().map(ToString::to_string).collect();
+            header.insert("conditions".to_owned(), serde_json::Value::from(specs).to_string());
+        }
         header
     }
 
@@ -172,6 +180,14 @@ impl RunMetadata {
             teacher: header.get("teacher").map(PathBuf::from),
             step: number(header, "step")?,
             reflow_round: number(header, "reflow_round")?,
+            conditions: match header.get("conditions") {
+                None => Vec::new(),
+                Some(text) => serde_json::from_str::<Vec<String>>(text)
+                    .map_err(|e| bad_entry("conditions", e))?
+                    .iter()
+                    .map(|spec| ConditionSpec::parse(spec).map_err(|e| bad_entry("conditions", e)))
+                    .collect::<Result<_>>()?,
+            },
         })
     }
 

@@ -6,12 +6,13 @@ mod training;
 
 use std::path::Path;
 
-use flow_data::{PointSource, files};
+use flow_data::{ConditionSpec, ConditionedTarget, PointSource, files};
+use flow_model::{Guide, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{PointsRef, TrainedModel};
 use tch::Device;
 
-use crate::cli::{DataArgs, RuntimeArgs, SolverArgs, TargetArgs};
+use crate::cli::{DataArgs, GuidanceArgs, RuntimeArgs, SolverArgs, TargetArgs};
 use crate::error::{CliError, Result};
 
 pub use sampling::{animation_frames, eval, logprob, plot, sample};
@@ -44,6 +45,30 @@ pub fn target(args: &TargetArgs) -> Result<Option<PointSource>> {
         (None, Some(path)) => Ok(Some(PointSource::Data(std::sync::Arc::new(files::read_points(path)?)))),
         (None, None) => Ok(None),
     }
+}
+
+/// The target with the conditions `specs` of each point (none: unconditional).
+pub fn conditioned_target(args: &TargetArgs, specs: &[ConditionSpec]) -> Result<Option<ConditionedTarget>> {
+    match (&args.target, &args.data) {
+        (Some(dataset), _) => Ok(Some(ConditionedTarget::builtin(*dataset, 2, specs)?)),
+        (None, Some(path)) => Ok(Some(ConditionedTarget::from_file(path, specs)?)),
+        (None, None) if !specs.is_empty() => {
+            Err(CliError::usage("--condition needs a target (--target or --data)"))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The guide `--condition` and `--guidance` ask for, for `rows` points of `net`
+/// (`None`: no condition given, the model's unconditional velocity).
+pub fn guide(net: &VelocityNet, args: &GuidanceArgs, rows: usize) -> Result<Option<Guide>> {
+    let Some(text) = &args.condition else { return Ok(None) };
+    let shape = net.config().condition;
+    if shape.is_none() {
+        return Err(CliError::usage("--condition: this model is unconditional (train with --condition)"));
+    }
+    let row = shape.parse(text).map_err(|e| CliError::usage(format!("--condition {text}: {e}")))?;
+    Ok(Some(Guide::repeated(shape, &row, rows, args.guidance)?))
 }
 
 /// How a target is recorded in checkpoints, so `eval` can find it again.

@@ -9,7 +9,7 @@ use flow_model::{Integrator, PointsSolution};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 
-use super::{check_dimension, load_model, runtime, solver, target};
+use super::{check_dimension, guide, load_model, runtime, solver, target};
 use crate::cli::{EvalArgs, LogprobArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
 
@@ -44,8 +44,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         grid = grid.reversed();
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
-    let solved =
-        Integrator::auto(&checkpoint.net)?.integrate(&start, &grid, solver(&args.solver)?, record)?;
+    let model = Integrator::auto(&checkpoint.net)?;
+    let solver = solver(&args.solver)?;
+    let solved = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
+        Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
+        None => model.integrate(&start, &grid, solver, record)?,
+    };
     let table = if args.trajectory.is_some() {
         let table = tables::trajectory_table(&solved.trajectory);
         files::write_table(&args.out, &table, &tables::trajectory_names(dim))?;
@@ -187,8 +191,20 @@ pub fn plot(args: PlotArgs) -> Result<()> {
             let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
-            let solved: PointsSolution =
-                Integrator::auto(&checkpoint.net)?.integrate(&start, &grid, solver(&args.solver)?, record)?;
+            let model = Integrator::auto(&checkpoint.net)?;
+            let classes = checkpoint.net.config().condition.classes;
+            if kind == "png" && args.guidance.condition.is_none() && classes > 0 {
+                let image = class_panels(&model, &start, (&grid, solver(&args.solver)?), classes)?;
+                flow_viz::save_png(&args.out, &image)?;
+                eprintln!("wrote {}", args.out.display());
+                return Ok(());
+            }
+            let solved: PointsSolution = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
+                Some(guide) => {
+                    model.integrate_guided(&start, &guide, &grid, solver(&args.solver)?, record)?
+                }
+                None => model.integrate(&start, &grid, solver(&args.solver)?, record)?,
+            };
             if kind == "gif" {
                 let frames = animation_frames(&solved.trajectory, "")?;
                 flow_viz::save_gif(&args.out, &frames, 5)?;
@@ -201,6 +217,41 @@ pub fn plot(args: PlotArgs) -> Result<()> {
     }
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Panels per row of a class grid.
+const PANELS_PER_ROW: usize = 4;
+
+/// One scatter panel per class of a labelled model: samples from `start` with that label.
+fn class_panels(
+    model: &Integrator,
+    start: &Array2<f32>,
+    (grid, solver): (&TimeGrid, Solver),
+    classes: usize,
+) -> Result<flow_viz::RgbImage> {
+    let shape = model.net().config().condition;
+    let mut label_row = vec![0.0f32; shape.columns()];
+    let samples = (0..classes)
+        .map(|class| {
+            label_row[0] = class as f32;
+            // Any continuous values stay at 0 (with the label, the panel is per class).
+            let guide = flow_model::Guide::repeated(shape, &label_row, start.nrows(), 1.0)?;
+            Ok(model.integrate_guided(start, &guide, grid, solver, Record::Nothing)?.points)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // One scale for every panel, wide enough for the samples (at least the post's ±3, at most ±50).
+    let reach = samples.iter().flat_map(|s| s.iter()).fold(3.0f32, |a, &b| a.max(b.abs())).min(50.0);
+    let range = f64::from(reach.ceil());
+    let panels = samples
+        .iter()
+        .enumerate()
+        .map(|(class, points)| Ok(flow_viz::scatter_within(points, &format!("class {class}"), range)?))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<flow_viz::RgbImage> = panels
+        .chunks(PANELS_PER_ROW)
+        .map(|row| flow_viz::side_by_side(&row.iter().collect::<Vec<_>>()))
+        .collect();
+    Ok(flow_viz::stacked(&rows.iter().collect::<Vec<_>>()))
 }
 
 /// One scatter frame per recorded state, titled with `label` and its time.

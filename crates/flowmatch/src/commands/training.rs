@@ -14,7 +14,7 @@ use flow_train::{
 };
 use serde_json::json;
 
-use super::{device_label, load_model, runtime, target, target_ref};
+use super::{conditioned_target, device_label, load_model, runtime, target_ref};
 use crate::cli::{ReflowArgs, TrainArgs};
 use crate::error::{CliError, Result};
 
@@ -90,7 +90,7 @@ fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
 pub fn train(args: TrainArgs) -> Result<()> {
     let device = runtime(&args.runtime)?;
     check_run_dir(&args.out, args.resume, args.force)?;
-    let target = target(&args.target)?
+    let target = conditioned_target(&args.target, &args.conditions)?
         .ok_or_else(|| CliError::usage("say what to learn: --target NAME or --data FILE"))?;
     let (source, source_ref) = match &args.source_data {
         Some(path) => {
@@ -99,11 +99,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         None => {
             let dataset = args.source.unwrap_or(Dataset::Gaussian);
-            (PointSource::builtin(dataset, target.dim())?, PointsRef::Builtin(dataset))
+            (PointSource::builtin(dataset, target.points.dim())?, PointsRef::Builtin(dataset))
         }
     };
     let ot_batch = args.ot_batch.unwrap_or(args.batch_size);
-    let pairs = flow_train::PairSource::coupled(source, target, args.coupling, ot_batch)?;
+    let pairs = flow_train::PairSource::conditioned(source, target, args.coupling, ot_batch)?;
+    let conditional = !pairs.condition().is_none();
     let model = ModelConfig {
         dim: pairs.dim(),
         hidden: args.hidden,
@@ -111,6 +112,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         activation: args.activation,
         time_embedding: args.time_embedding,
         precision: Precision::F32,
+        condition: pairs.condition(),
     };
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.flow_matching());
@@ -124,8 +126,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
         backend: optimiser.backend,
+        condition_dropout: if conditional { args.condition_dropout } else { 0.0 },
     };
-    let metadata = RunMetadata::flow_matching(source_ref, target_ref(&args.target));
+    let metadata = RunMetadata {
+        conditions: args.conditions.clone(),
+        ..RunMetadata::flow_matching(source_ref, target_ref(&args.target))
+    };
     let target_label = metadata.target.as_ref().map(flow_train::PointsRef::label).unwrap_or_default();
     let source_label = metadata.source.label();
     tch::manual_seed(args.runtime.seed as i64);
@@ -150,6 +156,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if args.coupling != Coupling::Independent {
         settings["coupling"] = json!(args.coupling.to_string());
         settings["ot_batch"] = json!(ot_batch);
+    }
+    if conditional {
+        settings["conditions"] = json!(args.conditions.iter().map(ToString::to_string).collect::<Vec<_>>());
     }
     if args.resume {
         RunRecord::check_resume(&args.out, "train", &settings)?;
@@ -185,6 +194,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
             backend: optimiser.backend,
+            condition_dropout: 0.0,
         },
     };
     let metadata = RunMetadata::reflow(&teacher.metadata, &args.teacher);

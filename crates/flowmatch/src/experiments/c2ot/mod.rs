@@ -10,6 +10,7 @@
 //! What differs is said in the table's notes: our network and learning rates,
 //! and where our plan is computed on fewer points than theirs.
 
+pub mod conditional;
 pub mod table;
 
 use std::path::PathBuf;
@@ -148,6 +149,14 @@ fn source() -> PointSource {
     PointSource::Builtin { dataset: Dataset::EightGaussians, dim: 2 }
 }
 
+/// What the checkpoints of this table record: 8gaussians → torchdyn's moons.
+fn metadata() -> RunMetadata {
+    RunMetadata::flow_matching(
+        PointsRef::Builtin(Dataset::EightGaussians),
+        Some(PointsRef::Builtin(Dataset::TorchdynMoons)),
+    )
+}
+
 fn target() -> PointSource {
     PointSource::Builtin { dataset: Dataset::TorchdynMoons, dim: 2 }
 }
@@ -212,20 +221,21 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         seconds: started.elapsed().as_secs_f64(),
         reused: (reused, Method::ALL.iter().map(|&m| protocol.seeds_of(m)).sum()),
     };
-    let text = table::render(&table);
-    flow_data::files::write_atomically(&out.join(TABLE_FILE), |file| file.write_all(text.as_bytes()))?;
-    eprintln!(
-        "c2ot: done in {:.1} s; table in {}",
-        started.elapsed().as_secs_f64(),
-        out.join(TABLE_FILE).display()
-    );
+    write_table(&out.join(TABLE_FILE), &table::render(&table), "c2ot", started)
+}
+
+/// Writes a rendered table (atomically) and says where, and how long the run took.
+fn write_table(path: &std::path::Path, text: &str, label: &str, started: Instant) -> Result<()> {
+    flow_data::files::write_atomically(path, |file| file.write_all(text.as_bytes()))?;
+    eprintln!("{label}: done in {:.1} s; table in {}", started.elapsed().as_secs_f64(), path.display());
     Ok(())
 }
 
 pub const TABLE_FILE: &str = "c2ot.md";
 pub const FIGURE_FILE: &str = "c2ot.png";
 
-/// Trains (or reloads) one model per method and seed, under `OUT/checkpoints/`.
+/// Trains (or reloads) one model per method and seed, under `OUT/checkpoints/`
+/// (and, in [`conditional`], one per condition, method and seed).
 struct Runs {
     out: PathBuf,
     device: tch::Device,
@@ -256,45 +266,40 @@ impl Runs {
         self.out.join("checkpoints").join(format!("{name}-h{}-seed{seed}{quick}", model_config().hidden))
     }
 
-    /// The model's scores: measured, or read back when this run reused the model and measured it before.
     fn scores(&self, method: Method, seed: u64, model: &Integrator) -> Result<Scores> {
-        let file = self.dir(method, seed).join(SCORES_FILE);
-        if !self.retrain {
-            let kept =
-                std::fs::read(&file).ok().and_then(|bytes| serde_json::from_slice::<Scores>(&bytes).ok());
-            if let Some(kept) = kept.filter(|s| s.eval_points == self.protocol.eval_points) {
-                return Ok(kept);
-            }
+        let dir = self.dir(method, seed);
+        Scores::kept_or_measured(&dir, self.protocol.eval_points, self.retrain, || {
+            score(model, self.protocol.eval_points, seed)
+        })
+    }
+
+    /// The model kept in `dir` by an earlier run, unless `--retrain`; else `None`,
+    /// and the scores kept there are forgotten (a new model will be trained).
+    fn kept_model(&self, dir: &std::path::Path, label: &str) -> Result<Option<VelocityNet>> {
+        let model = dir.join(flow_train::MODEL_FILE);
+        if !self.retrain && model.is_file() {
+            eprintln!("{label}: reusing {} (--retrain to train again)", model.display());
+            return Ok(Some(flow_model::checkpoint::load(&model, self.device)?.net));
         }
-        let scores = score(model, self.protocol.eval_points, seed)?;
-        let text = serde_json::to_string_pretty(&scores).map_err(|e| CliError::runtime(e.to_string()))?;
-        flow_data::files::write_atomically(&file, |out| out.write_all(text.as_bytes()))?;
-        Ok(scores)
+        Scores::forget(dir);
+        Ok(None)
+    }
+
+    /// Flow matching on the protocol's steps and batch, at our recipe's rate.
+    fn train_config(&self, seed: u64) -> TrainConfig {
+        let (lr, lr_schedule) = RECIPE.flow_matching();
+        let p = self.protocol;
+        TrainConfig { steps: p.steps, batch_size: p.batch, lr, lr_schedule, seed, ..TrainConfig::default() }
     }
 
     fn model(&self, method: Method, seed: u64) -> Result<VelocityNet> {
         let dir = self.dir(method, seed);
-        let model = dir.join(flow_train::MODEL_FILE);
-        if !self.retrain && model.is_file() {
-            eprintln!("c2ot: reusing {} (--retrain to train again)", model.display());
-            return Ok(flow_model::checkpoint::load(&model, self.device)?.net);
+        if let Some(net) = self.kept_model(&dir, "c2ot")? {
+            return Ok(net);
         }
-        // Scores of an earlier model in this directory no longer apply.
-        let _ = std::fs::remove_file(dir.join(SCORES_FILE));
         let p = self.protocol;
-        let (lr, lr_schedule) = RECIPE.flow_matching();
-        let config = TrainConfig {
-            steps: p.steps,
-            batch_size: p.batch,
-            lr,
-            lr_schedule,
-            seed,
-            ..TrainConfig::default()
-        };
-        let metadata = RunMetadata::flow_matching(
-            PointsRef::Builtin(Dataset::EightGaussians),
-            Some(PointsRef::Builtin(Dataset::TorchdynMoons)),
-        );
+        let config = self.train_config(seed);
+        let metadata = metadata();
         let options = |label: String, metadata: RunMetadata| RunOptions {
             out_dir: Some(dir.clone()),
             show_progress: true,
@@ -354,6 +359,35 @@ struct Scores {
 /// Scores are kept beside the model they measure, so that a rerun that
 /// reuses the model (to add a method, or redraw the table) does not measure it again.
 const SCORES_FILE: &str = "c2ot-scores.json";
+
+impl Scores {
+    /// The scores of the model in `dir`: read back when they were measured on
+    /// `eval_points` points before (and `retrain` is off), else measured and kept.
+    fn kept_or_measured(
+        dir: &std::path::Path,
+        eval_points: usize,
+        retrain: bool,
+        measure: impl FnOnce() -> Result<Scores>,
+    ) -> Result<Scores> {
+        let file = dir.join(SCORES_FILE);
+        if !retrain {
+            let kept =
+                std::fs::read(&file).ok().and_then(|bytes| serde_json::from_slice::<Scores>(&bytes).ok());
+            if let Some(kept) = kept.filter(|s| s.eval_points == eval_points) {
+                return Ok(kept);
+            }
+        }
+        let scores = measure()?;
+        let text = serde_json::to_string_pretty(&scores).map_err(|e| CliError::runtime(e.to_string()))?;
+        flow_data::files::write_atomically(&file, |out| out.write_all(text.as_bytes()))?;
+        Ok(scores)
+    }
+
+    /// Scores of an earlier model in `dir` no longer apply once it is trained again.
+    fn forget(dir: &std::path::Path) {
+        let _ = std::fs::remove_file(dir.join(SCORES_FILE));
+    }
+}
 
 /// C2OT's evaluation: `n` fresh sources integrated by Euler × 1 and by dopri5,
 /// each scored by exact W2² against `n` fresh targets. The draws depend on

@@ -66,8 +66,14 @@ pub struct Table {
 }
 
 /// `ours` against a published cell: at or below its mean is what the issue asks.
-fn verdict(ours: Cell, theirs: Cell) -> &'static str {
+pub(super) fn verdict(ours: Cell, theirs: Cell) -> &'static str {
     if ours.mean <= theirs.mean { "at or below" } else { "above" }
+}
+
+/// Each seed's W2² as `one step / dopri5`, comma-separated.
+pub(super) fn per_seed(euler: &[f64], adaptive: &[f64]) -> String {
+    let values: Vec<String> = euler.iter().zip(adaptive).map(|(e, a)| format!("{e:.3} / {a:.4}")).collect();
+    values.join(", ")
 }
 
 pub fn render(table: &Table) -> String {
@@ -188,9 +194,7 @@ pub fn render(table: &Table) -> String {
 
     let _ = writeln!(out, "\n## Per seed (W2²: Euler 1 step / dopri5)\n");
     for row in &table.rows {
-        let values: Vec<String> =
-            row.euler.iter().zip(&row.adaptive).map(|(e, a)| format!("{e:.3} / {a:.4}")).collect();
-        let _ = writeln!(out, "- {}: {}", row.method.name(), values.join(", "));
+        let _ = writeln!(out, "- {}: {}", row.method.name(), per_seed(&row.euler, &row.adaptive));
     }
 
     let _ = writeln!(
