@@ -327,9 +327,7 @@ impl ConditionedTarget {
                 // Sets without labels (`builtin` refused a label for them) draw as usual.
                 _ => (self.points.draw(n, rng), Vec::new(), Vec::new()),
             },
-            PointSource::Data(data) if data.nrows() == 0 => {
-                (Array2::zeros((0, data.ncols())), Vec::new(), Vec::new())
-            }
+            // Never empty: `from_file` refuses a file without points.
             PointSource::Data(data) => {
                 let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..data.nrows())).collect();
                 (data.select(Axis(0), &rows), Vec::new(), rows)

@@ -498,6 +498,37 @@ mod conditions {
     }
 
     #[test]
+    fn shapes_count_their_columns_and_features_and_say_what_they_take() {
+        let label = ConditionShape { classes: 4, values: 0 };
+        let values = ConditionShape { classes: 0, values: 2 };
+        let both = ConditionShape { classes: 4, values: 1 };
+        assert!(ConditionShape::NONE.is_none() && !label.is_none() && !values.is_none());
+        assert_eq!(
+            [ConditionShape::NONE.columns(), label.columns(), values.columns(), both.columns()],
+            [0, 1, 2, 2]
+        );
+        assert_eq!(
+            [ConditionShape::NONE.features(), label.features(), values.features(), both.features()],
+            [0, 5, 3, 7]
+        );
+        assert_eq!(ConditionShape::NONE.describe(), "unconditional");
+        assert_eq!(label.describe(), "a label of 4 classes");
+        assert_eq!(values.describe(), "2 continuous values");
+        assert_eq!(both.describe(), "a label of 4 classes and 1 continuous value");
+        // Values alone: no one-hot, the first value is not a label.
+        assert_eq!(values.encode(&array![[0.5f32, -1.0]], |_| false), [0.5, -1.0, 1.0]);
+        assert_eq!(values.parse("-3.5, 2").expect("two values"), [-3.5, 2.0]);
+        assert!(values.parse("nan,1").is_err() && values.parse("1,inf").is_err());
+        assert_eq!(label.parse("0").expect("the first class"), [0.0]);
+        assert!(
+            label.check(&array![[1.0f32], [4.0]]).is_err() && label.check(&array![[0.0f32], [3.0]]).is_ok()
+        );
+        for text in ["label", "coord3", "kind", "kind:label", "/data/c.npy:label"] {
+            assert_eq!(ConditionSpec::parse(text).expect("form").to_string(), text);
+        }
+    }
+
+    #[test]
     fn bad_conditions_are_named() {
         let shape = ConditionShape { classes: 8, values: 1 };
         assert_eq!(shape.parse("3, 0.25").expect("valid"), [3.0, 0.25]);
@@ -521,7 +552,9 @@ mod conditions {
                 .expect_err(spec)
                 .to_string()
         };
-        assert!(refused(Dataset::Spiral, "label").contains("no natural label"));
+        assert!(refused(Dataset::Spiral, "label").ends_with(
+            "no natural label (labelled sets: moons, moons-torchdyn, 8gaussians, checkerboard, circles)"
+        ));
         assert!(refused(Dataset::Moons, "coord2").contains("coord2 is not a coordinate"));
         assert!(refused(Dataset::Moons, "kind").contains("names a data column"));
         let two_labels = [ConditionSpec::Label, ConditionSpec::Label];
@@ -575,6 +608,20 @@ mod conditions {
         };
         assert!(refused(&["colour"]).contains("no column `colour` (columns: x, kind, y, size)"));
         assert!(refused(&["size:label"]).contains("label `size`, row 1: 0.5 is not a whole number"));
+        let odd = dir.join("odd.csv");
+        for (cells, bad) in [("0\n-1", "row 2: -1"), ("70000\n1", "row 1: 70000"), ("65535\n0", "")] {
+            std::fs::write(&odd, format!("x,kind\n1,{}\n", cells.replace('\n', "\n2,"))).expect("write");
+            let target =
+                ConditionedTarget::from_file(&odd, &[ConditionSpec::parse("kind:label").expect("form")]);
+            match target {
+                Ok(target) => assert!(bad.is_empty() && target.shape().classes == 65_536),
+                Err(error) => assert!(!bad.is_empty() && error.to_string().contains(bad), "{error}"),
+            }
+        }
+        let nan = dir.join("nan.npy");
+        ndarray_npy::write_npy(&nan, &ndarray::arr1(&[1.0f32, f32::NAN, 3.0])).expect("npy");
+        let error = flow_data::files::read_vector(&nan).expect_err("NaN");
+        assert!(error.to_string().contains("line 2, column 1: NaN is not finite"), "{error}");
         assert!(refused(&["label"]).contains("name its column"));
         let values = dir.join("values.npy");
         ndarray_npy::write_npy(&values, &ndarray::arr1(&[1.0f32, 2.0, 3.0])).expect("npy");
