@@ -1135,9 +1135,14 @@ mod renderers {
                 rows.push(Row {
                     condition,
                     method,
-                    euler: vec![0.01 * scale, 0.03 * scale],
-                    adaptive: vec![0.005 * scale, 0.007 * scale],
-                    nfe: vec![60.0, 70.0],
+                    euler: vec![0.01 * scale, 0.03 * scale, 0.02 * scale],
+                    // One seed of one row far above the others, as minibatch OT can give.
+                    adaptive: vec![
+                        0.005 * scale,
+                        if scale == 2.0 { 0.5 } else { 0.007 * scale },
+                        0.006 * scale,
+                    ],
+                    nfe: vec![60.0, 70.0, 65.0],
                 });
             }
         }

@@ -33,6 +33,19 @@ pub struct Table {
     pub reused: (usize, usize),
 }
 
+/// Seeds whose value is more than ten times the median's: (seed, value, median).
+fn outliers(values: &[f64]) -> Vec<(usize, f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let Some(&median) = sorted.get(sorted.len() / 2) else { return Vec::new() };
+    values
+        .iter()
+        .enumerate()
+        .filter(|&(_, &v)| v > 10.0 * median)
+        .map(|(seed, &v)| (seed, v, median))
+        .collect()
+}
+
 pub fn render(table: &Table) -> String {
     let p = &table.protocol;
     let mut out = String::new();
@@ -84,6 +97,21 @@ pub fn render(table: &Table) -> String {
             verdict(Cell::of(&row.euler), theirs_euler),
             verdict(Cell::of(&row.adaptive), theirs_adaptive)
         );
+    }
+
+    for row in &table.rows {
+        for (sampler, values) in [("one step", &row.euler), ("adaptive", &row.adaptive)] {
+            for (seed, value, median) in outliers(values) {
+                let _ = writeln!(
+                    out,
+                    "- {} / {}: seed {seed}'s {sampler} W2² {value:.3} is {:.0}× the median seed's ({median:.3}); \
+                     the mean ± std above includes it.",
+                    row.condition.name(),
+                    row.method.name(),
+                    value / median
+                );
+            }
+        }
     }
 
     let _ = writeln!(out, "\n## Protocol, and where ours differs\n");
