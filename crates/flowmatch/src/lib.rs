@@ -4,7 +4,7 @@
 //! - [`commands`]: `data`, `train`, `reflow`, `sample`, `eval`, `plot`: each
 //!   wires library calls together and reports.
 //! - [`experiments`]: commands that run a whole study and write a report
-//!   (`reproduce`, `reproduce --experiment c2ot`, `bench`, `gpu-bench`); their
+//!   (`reproduce`, `reproduce --experiment c2ot|c2ot-conditional`, `bench`, `gpu-bench`); their
 //!   renderers take plain data.
 //! - [`error`]: one line and an exit status for every failure.
 
