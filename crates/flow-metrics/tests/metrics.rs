@@ -427,4 +427,17 @@ fn c2ots_condition_weight_keeps_the_asked_share_of_pairs_open() {
     let w = condition_weight(&m, &same, n, 0.05, 100.0).expect("weight");
     assert!((51_200.0..=102_400.0).contains(&w), "{w}");
     assert!(condition_weight(&m, &c[..10], n, 0.05, 100.0).is_err());
+    // A start far enough up that doubling passes the cap within ten steps returns the cap.
+    assert_eq!(condition_weight(&m, &same, n, 0.05, 1e6).expect("weight"), 1e8);
+    // A ratio met exactly at w = 0 is searched for, not given up on; one met exactly at the
+    // start is found at or below it.
+    assert!(condition_weight(&m, &c, n, open(0.0), 100.0).expect("weight") > 0.0);
+    assert!(condition_weight(&m, &c, n, open(100.0), 100.0).expect("weight") <= 100.0);
+    // Each pair against its column's own pair, M[j, j]: when every source sits on its own
+    // target, only those own pairs are that cheap, so no weight is needed to keep 5 % closed.
+    let beside = x0.mapv(|v| v + 1e-3);
+    let own = squared_costs(&x0, &beside);
+    assert_eq!(condition_weight(&own, &c, n, 0.05, 100.0).expect("weight"), 0.0);
+    // The search stops at the first bisection within 10⁻³ of r: pinned for this draw.
+    insta::assert_snapshot!(format!("{:.6}", condition_weight(&m, &c, n, 0.05, 100.0).expect("weight")));
 }
