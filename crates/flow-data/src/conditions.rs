@@ -99,10 +99,13 @@ impl ConditionShape {
             return Vec::new();
         }
         let mut features = vec![0.0; conditions.nrows() * width];
-        for ((i, row), out) in conditions.rows().into_iter().enumerate().zip(features.chunks_exact_mut(width))
-        {
-            let row = row.to_vec();
-            self.encode_row((!dropped(i)).then_some(row.as_slice()), out);
+        // One contiguous view: this runs on every training batch, so no copy per row.
+        let rows = conditions.as_standard_layout();
+        let values = rows.as_slice().unwrap_or(&[]);
+        let columns = conditions.ncols().max(1);
+        for (i, out) in features.chunks_exact_mut(width).enumerate() {
+            let row = values.get(i * columns..i * columns + conditions.ncols());
+            self.encode_row(row.filter(|_| !dropped(i)), out);
         }
         features
     }

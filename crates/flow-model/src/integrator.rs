@@ -240,10 +240,6 @@ impl Guide {
         Guide::new(shape, &conditions, weight)
     }
 
-    pub fn weight(&self) -> f64 {
-        self.weight
-    }
-
     /// The guided velocity from the conditional and unconditional ones,
     /// evaluating only the one needed at w = 1 or w = 0.
     fn combine<V>(
