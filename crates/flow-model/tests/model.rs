@@ -381,3 +381,34 @@ fn network_solvers_and_checkpoints_agree_with_the_cpu(device: Device) {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 flow_model::test_device!(network_solvers_and_checkpoints_agree_with_the_cpu);
+
+#[test]
+fn sizes_are_counted_exactly_before_anything_is_allocated() {
+    // Position, time features and condition features feed the first layer: 3 + 2·4 + (5 + 1) +
+    // (2 + 1) with a sinusoidal embedding of 4 frequencies, 5 classes and 2 values.
+    let config = ModelConfig {
+        dim: 3,
+        time_embedding: TimeEmbedding::Sinusoidal { frequencies: 4 },
+        condition: ConditionShape { classes: 5, values: 2 },
+        ..ModelConfig::default()
+    };
+    assert_eq!(config.input_width(), 3 + 8 + 6 + 3);
+    assert_eq!(config.linear_shapes(), [(20, 64), (64, 64), (64, 64), (64, 3)]);
+    assert_eq!(ModelConfig::default().input_width(), 3);
+    // 2-D, 1 000 wide, a million hidden layers: (3 + 1)·1 000 + 999 999·1 001·1 000 + 1 001·2
+    // parameters, each kept four times (weights, gradient, two moments) in f32: 16.0 TB.
+    let huge = ModelConfig { hidden: 1_000, layers: 1_000_000, ..ModelConfig::default() };
+    let message = huge.validate().expect_err("too large").to_string();
+    let expected =
+        "a network of 1000999005002 parameters (with its gradient and optimiser moments) needs 16.0 TB";
+    assert!(message.starts_with(expected), "{message}");
+    for (config, problem) in [
+        (ModelConfig { dim: 0, ..ModelConfig::default() }, "dimension"),
+        (ModelConfig { hidden: 0, ..ModelConfig::default() }, "hidden width"),
+        (ModelConfig { layers: 0, ..ModelConfig::default() }, "hidden layer"),
+    ] {
+        let message = config.validate().expect_err(problem).to_string();
+        assert!(message.contains(problem), "{message}");
+    }
+    assert!(ModelConfig { dim: 1, hidden: 1, layers: 1, ..ModelConfig::default() }.validate().is_ok());
+}

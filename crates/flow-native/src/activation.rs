@@ -169,6 +169,7 @@ fn tanh<const FMA: bool>(z: f32) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Kernel;
 
     #[test]
     fn no_activation_gives_a_subnormal_value_or_slope() {
@@ -185,6 +186,67 @@ mod tests {
         }
         assert_eq!(gelu::<false>(-9.5), (0.0, 0.0));
         assert!(gelu::<false>(-8.9).0 < 0.0 && gelu::<false>(-8.9).0 > -1e-16);
+    }
+
+    #[test]
+    fn relu_has_pytorchs_zero_slope_at_zero() {
+        assert_eq!(relu(0.0), (0.0, 0.0));
+        assert_eq!(relu(-0.0), (0.0, 0.0));
+        assert_eq!(relu(f32::MIN_POSITIVE), (f32::MIN_POSITIVE, 1.0));
+    }
+
+    #[test]
+    fn the_cuts_to_zero_start_strictly_below_their_thresholds() {
+        // At the threshold itself the value is still computed: tiny, negative, and a normal number.
+        for (f, cut) in
+            [(gelu::<true> as fn(f32) -> (f32, f32), GELU_ZERO_BELOW), (silu::<true>, SILU_ZERO_BELOW)]
+        {
+            let (value, slope) = f(cut);
+            assert!(value < 0.0 && value.is_normal() && slope.is_normal(), "at {cut}: ({value}, {slope})");
+            assert_eq!(f(cut - 0.5), (0.0, 0.0));
+            assert_eq!(f(cut - 30.0), (0.0, 0.0));
+        }
+    }
+
+    /// The activation over `inputs` with the given multiply-add rounding: (values, slopes), and
+    /// the values alone (inference).
+    fn applied_with<const FMA: bool>(
+        activation: Activation,
+        inputs: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (mut values, mut slopes, mut alone) = (inputs.to_vec(), vec![0.0; inputs.len()], inputs.to_vec());
+        activate_with::<FMA>(activation, &mut values, Some(&mut slopes));
+        activate_with::<FMA>(activation, &mut alone, None);
+        (values, slopes, alone)
+    }
+
+    #[test]
+    fn every_kernel_applies_its_own_instruction_sets_rounding() {
+        let inputs: Vec<f32> = (-2_000..=2_000).map(|i| i as f32 * 0.005).collect();
+        for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+            let fused = applied_with::<true>(activation, &inputs);
+            let separate = applied_with::<false>(activation, &inputs);
+            // Fused and separate roundings differ somewhere, so the comparison below can tell
+            // which one a kernel ran (ReLU has no arithmetic to round).
+            assert_eq!(fused == separate, activation == Activation::Relu, "{activation:?}");
+            assert_eq!(fused.0, fused.2, "{activation:?}: inference and training give different values");
+            for kernel in Kernel::supported() {
+                // Every SIMD kernel's instruction set has fused multiply-adds; the portable one
+                // has them only where the target's baseline does (aarch64).
+                let fma = kernel != Kernel::Portable || cfg!(target_arch = "aarch64");
+                let supported = Supported::new(kernel).expect("a supported kernel");
+                let (mut values, mut slopes, mut alone) =
+                    (inputs.clone(), vec![0.0; inputs.len()], inputs.clone());
+                activate(supported, activation, &mut values, Some(&mut slopes));
+                activate(supported, activation, &mut alone, None);
+                let expected = if fma { &fused } else { &separate };
+                assert!(
+                    (values, slopes, alone) == *expected,
+                    "{activation:?} on {kernel}: not the {} rounding",
+                    if fma { "fused" } else { "separate" }
+                );
+            }
+        }
     }
 
     #[test]

@@ -495,12 +495,15 @@ impl Adam {
         let bias1 = 1.0 - Adam::BETA1.powi(step);
         let root_bias2 = (1.0 - Adam::BETA2.powi(step)).sqrt() as f32;
         let rate = (self.lr / bias1) as f32;
-        let (keep1, keep2) = (Adam::BETA1 as f32, Adam::BETA2 as f32);
+        // 1 − β in f64, then rounded, as PyTorch passes it (1 − 0.999f32 would be 1.3e-5 off).
+        let (new1, keep2, new2) =
+            ((1.0 - Adam::BETA1) as f32, Adam::BETA2 as f32, (1.0 - Adam::BETA2) as f32);
         for (((p, &g), m), v) in
             parameters.iter_mut().zip(gradient).zip(&mut self.first_moment).zip(&mut self.second_moment)
         {
-            *m += (1.0 - keep1) * (g - *m);
-            *v = *v * keep2 + g * g * (1.0 - keep2);
+            // torch's lerp_(g, 1 − β₁) and mul_(β₂).addcmul_(g, g, 1 − β₂).
+            *m += new1 * (g - *m);
+            *v = *v * keep2 + new2 * g * g;
             *p -= *m / (v.sqrt() / root_bias2 + Adam::EPS) * rate;
         }
     }

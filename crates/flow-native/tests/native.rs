@@ -31,6 +31,10 @@ fn erf(x: f64) -> f64 {
     for n in 1..200 {
         term *= -x * x / n as f64;
         sum += term / (2 * n + 1) as f64;
+        // Past the largest term the series alternates and shrinks: stop once it cannot move the sum.
+        if term.abs() < 1e-17 * sum.abs().max(1e-300) && n as f64 > x * x {
+            break;
+        }
     }
     sum * 2.0 / std::f64::consts::PI.sqrt()
 }
@@ -199,7 +203,13 @@ fn a_kernel_the_cpu_lacks_is_refused_and_names_parse() {
             Err(error) => {
                 assert!(!kernel.is_supported());
                 assert_eq!(error, NativeError::UnsupportedKernel(kernel));
-                assert!(error.to_string().contains(kernel.name()), "{error}");
+                let supported: Vec<&str> =
+                    Kernel::ALL.into_iter().filter(|k| k.is_supported()).map(Kernel::name).collect();
+                let expected = format!(
+                    "this CPU cannot run the {kernel} kernel (it supports: {})",
+                    supported.join(", ")
+                );
+                assert_eq!(error.to_string(), expected);
             }
         }
     }
@@ -240,6 +250,97 @@ fn adam_first_step_moves_each_parameter_by_the_rate() {
         assert!((after - expected).abs() < 1e-6, "{after} vs {expected}");
     }
     assert!(adam.restore(vec![0.0; 2], vec![0.0; 3], 1).is_err());
+    assert!(adam.restore(vec![0.0; 3], vec![0.0; 2], 1).is_err());
+    assert_eq!(adam.restore(vec![0.5; 3], vec![0.25; 3], 7), Ok(()));
+    assert_eq!((adam.moments(), adam.step), ((&[0.5f32; 3][..], &[0.25f32; 3][..]), 7));
+
+    // A gradient as small as ε: the step is lr · g / (|g| + ε) = lr / 2.
+    let mut parameter = [0.0f32];
+    Adam::new(1, 0.01).update(&mut parameter, &[1e-8]);
+    assert!((parameter[0] + 0.005).abs() < 1e-7, "{}", parameter[0]);
+}
+
+#[test]
+fn adam_follows_pytorchs_update_over_several_steps() {
+    // torch.optim.Adam's arithmetic in f64: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
+    // p ← p − lr/(1−β₁ᵗ) · m / (√v / √(1−β₂ᵗ) + ε). Gradients that change sign and size make
+    // every term matter from the second step on (β₂ = 0.99 instead of 0.999 moves p by ~10⁻⁴·lr).
+    let (beta1, beta2, eps, lr) = (0.9f64, 0.999f64, 1e-8f64, 0.01f64);
+    let gradients: [[f32; 3]; 6] = [
+        [0.3, -4.0, 1e-3],
+        [-0.2, -3.0, 2e-3],
+        [0.5, 1.0, -1e-3],
+        [0.1, -0.5, 5e-3],
+        [-0.4, 2.0, 0.0],
+        [0.05, -1.0, 1e-4],
+    ];
+    let mut parameters = vec![1.0f32, -2.0, 0.5];
+    let mut adam = Adam::new(3, lr);
+    let (mut p, mut m, mut v) = ([1.0f64, -2.0, 0.5], [0.0f64; 3], [0.0f64; 3]);
+    for (t, g) in gradients.iter().enumerate() {
+        adam.update(&mut parameters, g);
+        let t = t as i32 + 1;
+        for i in 0..3 {
+            let g = g[i] as f64;
+            m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+            let denominator = v[i].sqrt() / (1.0 - beta2.powi(t)).sqrt() + eps;
+            p[i] -= lr / (1.0 - beta1.powi(t)) * m[i] / denominator;
+        }
+        for i in 0..3 {
+            assert!(
+                (parameters[i] as f64 - p[i]).abs() < 1e-6,
+                "step {t}, parameter {i}: {} vs {}",
+                parameters[i],
+                p[i]
+            );
+        }
+    }
+    let (first, second) = adam.moments();
+    for i in 0..3 {
+        assert!(
+            (first[i] as f64 - m[i]).abs() < 1e-6 * m[i].abs().max(1e-3),
+            "m[{i}]: {} vs {}",
+            first[i],
+            m[i]
+        );
+        assert!(
+            (second[i] as f64 - v[i]).abs() < 1e-6 * v[i].abs().max(1e-9),
+            "v[{i}]: {} vs {}",
+            second[i],
+            v[i]
+        );
+    }
+    assert_eq!(adam.step, 6);
+}
+
+#[test]
+fn a_batch_of_two_waves_sums_its_blocks_gradients_in_row_order() {
+    // 16 384 rows with 2 outputs: the loss's scale 2/(rows·outputs) is 2⁻¹⁴, and 2⁻⁸ for one
+    // block of 256 rows alone. Scaling by a power of two is exact, so each block's gradient in
+    // the whole batch is its gradient alone times 2⁻⁶ to the bit, and the whole gradient is
+    // their sum in row order, block by block across both waves.
+    const BLOCK: usize = 256;
+    let rows = 64 * BLOCK;
+    let mlp = network(Activation::Gelu, 13);
+    let (inputs, targets) = batch(rows, 14);
+    let mut workspace = Workspace::new(2).unwrap();
+    let whole = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap().1.to_vec();
+    let mut expected = vec![0.0f32; whole.len()];
+    for block in 0..rows / BLOCK {
+        let rows = block * BLOCK..(block + 1) * BLOCK;
+        let (_, alone) = workspace
+            .loss_and_gradient(
+                &mlp,
+                &inputs[rows.start * 3..rows.end * 3],
+                &targets[rows.start * 2..rows.end * 2],
+            )
+            .unwrap();
+        for (total, &part) in expected.iter_mut().zip(alone) {
+            *total += part * 2f32.powi(-6);
+        }
+    }
+    assert!(whole == expected, "the gradient is not the in-order sum of its 256-row blocks");
 }
 
 #[test]
@@ -331,4 +432,32 @@ fn jacobian_vector_products_match_central_differences_of_the_reference() {
         workspace.forward_with_jvps(&mlp, &inputs, (&tangents[1..], directions, width)),
         Err(NativeError::Shape(_))
     ));
+    // Directions over no inputs, or over more inputs than the network has, are refused; over
+    // all of them they are not.
+    for (width, accepted) in [(0, false), (3, true), (4, false)] {
+        let tangents = vec![0.5; 300 * width];
+        let result = workspace.forward_with_jvps(&mlp, &inputs, (&tangents, 1, width));
+        assert_eq!(result.is_ok(), accepted, "width {width}");
+    }
+}
+
+#[test]
+fn jacobian_vector_products_of_a_batch_spanning_waves_are_those_of_its_parts() {
+    // 9 000 rows: a full wave of 8 192 and the rest; each row's products are computed alone.
+    let rows = 9_000;
+    let mlp = network(Activation::Silu, 24);
+    let (inputs, _) = batch(rows, 25);
+    let mut rng = ChaCha8Rng::seed_from_u64(26);
+    let (directions, width) = (2, 2);
+    let tangents = random(&mut rng, rows * directions * width, 1.0);
+    let mut workspace = Workspace::new(2).unwrap();
+    let whole = workspace.forward_with_jvps(&mlp, &inputs, (&tangents, directions, width)).unwrap();
+    let split = 8_500;
+    let (head, tail) = (split * directions * width, split * 3);
+    let first =
+        workspace.forward_with_jvps(&mlp, &inputs[..tail], (&tangents[..head], directions, width)).unwrap();
+    let second =
+        workspace.forward_with_jvps(&mlp, &inputs[tail..], (&tangents[head..], directions, width)).unwrap();
+    assert!(whole.0 == [first.0, second.0].concat(), "outputs differ");
+    assert!(whole.1 == [first.1, second.1].concat(), "products differ");
 }

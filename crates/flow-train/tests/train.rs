@@ -456,6 +456,116 @@ fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
     let refused = RunRecord::check_resume(&dir, "train", &changed).expect_err("other recipe").to_string();
     assert!(refused.contains("recipe"), "{refused}");
     assert!(RunRecord::check_resume(&dir, "reflow", &record.settings).is_err());
+    // How long it runs, how often it saves and which code computes may change; the seed may not.
+    // Another architecture is left to the checkpoint, which names it.
+    for (key, value, allowed) in [
+        ("steps", serde_json::json!(5), true),
+        ("checkpoint_every", serde_json::json!(1), true),
+        ("backend", serde_json::json!("libtorch"), true),
+        ("seed", serde_json::json!(1), false),
+        ("lr", serde_json::json!(0.002), false),
+    ] {
+        let mut changed = record.settings.clone();
+        changed["training"][key] = value;
+        let result = RunRecord::check_resume(&dir, "train", &changed);
+        assert_eq!(result.is_ok(), allowed, "training.{key}");
+        if let Err(error) = result {
+            let message = error.to_string();
+            assert!(message.contains(&format!("different training.{key} (")), "{message}");
+        }
+    }
+    let mut wider = record.settings.clone();
+    wider["model"]["hidden"] = serde_json::json!(16);
+    wider["training"]["seed"] = serde_json::json!(1);
+    RunRecord::check_resume(&dir, "train", &wider).expect("another network: the checkpoint says so");
+    let mut extended = record.settings.clone();
+    extended["model"]["condition"] = serde_json::json!("label");
+    extended["training"]["seed"] = serde_json::json!(1);
+    RunRecord::check_resume(&dir, "train", &extended).expect("a model entry the record lacks");
+    // A record written is the record read.
+    let rewritten = scratch("record-rewritten");
+    std::fs::create_dir_all(&rewritten).expect("scratch");
+    record.write(&rewritten).expect("writes");
+    let again = RunRecord::read(&rewritten).expect("readable").expect("there");
+    assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&record).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&rewritten);
+}
+
+#[test]
+fn run_metadata_is_written_entry_by_entry_and_points_resolve() {
+    use std::collections::BTreeMap;
+
+    use flow_train::{PointsRef, RunKind, RunMetadata};
+    let dir = scratch("metadata");
+    std::fs::create_dir_all(dir.join("sub")).expect("scratch");
+    let file = dir.join("points.csv");
+    std::fs::write(&file, "x,y\n0.5,1.5\n-1,2\n3,4\n").expect("data");
+
+    // A file is stored absolute and canonical, whatever way the user named it.
+    let named = PointsRef::file(&dir.join("sub/../points.csv"));
+    assert_eq!(named, PointsRef::File(file.canonicalize().expect("there")));
+    assert_eq!(named.label(), format!("data:{}", file.canonicalize().unwrap().display()));
+    assert_eq!(PointsRef::Builtin(Dataset::Moons).label(), "moons");
+    let Ok(Some(PointSource::Data(points))) = named.points(2) else { panic!("the file's points") };
+    assert_eq!(points.nrows(), 3);
+    assert!(matches!(
+        PointsRef::Builtin(Dataset::Moons).points(2),
+        Ok(Some(PointSource::Builtin { dataset: Dataset::Moons, dim: 2 }))
+    ));
+    assert!(matches!(PointsRef::File(dir.join("gone.csv")).points(2), Ok(None)));
+
+    // Every entry, spelled as the header keeps it.
+    let teacher_run = RunMetadata {
+        step: Some(7),
+        reflow_round: Some(2),
+        teacher: Some(PathBuf::from("fm/model.safetensors")),
+        conditions: vec![flow_data::ConditionSpec::parse("label").expect("a condition")],
+        ..RunMetadata::flow_matching(PointsRef::Builtin(Dataset::Circles), Some(named.clone()))
+    };
+    let expected: BTreeMap<String, String> = [
+        ("kind", "flow-matching".to_owned()),
+        ("source", "circles".to_owned()),
+        ("target", named.label()),
+        ("teacher", "fm/model.safetensors".to_owned()),
+        ("step", "7".to_owned()),
+        ("reflow_round", "2".to_owned()),
+        ("conditions", "[\"label\"]".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(teacher_run.to_header(), expected);
+    assert_eq!(RunMetadata::from_header(&expected).expect("own header"), teacher_run);
+    assert_eq!(teacher_run.source_dataset(), Some(Dataset::Circles));
+    assert!(matches!(
+        teacher_run.source_points(2),
+        Ok(PointSource::Builtin { dataset: Dataset::Circles, dim: 2 })
+    ));
+
+    // A reflow run keeps the teacher's source, target and conditions, names its teacher, and
+    // has not counted steps or rounds yet.
+    let student = RunMetadata::reflow(&teacher_run, std::path::Path::new("fm"));
+    assert_eq!(
+        student,
+        RunMetadata {
+            kind: Some(RunKind::Reflow),
+            teacher: Some(PathBuf::from("fm")),
+            step: None,
+            reflow_round: None,
+            ..teacher_run.clone()
+        }
+    );
+    // An unconditional run's header has no conditions entry, and an empty header is the
+    // Gaussian source of the earliest checkpoints.
+    let plain = RunMetadata::flow_matching(PointsRef::Builtin(Dataset::Gaussian), None).to_header();
+    assert_eq!(plain.keys().collect::<Vec<_>>(), ["kind", "source", "target"]);
+    assert_eq!(plain["target"], "");
+    assert_eq!(RunMetadata::from_header(&BTreeMap::new()).expect("empty"), RunMetadata::default());
+    let mut unknown = plain.clone();
+    unknown.insert("kind".into(), "distillation".into());
+    let message = RunMetadata::from_header(&unknown).expect_err("unknown kind").to_string();
+    assert!(message.contains("the checkpoint's kind: unknown run kind `distillation`"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -785,4 +895,167 @@ mod conditional {
         assert_eq!("c2ot".parse::<Coupling>().expect("valid"), Coupling::C2ot(Coupling::DEFAULT_RATIO));
         assert!("c2ot:0".parse::<Coupling>().is_err() && "c2ot:1".parse::<Coupling>().is_err());
     }
+}
+
+#[test]
+fn schedules_recipes_and_time_draws_follow_their_definitions() {
+    use flow_train::{LrSchedule, Recipe};
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, StandardNormal};
+
+    // Cosine: ½·base·(1 + cos(π·step/steps)), from base at step 0 towards 0 at the end.
+    for (step, expected) in
+        [(0, 1.0), (250, 0.5 * (1.0 + 0.5f64.sqrt())), (500, 0.5), (750, 0.5 * (1.0 - 0.5f64.sqrt()))]
+    {
+        let rate = LrSchedule::Cosine.rate(4e-3, step, 1_000);
+        assert!((rate - 4e-3 * expected).abs() < 1e-15, "step {step}: {rate}");
+        assert_eq!(LrSchedule::Constant.rate(4e-3, step, 1_000), 4e-3);
+    }
+    assert_eq!(LrSchedule::Cosine.rate(4e-3, 0, 0), 4e-3, "no steps: the base rate, not a division by zero");
+    // The recipes as README and PERF.md state them.
+    assert_eq!(
+        (Recipe::Post.flow_matching(), Recipe::Post.reflow()),
+        ((1e-3, LrSchedule::Constant), (1e-3, LrSchedule::Constant))
+    );
+    assert_eq!(
+        (Recipe::Tuned.flow_matching(), Recipe::Tuned.reflow()),
+        ((8e-3, LrSchedule::Cosine), (5e-3, LrSchedule::Constant))
+    );
+    for recipe in Recipe::ALL {
+        assert_eq!(Recipe::parse(&recipe.to_string()).expect("own name"), recipe);
+    }
+    assert_eq!((Recipe::Post.name(), Recipe::Tuned.name()), ("post", "tuned"));
+    for schedule in LrSchedule::ALL {
+        assert_eq!(schedule.name().parse::<LrSchedule>().expect("own name"), schedule);
+    }
+    assert_eq!((LrSchedule::Constant.name(), LrSchedule::Cosine.name()), ("constant", "cosine"));
+    assert!(Recipe::parse("fast").expect_err("unknown").to_string().contains("post, tuned"));
+
+    // Each time sampling applied to the same underlying draws: u, warp(u, s), σ(z).
+    for sampling in
+        [TimeSampling::Uniform, TimeSampling::Warp(0.5), TimeSampling::Warp(1.25), TimeSampling::LogitNormal]
+    {
+        assert_eq!(sampling.describe().parse::<TimeSampling>().expect("own description"), sampling);
+        let mut ours = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut reference = ours.clone();
+        for _ in 0..100 {
+            let expected = match sampling {
+                TimeSampling::Uniform => reference.random::<f64>(),
+                TimeSampling::Warp(s) => flow_ode::warp_time(reference.random::<f64>(), s),
+                TimeSampling::LogitNormal => {
+                    let z: f64 = StandardNormal.sample(&mut reference);
+                    1.0 / (1.0 + (-z).exp())
+                }
+            };
+            assert_eq!(sampling.draw(&mut ours), expected, "{sampling}");
+        }
+    }
+    assert_eq!(TimeSampling::Warp(0.25).describe(), "warp:0.25");
+    assert_eq!(
+        (TimeSampling::Uniform.to_string(), TimeSampling::LogitNormal.to_string()),
+        ("uniform".into(), "logit-normal".into())
+    );
+    assert_eq!("logitnormal".parse::<TimeSampling>().expect("also taken"), TimeSampling::LogitNormal);
+    // Logit-normal times: P(t < σ(1)) = Φ(1) ≈ 0.8413, and they stay inside (0, 1).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let times: Vec<f64> = (0..20_000).map(|_| TimeSampling::LogitNormal.draw(&mut rng)).collect();
+    let below = times.iter().filter(|&&t| t < 1.0 / (1.0 + (-1.0f64).exp())).count() as f64 / 20_000.0;
+    assert!((below - 0.8413).abs() < 0.01 && times.iter().all(|&t| t > 0.0 && t < 1.0), "{below}");
+}
+
+#[test]
+fn settings_are_checked_at_their_boundaries_and_recorded() {
+    use rand::SeedableRng;
+    let accepted = |config: TrainConfig| {
+        config.validate().map(|()| true).unwrap_or_else(|e| {
+            let message = e.to_string();
+            assert!(!message.is_empty());
+            false
+        })
+    };
+    let base = TrainConfig::default();
+    for (config, ok) in [
+        (TrainConfig { steps: 0, ..base.clone() }, false),
+        (TrainConfig { steps: 1, ..base.clone() }, true),
+        (TrainConfig { batch_size: 0, ..base.clone() }, false),
+        (TrainConfig { batch_size: 1, ..base.clone() }, true),
+        (TrainConfig { lr: 0.0, ..base.clone() }, false),
+        (TrainConfig { lr: -1e-3, ..base.clone() }, false),
+        (TrainConfig { lr: f64::INFINITY, ..base.clone() }, false),
+        (TrainConfig { lr: 1e-9, ..base.clone() }, true),
+        (TrainConfig { ema: Some(0.0), ..base.clone() }, false),
+        (TrainConfig { ema: Some(1.0), ..base.clone() }, false),
+        (TrainConfig { ema: Some(f64::NAN), ..base.clone() }, false),
+        (TrainConfig { ema: Some(1e-6), ..base.clone() }, true),
+        (TrainConfig { ema: Some(0.9999), ..base.clone() }, true),
+        (TrainConfig { condition_dropout: 1.0, ..base.clone() }, false),
+        (TrainConfig { condition_dropout: -0.1, ..base.clone() }, false),
+        (TrainConfig { condition_dropout: 0.0, ..base.clone() }, true),
+        (TrainConfig { condition_dropout: 0.99, ..base.clone() }, true),
+    ] {
+        assert_eq!(accepted(config.clone()), ok, "{config:?}");
+    }
+    let named = |config: TrainConfig| config.validate().expect_err("refused").to_string();
+    assert!(named(TrainConfig { steps: 0, ..base.clone() }).contains("steps"));
+    assert!(named(TrainConfig { batch_size: 0, ..base.clone() }).contains("batch size"));
+    assert!(named(TrainConfig { ema: Some(2.0), ..base.clone() }).contains("EMA decay"));
+    assert!(named(TrainConfig { condition_dropout: 1.5, ..base.clone() }).contains("condition dropout"));
+
+    // The run record's settings: condition dropout only when used, so older records read alike.
+    let json = TrainConfig { ema: Some(0.999), ..base.clone() }.to_json();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "steps": 10_000, "batch_size": 2048, "lr": 1e-3, "lr_schedule": "constant", "ema": 0.999,
+            "time_sampling": "uniform", "seed": 0, "checkpoint_every": 1000, "backend": "auto",
+        })
+    );
+    assert_eq!(TrainConfig { condition_dropout: 0.3, ..base.clone() }.to_json()["condition_dropout"], 0.3);
+
+    // A batch is sized before anything is allocated: the post's network keeps (2 + 1)·4 values
+    // per point for inputs and targets and 4 per hidden unit (64 × 3), f32: 3 120 bytes a point.
+    let mut net = fresh_net(0);
+    let huge = TrainConfig { batch_size: 10_000_000_000, ..short(1, 1) };
+    let error =
+        train(&mut net, &flow_matching_pairs(), &huge, &RunOptions::default()).expect_err("too large");
+    let message = error.to_string();
+    assert!(message.starts_with("a batch of 10000000000 points needs 31.2 TB"), "{message}");
+    // A pool is sized the same way: two f32 points of 2 coordinates per pair.
+    let pool = PairSource::pool(
+        &net,
+        &gaussian(),
+        Default::default(),
+        1_000_000_000_000,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    );
+    let message = pool.err().expect("too large").to_string();
+    assert!(message.starts_with("a pool of 1000000000000 teacher pairs needs 16.0 TB"), "{message}");
+}
+
+#[test]
+fn a_pool_stops_between_chunks_and_holds_every_pair_asked_for() {
+    use rand::SeedableRng;
+    let teacher = fresh_net(1);
+    // A stop asked before the pool began still yields the first chunk (16 384 pairs): within
+    // one chunk the pool completes, past it the stop is honoured and says how far it got.
+    let settings = flow_train::TeacherSettings { solver: Solver::Euler, steps: 1 };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let one_chunk = PairSource::pool_until(&teacher, &gaussian(), settings, 16_384, &mut rng, || true);
+    assert!(one_chunk.is_ok());
+    let stopped = PairSource::pool_until(&teacher, &gaussian(), settings, 16_385, &mut rng, || true);
+    let message = stopped.err().expect("stopped").to_string();
+    assert!(message.contains("(16384 of 16385 pairs)"), "{message}");
+    // Without a stop, chunks add up to the size asked for, and the pairs are the teacher's map.
+    let pool =
+        PairSource::pool_until(&teacher, &gaussian(), settings, 16_390, &mut rng, || false).expect("pool");
+    assert_eq!(pool.describe(), "pool of 16390 teacher pairs");
+    let Ok(flow_train::Batch::Host { x0, x1, .. }) =
+        pool.next_batch(64, &mut rng, flow_train::Place::Host, 0.0)
+    else {
+        panic!("a host batch");
+    };
+    let x0 = ndarray::Array2::from_shape_vec((64, 2), x0).expect("64 × 2");
+    let mapped = settings.transport(&field(&teacher), &x0).expect("transports");
+    let worst = mapped.iter().zip(&x1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "pool targets are not the teacher's map of their sources: {worst}");
 }

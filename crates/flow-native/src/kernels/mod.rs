@@ -63,28 +63,26 @@ impl Kernel {
         }
     }
 
-    /// Whether the running CPU has every instruction set this kernel's code is
-    /// compiled with (including what the compiler may use inside it, such as
-    /// FMA under AVX-512).
-    pub fn is_supported(self) -> bool {
+    /// The CPU features this kernel's code is compiled with, as `target_feature`
+    /// and `/proc/cpuinfo` name them: its own instruction sets and what the
+    /// compiler may use inside them (FMA under AVX-512).
+    fn required_features(self) -> &'static [&'static str] {
         match self {
-            Kernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "aarch64")]
-            Kernel::Neon => std::arch::is_aarch64_feature_detected!("neon"),
-            #[allow(unreachable_patterns)]
-            _ => false,
+            Kernel::Avx512 => &["avx512f", "avx512dq", "avx2", "fma"],
+            Kernel::Avx2 => &["avx2", "fma"],
+            Kernel::Neon => &["neon"],
+            Kernel::Portable => &[],
         }
+    }
+
+    /// Whether the running CPU has every feature this kernel's code is compiled with.
+    pub fn is_supported(self) -> bool {
+        self.supported_by(cpu_has)
+    }
+
+    /// Whether a CPU with the features `has` reports could run this kernel.
+    fn supported_by(self, has: impl Fn(&str) -> bool) -> bool {
+        self.required_features().iter().all(|feature| has(feature))
     }
 
     /// The fastest kernel the running CPU supports.
@@ -101,15 +99,17 @@ impl Kernel {
     /// else the fastest this CPU supports. Naming an unknown kernel, or one
     /// this CPU lacks, is an error.
     pub fn requested() -> Result<Kernel> {
-        let Some(value) = std::env::var_os(KERNEL_VARIABLE) else {
-            return Ok(Kernel::detect());
-        };
-        let text = value.to_string_lossy();
-        if text.is_empty() || text == "auto" {
-            return Ok(Kernel::detect());
+        let value = std::env::var_os(KERNEL_VARIABLE);
+        Kernel::from_request(value.as_ref().map(|value| value.to_string_lossy()).as_deref())
+    }
+
+    /// The kernel a `FLOWMATCH_KERNEL` value asks for: unset, empty or `auto`
+    /// mean the fastest this CPU supports.
+    fn from_request(value: Option<&str>) -> Result<Kernel> {
+        match value {
+            None | Some("" | "auto") => Ok(Kernel::detect()),
+            Some(name) => Supported::new(name.parse()?).map(Supported::kernel),
         }
-        let kernel: Kernel = text.parse()?;
-        Supported::new(kernel).map(Supported::kernel)
     }
 
     /// Whether this kernel beats libtorch's CPU path on the network it runs:
@@ -117,6 +117,24 @@ impl Kernel {
     pub fn is_fast(self) -> bool {
         self != Kernel::Portable
     }
+}
+
+/// Whether the running CPU has `feature` (a name from [`Kernel::required_features`]);
+/// a feature of another architecture is absent.
+fn cpu_has(feature: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match feature {
+        "avx512f" => return std::arch::is_x86_feature_detected!("avx512f"),
+        "avx512dq" => return std::arch::is_x86_feature_detected!("avx512dq"),
+        "avx2" => return std::arch::is_x86_feature_detected!("avx2"),
+        "fma" => return std::arch::is_x86_feature_detected!("fma"),
+        _ => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    if feature == "neon" {
+        return std::arch::is_aarch64_feature_detected!("neon");
+    }
+    false
 }
 
 impl fmt::Display for Kernel {
@@ -219,6 +237,135 @@ pub(crate) fn column_sums(matrix: &[f32], n: usize, sums: &mut [f32]) {
     for row in matrix.chunks_exact(n) {
         for (s, &v) in sums.iter_mut().zip(row) {
             *s += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kernel_needs_every_feature_its_code_is_compiled_with() {
+        let needs: [(Kernel, &[&str]); 4] = [
+            (Kernel::Avx512, &["avx512f", "avx512dq", "avx2", "fma"]),
+            (Kernel::Avx2, &["avx2", "fma"]),
+            (Kernel::Neon, &["neon"]),
+            (Kernel::Portable, &[]),
+        ];
+        for (kernel, features) in needs {
+            assert!(kernel.supported_by(|feature| features.contains(&feature)), "{kernel}");
+            for &missing in features {
+                let without = |feature: &str| feature != missing && features.contains(&feature);
+                assert!(!kernel.supported_by(without), "{kernel} without {missing}");
+            }
+        }
+        assert!(Kernel::Portable.supported_by(|_| false));
+    }
+
+    /// The CPU's features as Linux lists them, read independently of `std::arch`; `None`
+    /// where there is no such list for this architecture (another OS, or an emulator
+    /// showing its host's `/proc/cpuinfo`).
+    fn cpuinfo_features() -> Option<Vec<String>> {
+        let key = if cfg!(target_arch = "aarch64") { "Features" } else { "flags" };
+        let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+        let line = text.lines().find(|line| line.split(':').next().is_some_and(|k| k.trim() == key))?;
+        let names = line.split(':').nth(1)?.split_whitespace();
+        // Linux calls NEON `asimd` on aarch64.
+        Some(names.map(|name| if name == "asimd" { "neon".to_owned() } else { name.to_owned() }).collect())
+    }
+
+    #[test]
+    fn detection_agrees_with_the_features_linux_lists() {
+        let Some(listed) = cpuinfo_features() else {
+            eprintln!("skipped: no feature list in /proc/cpuinfo for this architecture");
+            return;
+        };
+        for kernel in Kernel::ALL {
+            for &feature in kernel.required_features() {
+                let expected = listed.iter().any(|name| name == feature)
+                    && (feature == "neon") == cfg!(target_arch = "aarch64");
+                assert_eq!(cpu_has(feature), expected, "{feature}");
+            }
+            let expected = kernel.required_features().iter().all(|&f| listed.iter().any(|n| n == f));
+            let expected = expected && (kernel != Kernel::Neon || cfg!(target_arch = "aarch64"));
+            assert_eq!(kernel.is_supported(), expected || kernel == Kernel::Portable, "{kernel}");
+        }
+        assert!(!cpu_has("sse9"));
+    }
+
+    #[test]
+    fn the_environment_value_names_a_kernel_or_asks_for_the_fastest() {
+        for value in [None, Some(""), Some("auto")] {
+            assert_eq!(Kernel::from_request(value), Ok(Kernel::detect()), "{value:?}");
+        }
+        for kernel in Kernel::ALL {
+            match Kernel::from_request(Some(kernel.name())) {
+                Ok(chosen) => assert!(chosen == kernel && kernel.is_supported()),
+                Err(error) => {
+                    assert!(!kernel.is_supported());
+                    assert_eq!(error, NativeError::UnsupportedKernel(kernel));
+                }
+            }
+        }
+        assert!(matches!(Kernel::from_request(Some("AUTO")), Err(NativeError::UnknownKernel { .. })));
+    }
+
+    #[test]
+    fn only_the_portable_kernel_is_slower_than_libtorch() {
+        // Measured in PERF.md (section 12): the portable loops train at 0.4× PyTorch eager.
+        for kernel in Kernel::ALL {
+            assert_eq!(kernel.is_fast(), kernel != Kernel::Portable, "{kernel}");
+        }
+    }
+
+    fn product(
+        kernel: Supported,
+        (m, n, depth): (usize, usize, usize),
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+    ) -> Vec<f32> {
+        let mut c = vec![f32::NAN; m * n];
+        let a = Strided { data: a, row: depth, col: 1 };
+        matmul(
+            kernel,
+            (m, n, depth),
+            a,
+            Rows { data: b, stride: n },
+            Rows { data: &mut c, stride: n },
+            Some(bias),
+        );
+        c
+    }
+
+    #[test]
+    fn the_simd_kernels_fuse_each_multiply_add_and_the_portable_one_rounds_the_product() {
+        // (1 + 2⁻¹²)² = 1 + 2⁻¹¹ + 2⁻²⁴: rounded to f32 the 2⁻²⁴ is lost (a tie, to even), so
+        // adding the bias −(1 + 2⁻¹¹) gives 0; one fused multiply-add keeps it.
+        let x = 1.0 + 2f32.powi(-12);
+        let bias = -(1.0 + 2f32.powi(-11));
+        for kernel in Kernel::supported() {
+            let expected = if kernel != Kernel::Portable { 2f32.powi(-24) } else { 0.0 };
+            // Across a full tile and a masked edge of rows and columns.
+            let (m, n) = (7, 70);
+            let c =
+                product(Supported::new(kernel).unwrap(), (m, n, 1), &vec![x; m], &vec![x; n], &vec![bias; n]);
+            assert!(c.iter().all(|&v| v == expected), "{kernel}: {:?}", &c[..4]);
+        }
+    }
+
+    #[test]
+    fn empty_products_touch_nothing() {
+        for kernel in Kernel::supported() {
+            let kernel = Supported::new(kernel).unwrap();
+            for (m, n) in [(0, 3), (3, 0)] {
+                let mut c = vec![7.0f32; 4];
+                let a = Strided { data: &[1.0; 6], row: 2, col: 1 };
+                let b = Rows { data: &[1.0f32; 6][..], stride: 3 };
+                matmul(kernel, (m, n, 2), a, b, Rows { data: &mut c, stride: 3 }, None);
+                assert_eq!(c, [7.0; 4]);
+            }
         }
     }
 }
