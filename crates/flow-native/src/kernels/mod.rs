@@ -281,15 +281,13 @@ mod tests {
             eprintln!("skipped: no feature list in /proc/cpuinfo for this architecture");
             return;
         };
+        let is_listed = |feature: &str| listed.iter().any(|name| name == feature);
+        for feature in Kernel::ALL.iter().flat_map(|kernel| kernel.required_features()) {
+            assert_eq!(cpu_has(feature), is_listed(feature), "{feature}");
+        }
         for kernel in Kernel::ALL {
-            for &feature in kernel.required_features() {
-                let expected = listed.iter().any(|name| name == feature)
-                    && (feature == "neon") == cfg!(target_arch = "aarch64");
-                assert_eq!(cpu_has(feature), expected, "{feature}");
-            }
-            let expected = kernel.required_features().iter().all(|&f| listed.iter().any(|n| n == f));
-            let expected = expected && (kernel != Kernel::Neon || cfg!(target_arch = "aarch64"));
-            assert_eq!(kernel.is_supported(), expected || kernel == Kernel::Portable, "{kernel}");
+            let expected = kernel.required_features().iter().all(|feature| is_listed(feature));
+            assert_eq!(kernel.is_supported(), expected, "{kernel}");
         }
         assert!(!cpu_has("sse9"));
     }
