@@ -28,8 +28,6 @@ pub enum ModelError {
     NotACheckpoint { path: PathBuf, reason: String },
     #[error("{path}: tensor `{name}` is missing")]
     MissingTensor { path: PathBuf, name: String },
-    #[error("{path}: unexpected tensor `{name}`")]
-    UnexpectedTensor { path: PathBuf, name: String },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
     Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<usize> },
     #[error("{path}: checkpoint is for {found}, expected {expected}")]

@@ -169,6 +169,9 @@ fn bad_checkpoints_are_errors_that_name_the_problem() {
     assert!(message.contains("has shape [64, 3], expected [64, 2000000002]"), "{message}");
     let message = tamper("flat.safetensors", r#"\"dim\":2"#, r#"\"dim\":0"#);
     assert!(message.contains("has shape [64, 3], expected [64, 1]"), "{message}");
+    // A tensor of another name stands where one the network needs should be.
+    let message = tamper("renamed.safetensors", r#""2.weight""#, r#""9.weight""#);
+    assert!(message.ends_with("renamed.safetensors: tensor `2.weight` is missing"), "{message}");
 
     let mut poisoned = bytes.clone();
     poisoned[8 + header_len..8 + header_len + 4].copy_from_slice(&f32::NAN.to_le_bytes());
@@ -395,12 +398,18 @@ fn sizes_are_counted_exactly_before_anything_is_allocated() {
     assert_eq!(config.input_width(), 3 + 8 + 6 + 3);
     assert_eq!(config.linear_shapes(), [(20, 64), (64, 64), (64, 64), (64, 3)]);
     assert_eq!(ModelConfig::default().input_width(), 3);
-    // 2-D, 1 000 wide, a million hidden layers: (3 + 1)·1 000 + 999 999·1 001·1 000 + 1 001·2
-    // parameters, each kept four times (weights, gradient, two moments) in f32: 16.0 TB.
-    let huge = ModelConfig { hidden: 1_000, layers: 1_000_000, ..ModelConfig::default() };
+    // 2-D, 1 000 wide, a million hidden layers, a label of 3 classes (4 features): (2 + 1 + 4 + 1)
+    // ·1 000 + 999 999·1 001·1 000 + 1 001·2 parameters, each kept four times (weights, gradient,
+    // two moments) in f32: 16.0 TB.
+    let huge = ModelConfig {
+        hidden: 1_000,
+        layers: 1_000_000,
+        condition: ConditionShape { classes: 3, values: 0 },
+        ..ModelConfig::default()
+    };
     let message = huge.validate().expect_err("too large").to_string();
     let expected =
-        "a network of 1000999005002 parameters (with its gradient and optimiser moments) needs 16.0 TB";
+        "a network of 1000999009002 parameters (with its gradient and optimiser moments) needs 16.0 TB";
     assert!(message.starts_with(expected), "{message}");
     for (config, problem) in [
         (ModelConfig { dim: 0, ..ModelConfig::default() }, "dimension"),

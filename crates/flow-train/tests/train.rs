@@ -660,6 +660,23 @@ fn a_plan_larger_than_the_batch_is_served_over_several_batches() {
     // The fifth batch comes from a fresh block: its targets are not the first block's.
     let first: std::collections::HashSet<u32> = x1.iter().map(|v| v.to_bits()).collect();
     assert!(batches[4].1.iter().all(|v| !first.contains(&v.to_bits())));
+
+    // Plans of 40 and batches of 16: the third batch ends one block (8 pairs) and starts the
+    // next (8 pairs); every batch holds 16 pairs, and rows 0–39 and 40–79 are one plan each.
+    let straddling = PairSource::coupled(gaussian(), moons, Coupling::Ot, 40).expect("same dimension");
+    let batches: Vec<_> =
+        (0..5).map(|_| host(straddling.next_batch(16, &mut rng, Place::Host, 0.0).expect("pairs"))).collect();
+    assert!(batches.iter().all(|(x0, x1)| x0.nrows() == 16 && x1.nrows() == 16));
+    let (x0, x1) = joined(&batches);
+    for rows in [0..40, 40..80] {
+        let (a, b) =
+            (x0.slice(ndarray::s![rows.clone(), ..]).to_owned(), x1.slice(ndarray::s![rows, ..]).to_owned());
+        let best = cost(
+            &a,
+            &b.select(ndarray::Axis(0), &flow_metrics::couplings::ot_pairing(&a, &b).expect("plan")),
+        );
+        assert!((cost(&a, &b) - best).abs() < 1e-6 * best, "a block is not one plan");
+    }
 }
 
 /// Conditional flow matching: labels and values reach the network, guidance mixes
@@ -885,6 +902,10 @@ mod conditional {
             condition_gap(&c2ot),
             condition_gap(&ot)
         );
+        // A continuous value is weighed, not binned: some pairs join conditions on either side of
+        // an integer (a coupling that took the value for a label never would).
+        let crossing = (0..128).filter(|&i| c2ot.c1[[i, 0]].floor() != batch.c1[[i, 0]].floor()).count();
+        assert!(crossing > 0, "no pair crosses an integer value of the condition");
         // A looser ratio weighs conditions less: pairs cost less in space and differ more in condition.
         let loose = couple(Coupling::C2ot(0.5));
         assert!(squared_cost(&loose.x0, &loose.x1) <= squared_cost(&c2ot.x0, &c2ot.x1));
