@@ -421,3 +421,47 @@ fn sizes_are_counted_exactly_before_anything_is_allocated() {
     }
     assert!(ModelConfig { dim: 1, hidden: 1, layers: 1, ..ModelConfig::default() }.validate().is_ok());
 }
+
+#[test]
+fn state_tensors_keep_their_kind_and_values_and_checkpoints_load_into_their_own_architecture() {
+    let dir = scratch("state");
+    // Training state: f32 and f64 values, i64 counters; other kinds are stored as f32.
+    let path = dir.join("state.safetensors");
+    let values = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0, 7.0, -0.5]).view([2, 3]);
+    let doubles = Tensor::from_slice(&[0.1f64, 1e-300, -4.0]);
+    let counters = Tensor::from_slice(&[7i64, i64::MAX]);
+    let halves = Tensor::from_slice(&[1i32, -3]);
+    checkpoint::write_tensors(
+        &path,
+        &[("values", &values), ("doubles", &doubles), ("counters", &counters), ("halves", &halves)],
+    )
+    .expect("writes");
+    let read: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(&path).expect("reads").into_iter().collect();
+    assert_eq!(read["values"].size(), [2, 3]);
+    assert_eq!(read["values"].kind(), Kind::Float);
+    assert_eq!(Vec::<f32>::try_from(read["values"].view([-1])).unwrap(), [1.5, -2.0, 3.25, 0.0, 7.0, -0.5]);
+    assert_eq!(read["doubles"].kind(), Kind::Double);
+    assert_eq!(Vec::<f64>::try_from(&read["doubles"]).unwrap(), [0.1, 1e-300, -4.0]);
+    assert_eq!(read["counters"].kind(), Kind::Int64);
+    assert_eq!(Vec::<i64>::try_from(&read["counters"]).unwrap(), [7, i64::MAX]);
+    assert_eq!(read["halves"].kind(), Kind::Float);
+    assert_eq!(Vec::<f32>::try_from(&read["halves"]).unwrap(), [1.0, -3.0]);
+
+    // A checkpoint loads into a network of its own architecture, with its weights...
+    let saved = net(ModelConfig::default(), 5);
+    let model = dir.join("model.safetensors");
+    save(&saved, &model, &BTreeMap::new()).expect("saves");
+    let mut fresh = net(ModelConfig::default(), 6);
+    load_into(&mut fresh, &model).expect("same architecture");
+    assert!(fresh.flat_parameters().equal(saved.flat_parameters()));
+    // ...and not into one of another dimension or activation, even with the same tensor shapes.
+    for other in [
+        ModelConfig { activation: Activation::Silu, ..ModelConfig::default() },
+        ModelConfig { dim: 3, ..ModelConfig::default() },
+    ] {
+        let mut wrong = net(other, 7);
+        assert!(matches!(load_into(&mut wrong, &model), Err(ModelError::Architecture { .. })), "{other:?}");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
