@@ -1080,3 +1080,40 @@ fn a_pool_stops_between_chunks_and_holds_every_pair_asked_for() {
     let worst = mapped.iter().zip(&x1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "pool targets are not the teacher's map of their sources: {worst}");
 }
+
+#[test]
+fn each_reflow_round_trains_as_a_run_of_its_own_seed_from_the_rounds_before() {
+    // Round k is the run `train` would make from round k − 1's model, as teacher and starting
+    // weights, with seed + k − 1: rounds draw different batches, and each is reproducible alone.
+    let teacher = trained_teacher(50);
+    let settings = ReflowSettings {
+        rounds: 2,
+        train: TrainConfig {
+            steps: 4,
+            batch_size: 64,
+            seed: 3,
+            checkpoint_every: 0,
+            ..ReflowSettings::default().train
+        },
+        ..ReflowSettings::default()
+    };
+    let (_, rounds) = reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    let (first, _) = reflow(
+        &teacher,
+        &gaussian(),
+        &ReflowSettings { rounds: 1, ..settings.clone() },
+        &RunOptions::default(),
+    )
+    .expect("reflows");
+    let mut student = first.try_clone().expect("copies");
+    let pairs = PairSource::online(&first, gaussian(), settings.teacher).expect("same dimension");
+    let by_hand = train(
+        &mut student,
+        &pairs,
+        &TrainConfig { seed: 4, ..settings.train.clone() },
+        &RunOptions::default(),
+    )
+    .expect("trains");
+    assert_eq!(rounds[1].train.losses, by_hand.losses);
+    assert_ne!(rounds[0].train.losses, rounds[1].train.losses);
+}
