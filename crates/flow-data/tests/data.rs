@@ -389,6 +389,15 @@ fn point_sources_report_and_draw_what_they_hold() {
         Dataset::Gaussian.sample(usize::MAX / 4, 8, &mut seeded_rng(0)),
         Err(DataError::TooLarge { .. })
     ));
+    // n·d f32 values, and for labelled points two coordinates and a label each: 12.0 TB both.
+    let huge = Dataset::Gaussian.sample(1_000_000_000_000, 3, &mut seeded_rng(0)).expect_err("too large");
+    assert!(huge.to_string().starts_with("1000000000000 points of dimension 3 needs 12.0 TB"), "{huge}");
+    let labeled =
+        Dataset::Moons.sample_labeled(1_000_000_000_000, 2, &mut seeded_rng(0)).expect_err("too large");
+    assert!(
+        labeled.to_string().starts_with("1000000000000 labeled points of dimension 2 needs 12.0 TB"),
+        "{labeled}"
+    );
 
     // Paths as tables: a row per (time, particle).
     let path = vec![
