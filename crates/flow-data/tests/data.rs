@@ -491,11 +491,15 @@ mod conditions {
     fn features_are_a_one_hot_with_a_null_slot_then_values_and_a_presence_flag() {
         let shape = ConditionShape { classes: 3, values: 2 };
         assert_eq!((shape.columns(), shape.features()), (3, 7));
-        let rows = array![[2.0f32, 0.5, -1.0], [0.0, 4.0, 8.0]];
+        let rows = array![[2.0f32, 0.5, -1.0], [0.0, 4.0, 8.0], [1.0, -2.0, 3.0]];
         let features = shape.encode(&rows, |i| i == 1);
         assert_eq!(
             features,
-            [0.0, 0.0, 1.0, 0.0, 0.5, -1.0, 1.0, /* dropped: */ 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+            [
+                0.0, 0.0, 1.0, 0.0, 0.5, -1.0, 1.0, // row 0
+                0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, // row 1, dropped
+                0.0, 1.0, 0.0, 0.0, -2.0, 3.0, 1.0, // row 2
+            ]
         );
         assert_eq!(shape.null_features(1), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
         assert_eq!(
