@@ -187,7 +187,8 @@ fn resuming_continues_exactly_where_the_run_stopped() {
     let mut first = fresh_net(4);
     train(&mut first, &flow_matching_pairs(), &short(20, 128), &options).expect("first half");
     // The checkpoint says how many steps its weights have taken.
-    let saved = flow_train::TrainedModel::load(&dir.join(flow_train::MODEL_FILE), Device::Cpu).expect("loads");
+    let saved =
+        flow_train::TrainedModel::load(&dir.join(flow_train::MODEL_FILE), Device::Cpu).expect("loads");
     assert_eq!(saved.metadata.step, Some(20));
     let mut resumed = fresh_net(99);
     let resume = RunOptions { resume: true, ..options.clone() };
