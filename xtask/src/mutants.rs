@@ -28,9 +28,10 @@ const PURE_PARTS: [(&str, &str); 2] = [
     ),
     ("flow-model", "checkpoint\\.rs|mlp\\.rs:.* in ModelConfig"),
 ];
-/// Every crate the report covers, in its order.
-const CRATES: [&str; 6] =
-    ["flow-ode", "flow-data", "flow-metrics", "flow-native", "flow-train", "flow-model"];
+/// Every crate the report covers, in its order: the pure crates, then the pure parts.
+fn reported_crates() -> impl Iterator<Item = &'static str> {
+    PURE_CRATES.into_iter().chain(PURE_PARTS.iter().map(|(name, _)| *name))
+}
 const REPORT: &str = "assets/mutants.md";
 
 /// One crate's outcome counts and the mutants its tests missed.
@@ -53,9 +54,10 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         let out = root.join("target").join("mutants").join(krate);
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let parts = PURE_PARTS.iter().find(|(name, _)| name == krate).map(|(_, parts)| *parts);
         let mut flags = passed_on.clone();
-        if let Some((_, parts)) = PURE_PARTS.iter().find(|(name, _)| name == krate) {
-            flags.extend(["--re".to_owned(), parts.to_string()]);
+        if let Some(parts) = parts {
+            flags.extend(["--re".to_owned(), parts.to_owned()]);
         }
         eprintln!("xtask: cargo mutants --package {krate} {}", flags.join(" "));
         let clock = Instant::now();
@@ -72,14 +74,14 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         }
         let seconds = clock.elapsed().as_secs_f64().to_string();
         std::fs::write(out.join("seconds"), seconds).map_err(|e| format!("{}: {e}", out.display()))?;
-        let scope = match PURE_PARTS.iter().any(|(name, _)| name == krate) {
-            true => format!("pure parts {}", passed_on.join(" ")),
-            false => passed_on.join(" "),
+        let scope = match parts {
+            Some(_) => format!("pure parts {}", passed_on.join(" ")),
+            None => passed_on.join(" "),
         };
         std::fs::write(out.join("scope"), scope.trim()).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     // Every crate with results, run now or earlier, so runs of single crates add up to one report.
-    let outcomes: Vec<Outcome> = CRATES.iter().filter_map(|krate| outcome(&root, krate)).collect();
+    let outcomes: Vec<Outcome> = reported_crates().filter_map(|krate| outcome(&root, krate)).collect();
     let report = render(&outcomes);
     std::fs::write(root.join(REPORT), report).map_err(|e| format!("{REPORT}: {e}"))?;
     eprintln!("xtask: mutation report written to {REPORT}");
@@ -94,8 +96,11 @@ fn split_arguments(extra: &[String]) -> Result<(Vec<String>, Vec<String>), Strin
     while let Some(argument) = arguments.next() {
         if argument == "--crate" {
             let name = arguments.next().ok_or("--crate needs a crate name")?;
-            if !CRATES.contains(&name.as_str()) {
-                return Err(format!("--crate {name}: not one of {}", CRATES.join(", ")));
+            if !reported_crates().any(|known| known == name) {
+                return Err(format!(
+                    "--crate {name}: not one of {}",
+                    reported_crates().collect::<Vec<_>>().join(", ")
+                ));
             }
             crates.push(name.clone());
         } else {

@@ -99,13 +99,10 @@ impl ConditionShape {
             return Vec::new();
         }
         let mut features = vec![0.0; conditions.nrows() * width];
-        // One contiguous view: this runs on every training batch, so no copy per row.
+        // A standard layout makes every row a slice: this runs on every training batch, so no copy per row.
         let rows = conditions.as_standard_layout();
-        let values = rows.as_slice().unwrap_or(&[]);
-        let columns = conditions.ncols().max(1);
-        for (i, out) in features.chunks_exact_mut(width).enumerate() {
-            let row = values.get(i * columns..i * columns + conditions.ncols());
-            self.encode_row(row.filter(|_| !dropped(i)), out);
+        for ((i, row), out) in rows.rows().into_iter().enumerate().zip(features.chunks_exact_mut(width)) {
+            self.encode_row(row.to_slice().filter(|_| !dropped(i)), out);
         }
         features
     }

@@ -203,8 +203,7 @@ fn a_kernel_the_cpu_lacks_is_refused_and_names_parse() {
             Err(error) => {
                 assert!(!kernel.is_supported());
                 assert_eq!(error, NativeError::UnsupportedKernel(kernel));
-                let supported: Vec<&str> =
-                    Kernel::ALL.into_iter().filter(|k| k.is_supported()).map(Kernel::name).collect();
+                let supported: Vec<&str> = Kernel::supported().into_iter().map(Kernel::name).collect();
                 let expected = format!(
                     "this CPU cannot run the {kernel} kernel (it supports: {})",
                     supported.join(", ")
