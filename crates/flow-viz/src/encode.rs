@@ -26,17 +26,44 @@ pub fn save_gif(path: &Path, frames: &[RgbImage], delay_cs: u16) -> Result<()> {
         let mut encoder =
             gif::Encoder::new(&mut bytes, width, height, &[]).map_err(|e| VizError::Encode(e.to_string()))?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(|e| VizError::Encode(e.to_string()))?;
-        for image in frames {
-            if image.dimensions() != first.dimensions() {
-                return Err(VizError::Encode("animation frames differ in size".into()));
-            }
-            let mut frame = gif::Frame::from_rgb_speed(width, height, image.as_raw(), 20);
+        if frames.iter().any(|image| image.dimensions() != first.dimensions()) {
+            return Err(VizError::Encode("animation frames differ in size".into()));
+        }
+        for mut frame in quantised(frames, (width, height)) {
             frame.delay = delay_cs;
-            encoder.write_frame(&frame).map_err(|e| VizError::Encode(e.to_string()))?;
+            encoder.write_lzw_pre_encoded_frame(&frame).map_err(|e| VizError::Encode(e.to_string()))?;
         }
     }
     flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
     Ok(())
+}
+
+/// Each frame's palette and compressed indices, frames shared out over the
+/// cores in contiguous runs: quantising and compressing are nearly all of an
+/// animation's encoding time, and each frame's result depends on that frame
+/// alone, so the file is byte for byte what one thread writes.
+fn quantised(frames: &[RgbImage], (width, height): (u16, u16)) -> Vec<gif::Frame<'static>> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(frames.len()).max(1);
+    let run = frames.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = frames
+            .chunks(run)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|image| {
+                            let mut frame = gif::Frame::from_rgb_speed(width, height, image.as_raw(), 20);
+                            frame.make_lzw_pre_encoded();
+                            frame
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A worker's panic is a bug: pass it on.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 /// Places images left to right on a white background (heights may differ).

@@ -52,6 +52,30 @@ fn images_have_their_intended_sizes_and_frames() {
 }
 
 #[test]
+fn animation_frames_come_back_in_order() {
+    // Frames are quantised on several threads: each must land in its own place.
+    let dir = std::env::temp_dir().join(format!("flow-viz-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let shade = |i: usize| image::Rgb([(i * 20) as u8, 255 - (i * 20) as u8, 128]);
+    let frames: Vec<_> = (0..9).map(|i| image::RgbImage::from_pixel(8, 6, shade(i))).collect();
+    let gif = dir.join("order.gif");
+    save_gif(&gif, &frames, 5).expect("gif");
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).expect("open"),
+    ))
+    .expect("gif");
+    let decoded: Vec<_> = image::AnimationDecoder::into_frames(decoder).map(|f| f.expect("frame")).collect();
+    assert_eq!(decoded.len(), frames.len());
+    for (i, frame) in decoded.iter().enumerate() {
+        let pixel = frame.buffer().get_pixel(3, 2);
+        assert_eq!(&pixel.0[..3], &shade(i).0, "frame {i}");
+    }
+    let sizes = [image::RgbImage::new(8, 6), image::RgbImage::new(8, 7)];
+    assert!(save_gif(&dir.join("sizes.gif"), &sizes, 5).is_err());
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
 fn plots_refuse_what_they_cannot_draw() {
     let cube = gaussian(10, 3, 1.0, &mut seeded_rng(3));
     assert!(matches!(scatter(&cube, "3-D"), Err(VizError::NotTwoDimensional(3))));
