@@ -16,6 +16,8 @@ pub enum EvalError {
     NoDensity(&'static str),
     #[error("the points are {points}-dimensional but the model is {model}-dimensional")]
     Dimension { points: usize, model: usize },
+    #[error("a set of {given} samples for a probe of {draws} draws (one sample per draw)")]
+    Draws { given: usize, draws: usize },
     #[error("point {row} is not finite (NaN or infinite)")]
     NonFinite { row: usize },
 }

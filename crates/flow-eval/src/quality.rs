@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::Result;
+use crate::{EvalError, Result};
 
 /// Independent draws averaged for every W₂ and for the noise floor: a single
 /// W₂ between two 2 000-point spiral samples varies by ±15 % from draw to draw.
@@ -93,10 +93,38 @@ impl QualityProbe {
     /// For each set of draws (one sample per target draw), the mean W₂ against
     /// the probe's targets; every assignment runs in parallel.
     pub fn w2_of(&self, sample_sets: &[Vec<Array2<f32>>]) -> Result<Vec<f64>> {
+        self.check_draws(sample_sets)?;
         let pairs: Vec<_> =
             sample_sets.iter().flat_map(|samples| samples.iter().zip(&self.targets)).collect();
         let all = flow_metrics::wasserstein2_many(&pairs)?;
         Ok(all.chunks(FLOOR_DRAWS).map(mean).collect())
+    }
+
+    /// [`QualityProbe::w2_of`] for sets that change little from one to the
+    /// next (one model's samples at growing step counts): each target draw's
+    /// samples are one series, each assignment starting from the last one's
+    /// duals; the same values, sooner. The series run in parallel.
+    pub fn w2_of_alike(&self, sample_sets: &[Vec<Array2<f32>>]) -> Result<Vec<f64>> {
+        self.check_draws(sample_sets)?;
+        let series: Vec<(Vec<&Array2<f32>>, &Array2<f32>)> = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(draw, target)| (sample_sets.iter().map(|samples| &samples[draw]).collect(), target))
+            .collect();
+        let by_draw = flow_metrics::wasserstein2_many_series(&series)?;
+        Ok((0..sample_sets.len())
+            .map(|set| mean(&by_draw.iter().map(|values| values[set]).collect::<Vec<f64>>()))
+            .collect())
+    }
+
+    /// Every set must hold one sample per draw.
+    fn check_draws(&self, sample_sets: &[Vec<Array2<f32>>]) -> Result<()> {
+        let draws = self.targets.len();
+        match sample_sets.iter().find(|set| set.len() != draws) {
+            Some(set) => Err(EvalError::Draws { given: set.len(), draws }),
+            None => Ok(()),
+        }
     }
 
     /// Mean W₂ of one fixed sample (e.g. another program's) against every target draw.

@@ -1,7 +1,7 @@
 //! flow-eval's one test binary: the probe scores a flow whose answer is known.
 
 use flow_data::{Dataset, PointSource};
-use flow_eval::{FLOOR_DRAWS, QualityProbe};
+use flow_eval::{EvalError, FLOOR_DRAWS, QualityProbe};
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::Solver;
 
@@ -48,6 +48,25 @@ fn a_flow_that_misses_the_target_scores_far_above_the_floor_and_probes_repeat() 
         QualityProbe::new(&builtin(Dataset::Gaussian), &builtin(Dataset::Spiral), 400, 1).expect("probe");
     assert_eq!(again.floor, probe.floor);
     assert_eq!(again.w2(&model, Solver::Euler, 3).expect("measures").0, measured[0].w2);
+    // Each set scores the mean of its draws against the matching target draws
+    // (solved independently, or as one series per draw), and needs one sample per draw.
+    let sets = vec![probe.sources.clone(), probe.sources.iter().map(|s| s * 0.5).collect()];
+    let w2s = probe.w2_of(&sets).expect("one sample per draw");
+    assert_eq!(probe.w2_of_alike(&sets).expect("one sample per draw"), w2s);
+    for (set, w2) in sets.iter().zip(&w2s) {
+        let each: Vec<f64> = set
+            .iter()
+            .zip(&probe.targets)
+            .map(|(s, t)| flow_metrics::wasserstein2(s, t).expect("same shape"))
+            .collect();
+        assert_eq!(*w2, each.iter().sum::<f64>() / FLOOR_DRAWS as f64);
+    }
+    assert_ne!(w2s[0], w2s[1]);
+    for short in
+        [probe.w2_of(&[probe.sources[..1].to_vec()]), probe.w2_of_alike(&[probe.sources[..1].to_vec()])]
+    {
+        assert!(matches!(short, Err(EvalError::Draws { given: 1, draws: FLOOR_DRAWS })));
+    }
 }
 
 mod likelihood {

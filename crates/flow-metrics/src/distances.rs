@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView1};
 
-use crate::{MetricsError, Result, assign_points};
+use crate::{MetricsError, Result, SparseSettings, assign_points_from};
 
 pub(crate) fn check_same_shape(a: &Array2<f32>, b: &Array2<f32>) -> Result<()> {
     if a.dim() != b.dim() {
@@ -33,11 +33,33 @@ fn squared_distance(x: ArrayView1<f32>, y: ArrayView1<f32>) -> f64 {
 /// Exact W₂ between two samples of equal size with uniform weights:
 /// √(min over matchings of the mean squared distance between matched points).
 pub fn wasserstein2(a: &Array2<f32>, b: &Array2<f32>) -> Result<f64> {
+    Ok(wasserstein2_from(a, b, None)?.0)
+}
+
+/// [`wasserstein2`] with the assignment started from column duals for `b`
+/// (see [`assign_points_from`]); also returns the optimal ones.
+fn wasserstein2_from(a: &Array2<f32>, b: &Array2<f32>, start: Option<&[f64]>) -> Result<(f64, Vec<f64>)> {
     check_same_shape(a, b)?;
     let (flat_a, flat_b) = (as_f64(a), as_f64(b));
-    let matching = assign_points(&flat_a, &flat_b, a.ncols());
+    let (matching, duals) = assign_points_from(&flat_a, &flat_b, a.ncols(), start, SparseSettings::default());
     let total: f64 = matching.iter().enumerate().map(|(i, &j)| squared_distance(a.row(i), b.row(j))).sum();
-    Ok((total / a.nrows() as f64).sqrt())
+    Ok(((total / a.nrows() as f64).sqrt(), duals))
+}
+
+/// [`wasserstein2`] of each sample against one `target`, in order, each
+/// assignment starting from the last one's optimal duals: the same values,
+/// sooner when consecutive samples are alike (a model's samples at growing
+/// step counts).
+pub fn wasserstein2_series(samples: &[&Array2<f32>], target: &Array2<f32>) -> Result<Vec<f64>> {
+    let mut duals: Option<Vec<f64>> = None;
+    samples
+        .iter()
+        .map(|sample| {
+            let (w2, optimal) = wasserstein2_from(sample, target, duals.as_deref())?;
+            duals = Some(optimal);
+            Ok(w2)
+        })
+        .collect()
 }
 
 /// Row-major `f64` coordinates.
@@ -112,19 +134,31 @@ pub fn straightness(trajectory: &[(f64, Array2<f32>)]) -> Result<f64> {
 /// [`wasserstein2`] of several pairs at once, spread over the machine's cores
 /// (each assignment is independent and single-threaded).
 pub fn wasserstein2_many(pairs: &[(&Array2<f32>, &Array2<f32>)]) -> Result<Vec<f64>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pairs.len().max(1));
-    // Workers take the next pair as they finish: assignment times vary several-fold
+    on_workers(pairs.len(), |i| wasserstein2(pairs[i].0, pairs[i].1)).into_iter().collect()
+}
+
+/// [`wasserstein2_series`] of several series (samples, target) at once, spread over the cores.
+pub fn wasserstein2_many_series(series: &[(Vec<&Array2<f32>>, &Array2<f32>)]) -> Result<Vec<Vec<f64>>> {
+    on_workers(series.len(), |i| wasserstein2_series(&series[i].0, series[i].1)).into_iter().collect()
+}
+
+/// `work(i)` for every i in `0..count`, on one worker per core, in order of i.
+fn on_workers<T: Send>(count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count.max(1));
+    // Workers take the next item as they finish: assignment times vary several-fold
     // between pairs, so fixed shares would leave a core idle.
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<f64>)> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(a, b)) = pairs.get(i) else { break mine };
-                        mine.push((i, wasserstein2(a, b)));
+                        if i >= count {
+                            break mine;
+                        }
+                        mine.push((i, work(i)));
                     }
                 })
             })
@@ -133,5 +167,5 @@ pub fn wasserstein2_many(pairs: &[(&Array2<f32>, &Array2<f32>)]) -> Result<Vec<f
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
     done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, w2)| w2).collect()
+    done.into_iter().map(|(_, value)| value).collect()
 }

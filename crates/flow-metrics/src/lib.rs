@@ -23,6 +23,7 @@ mod point_assignment;
 pub use assignment::assign_min_cost;
 pub use distances::{
     MMD_BANDWIDTHS, energy_distance, mmd_rbf, straightness, wasserstein2, wasserstein2_many,
+    wasserstein2_many_series, wasserstein2_series,
 };
 pub use error::{MetricsError, Result};
-pub use point_assignment::{SparseSettings, assign_points, assign_points_with};
+pub use point_assignment::{SparseSettings, assign_points, assign_points_from, assign_points_with};

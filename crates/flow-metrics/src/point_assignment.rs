@@ -124,17 +124,41 @@ pub fn assign_points(a: &[f64], b: &[f64], dim: usize) -> Vec<usize> {
 
 /// [`assign_points`] with other sizes for its stages (the same answer, at another speed).
 pub fn assign_points_with(a: &[f64], b: &[f64], dim: usize, settings: SparseSettings) -> Vec<usize> {
+    assign_points_from(a, b, dim, None, settings).0
+}
+
+/// [`assign_points_with`] starting from column duals for `b` (an earlier
+/// solution's, for a sample like `a`) instead of a coarse level, and returning
+/// the optimal column duals for the next start. Whatever the duals (wrong
+/// length or not finite ones are ignored), the answer is the same: they are
+/// made feasible by c-transforms and the result is certified as always; close
+/// ones only make it sooner.
+pub fn assign_points_from(
+    a: &[f64],
+    b: &[f64],
+    dim: usize,
+    column_duals: Option<&[f64]>,
+    settings: SparseSettings,
+) -> (Vec<usize>, Vec<f64>) {
     assert_eq!(a.len(), b.len(), "two clouds of the same size");
     if a.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     assert!(dim > 0 && a.len().is_multiple_of(dim), "whole points of a positive dimension");
     let settings = SparseSettings { dense_up_to: settings.dense_up_to.max(1), ..settings };
-    solve(&Cloud { coordinates: a, dim }, &Cloud { coordinates: b, dim }, &settings).0
+    let n = a.len() / dim;
+    let start = column_duals.filter(|v| v.len() == n && v.iter().all(|v| v.is_finite()));
+    solve(&Cloud { coordinates: a, dim }, &Cloud { coordinates: b, dim }, &settings, start)
 }
 
-/// An optimal matching and its column duals v (with uᵢ = minⱼ cᵢⱼ − vⱼ, feasible for every pair).
-fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> (Vec<usize>, Vec<f64>) {
+/// An optimal matching and its column duals v (with uᵢ = minⱼ cᵢⱼ − vⱼ, feasible
+/// for every pair), from column duals `start` when given, else from a coarse level.
+fn solve(
+    rows: &Cloud,
+    columns: &Cloud,
+    settings: &SparseSettings,
+    start: Option<&[f64]>,
+) -> (Vec<usize>, Vec<f64>) {
     let n = rows.len();
     if n <= settings.dense_up_to {
         let cost: Vec<f64> = (0..n)
@@ -144,7 +168,14 @@ fn solve(rows: &Cloud, columns: &Cloud, settings: &SparseSettings) -> (Vec<usize
         return assign_with_duals(&cost, n);
     }
     let axes = Axes::new(columns);
-    let (u, v) = coarse_potentials(rows, columns, &axes, settings);
+    let (u, v) = match start {
+        Some(v) => {
+            let u = row_duals(rows, &axes, v);
+            let v = column_duals(rows, &axes, &u);
+            (u, v)
+        }
+        None => coarse_potentials(rows, columns, &axes, settings),
+    };
     let (mut graph, mut state) = candidates(rows, columns, &axes, (u, v), settings);
     let mut search = Search::new(n);
     loop {
@@ -177,19 +208,31 @@ fn coarse_potentials(
     let (coarse_rows, coarse_columns) = (gather(rows), gather(columns));
     let dim = rows.dim;
     let coarse_columns = Cloud { coordinates: &coarse_columns, dim };
-    let (_, coarse_v) = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings);
-    let coarse_axes = Axes::new(&coarse_columns);
-    let u_parts = in_parallel(n, |range| {
+    let (_, coarse_v) = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings, None);
+    let u = row_duals(rows, &Axes::new(&coarse_columns), &coarse_v);
+    let v = column_duals(rows, axes, &u);
+    (u, v)
+}
+
+/// uᵢ = minⱼ cᵢⱼ − vⱼ over the columns `axes` holds: the c-transform.
+fn row_duals(rows: &Cloud, axes: &Axes, v: &[f64]) -> Vec<f64> {
+    let m = v.len();
+    let parts = in_parallel(rows.len(), |range| {
         let mut costs = vec![0.0; m];
         range
             .map(|i| {
-                coarse_axes.costs_from(rows.point(i), &mut costs);
-                costs.iter().zip(&coarse_v).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min)
+                axes.costs_from(rows.point(i), &mut costs);
+                costs.iter().zip(v).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min)
             })
             .collect::<Vec<f64>>()
     });
-    let u: Vec<f64> = u_parts.into_iter().flatten().collect();
-    // v = min over rows of c − u, gathered row by row (each thread over its rows, then merged).
+    parts.into_iter().flatten().collect()
+}
+
+/// vⱼ = minᵢ cᵢⱼ − uᵢ over every row: with [`row_duals`] first, feasible for every pair.
+fn column_duals(rows: &Cloud, axes: &Axes, u: &[f64]) -> Vec<f64> {
+    let n = rows.len();
+    // Gathered row by row (each thread over its rows, then merged).
     let partial = in_parallel(n, |range| {
         let mut v = vec![f64::INFINITY; n];
         let mut costs = vec![0.0; n];
@@ -201,8 +244,7 @@ fn coarse_potentials(
         }
         v
     });
-    let v = (0..n).map(|j| partial.iter().map(|p| p[j]).fold(f64::INFINITY, f64::min)).collect();
-    (u, v)
+    (0..n).map(|j| partial.iter().map(|p| p[j]).fold(f64::INFINITY, f64::min)).collect()
 }
 
 /// One row's share of the candidate graph.

@@ -3,8 +3,8 @@
 use flow_data::Dataset;
 use flow_data::samplers::{self, seeded_rng};
 use flow_metrics::{
-    MetricsError, SparseSettings, assign_min_cost, assign_points_with, energy_distance, mmd_rbf,
-    straightness, wasserstein2,
+    MetricsError, SparseSettings, assign_min_cost, assign_points_from, assign_points_with, energy_distance,
+    mmd_rbf, straightness, wasserstein2,
 };
 use ndarray::{Array2, array};
 
@@ -75,6 +75,59 @@ fn many_w2_in_parallel_equal_one_at_a_time() {
     let serial: Vec<f64> = pairs.iter().map(|(a, b)| wasserstein2(a, b).expect("same shape")).collect();
     assert_eq!(parallel, serial);
     assert!(flow_metrics::wasserstein2_many(&[]).expect("nothing to do").is_empty());
+}
+
+#[test]
+fn any_starting_duals_give_the_optimal_matching() {
+    let flat = |a: &Array2<f32>| a.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+    let n = 900;
+    let a = Dataset::EightGaussians.sample(n, 2, &mut seeded_rng(11)).expect("2-D");
+    let b = Dataset::TorchdynMoons.sample(n, 2, &mut seeded_rng(12)).expect("2-D");
+    let dense = matched_cost(&a, &b, &assign_min_cost(&flow_metrics::couplings::squared_costs(&a, &b), n));
+    // The duals of a nearby sample's solution: what a series of step counts hands on.
+    let nearby = &a + &Array2::from_shape_fn((n, 2), |(i, d)| 0.01 * ((i * 2 + d) % 7) as f32 - 0.03);
+    let tiny = SparseSettings { dense_up_to: 30, candidates: 2, nearest: 1 };
+    for settings in [SparseSettings::default(), tiny] {
+        let (_, earlier) = assign_points_from(&flat(&nearby), &flat(&b), 2, None, settings);
+        assert_eq!(earlier.len(), n, "one dual per column");
+        let starts: [(&str, Vec<f64>); 5] = [
+            ("a nearby sample's", earlier.clone()),
+            ("zero", vec![0.0; n]),
+            ("wild", (0..n).map(|j| ((j * 7919) % 1000) as f64 - 500.0).collect()),
+            ("not finite", vec![f64::NAN; n]),
+            ("too short", earlier[..n - 1].to_vec()),
+        ];
+        for (name, start) in &starts {
+            let (matching, duals) = assign_points_from(&flat(&a), &flat(&b), 2, Some(start), settings);
+            let cost = matched_cost(&a, &b, &matching);
+            assert!(
+                (cost - dense).abs() <= 1e-9 * dense,
+                "{name} duals, {settings:?}: {cost} against {dense}"
+            );
+            assert_eq!(duals.len(), n);
+        }
+    }
+}
+
+#[test]
+fn w2_series_equal_their_pairs_one_at_a_time() {
+    let target = samplers::spiral(500, 1.0, &mut seeded_rng(20));
+    let first = samplers::spiral(500, 1.0, &mut seeded_rng(21));
+    // A sample shrinking onto the target's distribution, as a solver's step counts approach it.
+    let drifting: Vec<Array2<f32>> = [2.0f32, 1.6, 1.3, 1.0].iter().map(|&k| &first * k).collect();
+    let samples: Vec<&Array2<f32>> = drifting.iter().collect();
+    let series = flow_metrics::wasserstein2_series(&samples, &target).expect("same shapes");
+    let one_by_one: Vec<f64> =
+        samples.iter().map(|s| wasserstein2(s, &target).expect("same shape")).collect();
+    assert_eq!(series, one_by_one);
+    assert!(series.windows(2).all(|w| w[1] < w[0]), "the drift shrinks W2: {series:?}");
+    let reversed: Vec<&Array2<f32>> = samples.iter().rev().copied().collect();
+    let both = flow_metrics::wasserstein2_many_series(&[(samples.clone(), &target), (reversed, &target)])
+        .expect("same shapes");
+    assert_eq!(both[0], one_by_one);
+    assert_eq!(both[1], one_by_one.iter().rev().copied().collect::<Vec<f64>>());
+    let wrong = samplers::spiral(499, 1.0, &mut seeded_rng(22));
+    assert!(flow_metrics::wasserstein2_series(&[&first, &wrong], &target).is_err());
 }
 
 #[test]
@@ -354,7 +407,7 @@ fn matched_cost(a: &Array2<f32>, b: &Array2<f32>, matching: &[usize]) -> f64 {
 #[test]
 fn point_assignment_equals_the_dense_solver_beyond_its_size() {
     let flat = |a: &Array2<f32>| a.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
-    // Above 800 points the sparse, certified path runs. Cases: far transport,
+    // Above 400 points the sparse, certified path runs. Cases: far transport,
     // two samples of one distribution (odd size), three dimensions, and a grid
     // of repeated points (ties everywhere).
     let grid = |n: usize, offset: usize| {

@@ -92,7 +92,9 @@ impl From<flow_eval::EvalError> for CliError {
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             Metrics(inner) => inner.into(),
-            NoDensity(_) | Dimension { .. } | NonFinite { .. } => CliError::Runtime(error.to_string()),
+            NoDensity(_) | Dimension { .. } | NonFinite { .. } | Draws { .. } => {
+                CliError::Runtime(error.to_string())
+            }
         }
     }
 }

@@ -333,7 +333,8 @@ fn quality_sweep(probe: &QualityProbe, models: &[(&str, Integrator)]) -> Result<
                 .collect::<flow_eval::Result<Vec<_>>>()?
                 .into_iter()
                 .unzip();
-            let w2s = probe.w2_of(&samples)?;
+            // One model and solver at growing step counts: each assignment starts from the last's duals.
+            let w2s = probe.w2_of_alike(&samples)?;
             series.push(QualitySeries {
                 label: format!("{name}, {}", solver.name()),
                 points: nfes.into_iter().zip(w2s).collect(),
