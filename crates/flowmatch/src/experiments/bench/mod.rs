@@ -57,9 +57,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("bench: PyTorch eager ({threads} threads) …");
     let theirs = pytorch(&args.python, threads, &sizes, &samples_dir)?;
     eprintln!("bench: ours …");
-    let before = pytorch_flow_rate(&args.python, threads, &sizes)?;
+    // On an AVX-512 CPU, PyTorch is also timed with its libraries held to AVX2:
+    // what the AVX2 kernel's users run PyTorch with.
+    let avx2_only =
+        device == tch::Device::Cpu && Kernel::Avx512.is_supported() && Kernel::Avx2.is_supported();
+    let rate_avx2 =
+        || avx2_only.then(|| pytorch_flow_rate(&args.python, threads, &sizes, &AVX2_ONLY)).transpose();
+    let before = pytorch_flow_rate(&args.python, threads, &sizes, &[])?;
+    let before_avx2 = rate_avx2()?;
     let ours = ours(device, &sizes)?;
-    let after = pytorch_flow_rate(&args.python, threads, &sizes)?;
+    let after = pytorch_flow_rate(&args.python, threads, &sizes, &[])?;
+    let after_avx2 = rate_avx2()?;
+    let pytorch_avx2 = before_avx2.zip(after_avx2).map(|(a, b)| a.max(b));
     eprintln!("bench: log-densities of {} points …", likelihood::POINTS);
     let likelihood = likelihood::compare(&args.python, threads, &ours.post.0, &samples_dir)?;
     eprintln!("bench: coupling cost …");
@@ -78,7 +87,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         theirs: (probe.w2_of_sample(&their_fm)?, probe.w2_of_sample(&their_reflow)?),
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
-    let mut table = table(&ours, &theirs, (&quality, &likelihood), threads, device, &sizes)?;
+    let mut table = table(&ours, (&theirs, pytorch_avx2), (&quality, &likelihood), threads, device, &sizes)?;
     table.couplings = couplings;
     let table = table::render(&table);
     print!("{table}");
@@ -87,11 +96,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Environment that holds PyTorch's CPU libraries (MKL, ATen's kernels, oneDNN) to AVX2.
+const AVX2_ONLY: [(&str, &str); 3] =
+    [("MKL_ENABLE_INSTRUCTIONS", "AVX2"), ("ATEN_CPU_CAPABILITY", "avx2"), ("ONEDNN_MAX_CPU_ISA", "AVX2")];
+
 /// PyTorch's flow-matching rate alone (best of three windows), taken again
 /// just before and after ours so that a drift of this machine's speed
 /// during the long bench cannot favour either side.
-fn pytorch_flow_rate(python: &Path, threads: i32, sizes: &Sizes) -> Result<f64> {
+fn pytorch_flow_rate(
+    python: &Path,
+    threads: i32,
+    sizes: &Sizes,
+    environment: &[(&str, &str)],
+) -> Result<f64> {
     let output = Command::new(python)
+        .envs(environment.iter().copied())
         .arg(SCRIPT)
         .args(["--threads", &threads.to_string(), "--timed-steps", &sizes.timed_steps.to_string()])
         .arg("--flow-rate-only")
@@ -301,7 +320,7 @@ fn number(value: &Value, key: &str) -> Result<f64> {
 
 fn table(
     ours: &Ours,
-    theirs: &Value,
+    (theirs, theirs_avx2): (&Value, Option<f64>),
     (quality, likelihood): (&Quality, &likelihood::Timing),
     threads: i32,
     device: tch::Device,
@@ -327,6 +346,17 @@ fn table(
             theirs_flow,
             true,
         ));
+        if let (Kernel::Avx2, Some(theirs_avx2)) = (kernel, theirs_avx2) {
+            rows.push(row(
+                format!(
+                    "… native kernel `avx2` against PyTorch held to AVX2 too ({}; its best of two runs, before and after ours): a CPU without AVX-512",
+                    AVX2_ONLY.map(|(name, value)| format!("`{name}={value}`")).join(" ")
+                ),
+                rate,
+                theirs_avx2,
+                true,
+            ));
+        }
     }
     rows.extend([
         row(
