@@ -169,8 +169,13 @@ fn solve(
     }
     let axes = Axes::new(columns);
     let (u, v) = match start {
-        Some(v) => {
-            let u = row_duals(rows, &axes, v);
+        Some(start) => {
+            // Duals are defined up to a shift; with the largest at zero, u and v stay
+            // within the costs' range whatever offset `start` carries, so round-off
+            // stays at the costs' scale, which the certificate's tolerance assumes.
+            let top = start.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let shifted: Vec<f64> = start.iter().map(|v| v - top).collect();
+            let u = row_duals(rows, &axes, &shifted);
             let v = column_duals(rows, &axes, &u);
             (u, v)
         }

@@ -90,10 +90,11 @@ fn any_starting_duals_give_the_optimal_matching() {
     for settings in [SparseSettings::default(), tiny] {
         let (_, earlier) = assign_points_from(&flat(&nearby), &flat(&b), 2, None, settings);
         assert_eq!(earlier.len(), n, "one dual per column");
-        let starts: [(&str, Vec<f64>); 5] = [
+        let starts: [(&str, Vec<f64>); 6] = [
             ("a nearby sample's", earlier.clone()),
             ("zero", vec![0.0; n]),
             ("wild", (0..n).map(|j| ((j * 7919) % 1000) as f64 - 500.0).collect()),
+            ("far-offset", earlier.iter().map(|v| v + 1e15).collect()),
             ("not finite", vec![f64::NAN; n]),
             ("too short", earlier[..n - 1].to_vec()),
         ];
