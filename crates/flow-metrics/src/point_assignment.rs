@@ -175,9 +175,7 @@ fn solve(
             // stays at the costs' scale, which the certificate's tolerance assumes.
             let top = start.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let shifted: Vec<f64> = start.iter().map(|v| v - top).collect();
-            let u = row_duals(rows, &axes, &shifted);
-            let v = column_duals(rows, &axes, &u);
-            (u, v)
+            extended_duals(rows, (&axes, &shifted), &axes)
         }
         None => coarse_potentials(rows, columns, &axes, settings),
     };
@@ -214,7 +212,14 @@ fn coarse_potentials(
     let dim = rows.dim;
     let coarse_columns = Cloud { coordinates: &coarse_columns, dim };
     let (_, coarse_v) = solve(&Cloud { coordinates: &coarse_rows, dim }, &coarse_columns, settings, None);
-    let u = row_duals(rows, &Axes::new(&coarse_columns), &coarse_v);
+    extended_duals(rows, (&Axes::new(&coarse_columns), &coarse_v), axes)
+}
+
+/// Duals for every pair from column duals `v` of the columns `axes_of_v`
+/// holds (some or all of them): u by a c-transform over those, then v by one
+/// over every row, on the columns `axes` holds: cᵢⱼ ≥ uᵢ + vⱼ for every pair.
+fn extended_duals(rows: &Cloud, (axes_of_v, v): (&Axes, &[f64]), axes: &Axes) -> (Vec<f64>, Vec<f64>) {
+    let u = row_duals(rows, axes_of_v, v);
     let v = column_duals(rows, axes, &u);
     (u, v)
 }
@@ -290,12 +295,8 @@ fn candidates(
                 if reduced - u[i] < column_limit[j] {
                     column_limit[j] = column_best[j].offer(reduced - u[i], i);
                 }
-                if reduced < best.limit() {
-                    best.offer(reduced, j);
-                }
-                if c < near.limit() {
-                    near.offer(c, j);
-                }
+                best.offer(reduced, j);
+                near.offer(c, j);
             }
             let dual = best.0[0].0;
             let mut edges: Vec<(usize, f64)> = best.0.iter().map(|&(_, j)| (j, costs[j])).collect();
