@@ -2,15 +2,20 @@
 
 use flow_data::{Dataset, PointSource};
 use flow_eval::{EvalError, FLOOR_DRAWS, QualityProbe};
-use flow_model::{Integrator, ModelConfig, VelocityNet};
+use flow_model::{Backend, Integrator, ModelConfig, Runtime, VelocityNet};
 use flow_ode::Solver;
+
+/// How these tests run networks: `auto`, with the kernel `FLOWMATCH_KERNEL` forces.
+fn runtime() -> Runtime {
+    Runtime::requested(Backend::Auto).expect("a kernel this CPU has")
+}
 
 /// A network whose velocity is zero everywhere: its flow leaves every point where it is.
 fn still() -> Integrator {
     let mut net = VelocityNet::new(ModelConfig::default(), tch::Device::Cpu).expect("default config");
     let count = net.flat_parameters().numel();
     net.set_parameters(&vec![0.0; count]).expect("same size");
-    Integrator::auto(&net).expect("integrates")
+    Integrator::new(&net, runtime()).expect("integrates")
 }
 
 fn builtin(dataset: Dataset) -> PointSource {
@@ -70,10 +75,11 @@ fn a_flow_that_misses_the_target_scores_far_above_the_floor_and_probes_repeat() 
 }
 
 mod likelihood {
+    use super::runtime;
     use flow_data::{Dataset, PointSource};
     use flow_eval::EvalError;
     use flow_eval::likelihood::{Divergence, log_density};
-    use flow_model::{Activation, Backend, Integrator, Kernel, ModelConfig, VelocityNet};
+    use flow_model::{Activation, Backend, Integrator, Kernel, ModelConfig, Runtime, VelocityNet};
     use flow_ode::Solver;
     use ndarray::Array2;
 
@@ -139,11 +145,12 @@ mod likelihood {
     #[test]
     fn an_affine_flow_gives_the_gaussian_log_density_in_closed_form_on_both_backends() {
         let net = affine();
-        let native =
-            Integrator::new(&net, Backend::Native, Kernel::requested().expect("kernel")).expect("native");
+        let native = Integrator::new(&net, runtime().with_backend(Backend::Native)).expect("native");
         assert_eq!(native.backend(), Backend::Native);
         check_affine(&native, "native");
-        let libtorch = Integrator::new(&net, Backend::Libtorch, Kernel::Portable).expect("libtorch");
+        let libtorch =
+            Integrator::new(&net, Runtime { backend: Backend::Libtorch, kernel: Kernel::Portable })
+                .expect("libtorch");
         assert_eq!(libtorch.backend(), Backend::Libtorch);
         check_affine(&libtorch, "libtorch");
     }
@@ -164,14 +171,15 @@ mod likelihood {
             checkpoint_every: 0,
             ..TrainConfig::default()
         };
-        flow_train::train(&mut net, &pairs, &config, &RunOptions::default()).expect("trains");
+        let options = RunOptions { runtime: runtime(), ..RunOptions::default() };
+        flow_train::train(&mut net, &pairs, &config, &options).expect("trains");
         net
     }
 
     #[test]
     fn a_trained_density_integrates_to_one_and_estimates_agree_with_the_exact_trace() {
         let net = trained();
-        let model = Integrator::auto(&net).expect("integrates");
+        let model = Integrator::new(&net, runtime()).expect("integrates");
         // A 120 × 120 grid over [−6, 6]² (the spiral reaches radius 3): the cells' mass adds up to one.
         let cells = 120;
         let side = 12.0 / cells as f64;
@@ -218,12 +226,12 @@ mod likelihood {
         let rk4 = (Solver::Rk4, 10);
         let at = |threads| {
             tch::set_num_threads(threads);
-            let model = Integrator::auto(&net).expect("integrates");
+            let model = Integrator::new(&net, runtime()).expect("integrates");
             log_density(&model, Dataset::Gaussian, &x, rk4, Divergence::Exact).expect("log p").log_prob
         };
         let (one, two) = (at(1), at(2));
         assert_eq!(one, two);
-        let model = Integrator::auto(&net).expect("integrates");
+        let model = Integrator::new(&net, runtime()).expect("integrates");
         let wrong = Array2::<f32>::zeros((3, 3));
         assert!(matches!(
             log_density(&model, Dataset::Gaussian, &wrong, rk4, Divergence::Exact),

@@ -1,5 +1,7 @@
 //! Which code runs a network, decided in one place for training, sampling and evaluation.
 
+use flow_native::Kernel;
+
 use crate::{ModelError, Result, VelocityNet};
 
 /// Which code runs the network.
@@ -39,7 +41,7 @@ impl Backend {
     /// The backend that will actually run `net` with native `kernel`: never
     /// `Auto`. Asking for `native` on a network the kernels cannot run is an
     /// error that says why.
-    pub fn resolve(self, net: &VelocityNet, kernel: flow_native::Kernel) -> Result<Backend> {
+    pub fn resolve(self, net: &VelocityNet, kernel: Kernel) -> Result<Backend> {
         match self {
             Backend::Auto if kernel.is_fast() && net.to_native().is_ok() => Ok(Backend::Native),
             Backend::Auto | Backend::Libtorch => Ok(Backend::Libtorch),
@@ -61,5 +63,45 @@ impl std::str::FromStr for Backend {
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// How a process runs its networks: the backend asked for and the native kernel
+/// it may use. Built once at the edge (the command line reads `FLOWMATCH_KERNEL`
+/// there, through [`Kernel::requested`]) and handed to everything that trains or
+/// evaluates a network, so no library code reads the environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    pub backend: Backend,
+    pub kernel: Kernel,
+}
+
+impl Runtime {
+    /// `backend` with the fastest kernel this CPU supports.
+    pub fn new(backend: Backend) -> Runtime {
+        Runtime { backend, kernel: Kernel::detect() }
+    }
+
+    /// `backend` with the kernel `FLOWMATCH_KERNEL` asks for (the fastest this
+    /// CPU supports when unset): for the command line and tests, the edges.
+    pub fn requested(backend: Backend) -> Result<Runtime> {
+        Ok(Runtime { backend, kernel: Kernel::requested()? })
+    }
+
+    /// The same kernel with another backend.
+    pub fn with_backend(self, backend: Backend) -> Runtime {
+        Runtime { backend, ..self }
+    }
+
+    /// The backend that will run `net` (see [`Backend::resolve`]).
+    pub fn resolve(&self, net: &VelocityNet) -> Result<Backend> {
+        self.backend.resolve(net, self.kernel)
+    }
+}
+
+impl Default for Runtime {
+    /// `auto` with the fastest kernel this CPU supports.
+    fn default() -> Runtime {
+        Runtime::new(Backend::Auto)
     }
 }

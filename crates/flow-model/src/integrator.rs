@@ -8,7 +8,7 @@ use ndarray::Array2;
 use tch::Tensor;
 
 use crate::state::{TensorState, array_to_tensor, tensor_to_array};
-use crate::{Backend, ModelError, Result, VelocityNet};
+use crate::{Backend, ModelError, Result, Runtime, VelocityNet};
 
 /// The end points, cost and (optionally) path of integrating host points through a network.
 pub struct PointsSolution {
@@ -27,20 +27,15 @@ pub struct Integrator {
 }
 
 impl Integrator {
-    /// `net` on `backend` (resolved with native `kernel`, see [`Backend::resolve`]).
-    pub fn new(net: &VelocityNet, backend: Backend, kernel: flow_native::Kernel) -> Result<Integrator> {
-        let native = match backend.resolve(net, kernel)? {
-            Backend::Native => Some(NativeField::with_kernel(net, kernel)?),
+    /// `net` on the backend `runtime` resolves for it (see [`Backend::resolve`]):
+    /// with `auto`, the native kernels when the network fits them (CPU, f32, raw
+    /// time) and the kernel is a SIMD one, else libtorch.
+    pub fn new(net: &VelocityNet, runtime: Runtime) -> Result<Integrator> {
+        let native = match runtime.resolve(net)? {
+            Backend::Native => Some(NativeField::with_kernel(net, runtime.kernel)?),
             _ => None,
         };
         Ok(Integrator { net: net.try_clone()?, native })
-    }
-
-    /// `net` on the fastest backend for it: the native kernels when it fits them
-    /// (CPU, f32, raw time) and a SIMD kernel is there (or `FLOWMATCH_KERNEL`
-    /// names one), else libtorch.
-    pub fn auto(net: &VelocityNet) -> Result<Integrator> {
-        Integrator::new(net, Backend::Auto, flow_native::Kernel::requested()?)
     }
 
     pub fn net(&self) -> &VelocityNet {
@@ -258,16 +253,17 @@ impl Guide {
     }
 }
 
-/// Integrates host points through `net` once; see [`Integrator::auto`] and
+/// Integrates host points through `net` once; see [`Integrator::new`] and
 /// [`Integrator::integrate`]. Build an [`Integrator`] to integrate many batches.
 pub fn integrate_points(
     net: &VelocityNet,
+    runtime: Runtime,
     start: &Array2<f32>,
     grid: &flow_ode::TimeGrid,
     solver: flow_ode::Solver,
     record: flow_ode::Record,
 ) -> Result<PointsSolution> {
-    Integrator::auto(net)?.integrate(start, grid, solver, record)
+    Integrator::new(net, runtime)?.integrate(start, grid, solver, record)
 }
 
 /// A network on flow-native's kernels, as a velocity field over host points.

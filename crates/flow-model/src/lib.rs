@@ -25,7 +25,7 @@ mod mlp;
 mod state;
 pub mod testing;
 
-pub use backend::Backend;
+pub use backend::{Backend, Runtime};
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use flow_native::Kernel;

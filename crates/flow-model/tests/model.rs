@@ -13,6 +13,11 @@ use flow_ode::{Record, Solver, TimeGrid, VelocityField, integrate};
 use ndarray::{Array2, array};
 use tch::{Device, Kind, Tensor};
 
+/// How these tests run networks: `auto`, with the kernel `FLOWMATCH_KERNEL` forces.
+fn runtime() -> flow_model::Runtime {
+    flow_model::Runtime::requested(flow_model::Backend::Auto).expect("a kernel this CPU has")
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flow-model-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -304,7 +309,7 @@ fn native_kernels_agree_with_libtorch() {
         let t = Tensor::rand([700, 1], (Kind::Float, Device::Cpu));
         let theirs = tch::no_grad(|| model.forward(&x, &t));
         let inputs = Vec::<f32>::try_from(Tensor::cat(&[&x, &t], 1).view([-1])).expect("floats");
-        let mut workspace = flow_native::Workspace::new(2).expect("threads");
+        let mut workspace = flow_native::Workspace::with_kernel(2, runtime().kernel).expect("threads");
         let ours = workspace.forward(&model.to_native().expect("fits"), &inputs).expect("shapes");
         let theirs = Vec::<f32>::try_from(theirs.view([-1])).expect("floats");
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -314,8 +319,8 @@ fn native_kernels_agree_with_libtorch() {
     let model = net(ModelConfig::default(), 9);
     let start = tensor_to_array(&Tensor::randn([300, 2], (Kind::Float, Device::Cpu))).unwrap();
     let grid = TimeGrid::uniform(20).expect("grid");
-    let native =
-        flow_model::integrate_points(&model, &start, &grid, Solver::Rk4, Record::Nothing).expect("native");
+    let native = flow_model::integrate_points(&model, runtime(), &start, &grid, Solver::Rk4, Record::Nothing)
+        .expect("native");
     let on_tensors = integrate(
         &model,
         TensorState(array_to_tensor(&start, Kind::Float, Device::Cpu)),
@@ -367,10 +372,12 @@ fn network_solvers_and_checkpoints_agree_with_the_cpu(device: Device) {
         assert!(end_gap < 1e-4, "{device:?} {}: end points differ by {end_gap}", solver.name());
     }
     let start = tensor_to_array(&x).expect("host points");
-    let points = flow_model::integrate_points(&on_device, &start, &grid, Solver::Rk4, Record::Nothing)
-        .expect("host points through the device");
+    let points =
+        flow_model::integrate_points(&on_device, runtime(), &start, &grid, Solver::Rk4, Record::Nothing)
+            .expect("host points through the device");
     let reference =
-        flow_model::integrate_points(&cpu, &start, &grid, Solver::Rk4, Record::Nothing).expect("cpu");
+        flow_model::integrate_points(&cpu, runtime(), &start, &grid, Solver::Rk4, Record::Nothing)
+            .expect("cpu");
     let worst = (&points.points - &reference.points).fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(worst < 1e-4, "{device:?}: integrate_points differs by {worst}");
 

@@ -118,13 +118,7 @@ pub struct Workspace {
 
 impl Workspace {
     /// Buffers for `mlp`-shaped networks, computing on `threads` threads with
-    /// the kernel [`Kernel::requested`] names (the fastest the CPU supports
-    /// unless `FLOWMATCH_KERNEL` says otherwise).
-    pub fn new(threads: usize) -> Result<Workspace> {
-        Workspace::with_kernel(threads, Kernel::requested()?)
-    }
-
-    /// As [`Workspace::new`] with a chosen kernel; one the CPU lacks is an error.
+    /// `kernel`; one the CPU lacks is an error.
     pub fn with_kernel(threads: usize, kernel: Kernel) -> Result<Workspace> {
         let kernel = Supported::new(kernel)?;
         let threads = rayon::ThreadPoolBuilder::new()

@@ -87,7 +87,8 @@ fn outputs_match_the_f64_reference_for_every_activation() {
     let (inputs, _) = batch(300, 1);
     for activation in ACTIVATIONS {
         let mlp = network(activation, 2);
-        let ours = Workspace::new(2).unwrap().forward(&mlp, &inputs).unwrap();
+        let ours =
+            Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap().forward(&mlp, &inputs).unwrap();
         let reference =
             reference_forward(mlp.shapes(), activation, &to_f64(mlp.parameters()), &to_f64(&inputs));
         let worst = ours.iter().zip(&reference).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
@@ -102,7 +103,7 @@ fn gradient_matches_central_differences_of_the_reference() {
     // ReLU's kinks make finite differences unreliable; the smooth activations cover the backward pass.
     for activation in [Activation::Gelu, Activation::Silu, Activation::Tanh] {
         let mlp = network(activation, 4);
-        let mut workspace = Workspace::new(2).unwrap();
+        let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
         let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
         let p = to_f64(mlp.parameters());
         let reference = reference_loss(&mlp, &p, &x, &targets);
@@ -226,7 +227,7 @@ fn adam_fits_a_regression() {
     // Targets from a fixed random network of the same shape: reachable, so the loss must fall far.
     let (inputs, _) = batch(512, 7);
     let teacher = network(Activation::Gelu, 8);
-    let mut workspace = Workspace::new(2).unwrap();
+    let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
     let targets = workspace.forward(&teacher, &inputs).unwrap();
     let mut student = network(Activation::Gelu, 9);
     let mut adam = Adam::new(student.parameters().len(), 3e-3);
@@ -323,7 +324,7 @@ fn a_batch_of_two_waves_sums_its_blocks_gradients_in_row_order() {
     let rows = 64 * BLOCK;
     let mlp = network(Activation::Gelu, 13);
     let (inputs, targets) = batch(rows, 14);
-    let mut workspace = Workspace::new(2).unwrap();
+    let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
     let whole = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap().1.to_vec();
     let mut expected = vec![0.0f32; whole.len()];
     for block in 0..rows / BLOCK {
@@ -349,7 +350,7 @@ fn shapes_are_checked() {
     let broken_chain = Mlp::new(vec![(3, 4), (5, 2)], Activation::Gelu, vec![0.0; 16 + 12]);
     assert!(matches!(broken_chain, Err(NativeError::Shape(_))));
     let mlp = network(Activation::Gelu, 10);
-    let mut workspace = Workspace::new(1).unwrap();
+    let mut workspace = Workspace::with_kernel(1, Kernel::requested().unwrap()).unwrap();
     assert!(workspace.forward(&mlp, &[0.0; 7]).is_err());
     assert!(workspace.loss_and_gradient(&mlp, &[0.0; 6], &[0.0; 6]).is_err());
 }
@@ -360,7 +361,7 @@ fn batches_larger_than_a_wave_give_the_same_numbers() {
     // way wherever it falls, and the gradient is the row-weighted mean of its parts.
     let mlp = network(Activation::Gelu, 11);
     let (inputs, targets) = batch(20_000, 12);
-    let mut workspace = Workspace::new(2).unwrap();
+    let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
     let whole = workspace.forward(&mlp, &inputs).unwrap();
     let split = 9_000;
     let mut parts = workspace.forward(&mlp, &inputs[..split * 3]).unwrap();
@@ -426,7 +427,7 @@ fn jacobian_vector_products_match_central_differences_of_the_reference() {
         }
     }
     let mlp = network(Activation::Gelu, 23);
-    let mut workspace = Workspace::new(1).unwrap();
+    let mut workspace = Workspace::with_kernel(1, Kernel::requested().unwrap()).unwrap();
     assert!(matches!(
         workspace.forward_with_jvps(&mlp, &inputs, (&tangents[1..], directions, width)),
         Err(NativeError::Shape(_))
@@ -449,7 +450,7 @@ fn jacobian_vector_products_of_a_batch_spanning_waves_are_those_of_its_parts() {
     let mut rng = ChaCha8Rng::seed_from_u64(26);
     let (directions, width) = (2, 2);
     let tangents = random(&mut rng, rows * directions * width, 1.0);
-    let mut workspace = Workspace::new(2).unwrap();
+    let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
     let whole = workspace.forward_with_jvps(&mlp, &inputs, (&tangents, directions, width)).unwrap();
     let split = 8_500;
     let (head, tail) = (split * directions * width, split * 3);

@@ -3,7 +3,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use flow_data::{Dataset, PointSource};
 use flow_model::{ModelConfig, VelocityNet};
-use flow_train::{PairSource, RunOptions, TeacherSettings, TimeSampling, TrainConfig, train};
+use flow_train::{
+    Backend, PairSource, RunOptions, Runtime, TeacherSettings, TimeSampling, TrainConfig, train,
+};
 use tch::Device;
 
 fn net() -> VelocityNet {
@@ -19,22 +21,27 @@ fn steps(c: &mut Criterion) {
     let pairs = PairSource::independent(gaussian(), PointSource::builtin(Dataset::Spiral, 2).expect("2-D"))
         .expect("same dimension");
     let config = TrainConfig { steps: 10, checkpoint_every: 0, ..TrainConfig::default() };
+    let runtime = Runtime::requested(Backend::Auto).expect("a kernel this CPU has");
+    let options = RunOptions { runtime, ..RunOptions::default() };
     let mut model = net();
     let mut group = c.benchmark_group("training");
     group.sample_size(20);
     group.bench_function("10 flow-matching steps, batch 2048", |b| {
-        b.iter(|| train(&mut model, &pairs, &config, &RunOptions::default()))
+        b.iter(|| train(&mut model, &pairs, &config, &options))
     });
     let teacher = net();
     let mut rng = flow_data::seeded_rng(0);
     let pool =
-        PairSource::pool(&teacher, &gaussian(), TeacherSettings::default(), 16_384, &mut rng).expect("pool");
+        PairSource::pool((&teacher, runtime), &gaussian(), TeacherSettings::default(), 16_384, &mut rng)
+            .expect("pool");
     let reflow = TrainConfig { time_sampling: TimeSampling::Warp(0.5), ..config.clone() };
     group.bench_function("10 pooled reflow steps, batch 2048", |b| {
-        b.iter(|| train(&mut model, &pool, &reflow, &RunOptions::default()))
+        b.iter(|| train(&mut model, &pool, &reflow, &options))
     });
     group.bench_function("teacher pairs: 2048 through rk4 × 20", |b| {
-        b.iter(|| PairSource::pool(&teacher, &gaussian(), TeacherSettings::default(), 2048, &mut rng))
+        b.iter(|| {
+            PairSource::pool((&teacher, runtime), &gaussian(), TeacherSettings::default(), 2048, &mut rng)
+        })
     });
     group.finish();
 }

@@ -1,7 +1,7 @@
 //! What computes a training step: libtorch (any device, any precision) or
 //! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
 
-use flow_model::{Backend, VelocityNet};
+use flow_model::{Backend, Runtime, VelocityNet};
 use tch::{Device, Kind, Tensor};
 
 use crate::pairs::{Batch, Place, host_values};
@@ -35,14 +35,8 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// An engine training `net` from its current weights; `ema` keeps an average.
-    pub fn new(
-        net: &VelocityNet,
-        backend: Backend,
-        kernel: flow_native::Kernel,
-        lr: f64,
-        ema: bool,
-    ) -> Result<Engine> {
-        Ok(match backend.resolve(net, kernel)? {
+    pub fn new(net: &VelocityNet, runtime: Runtime, lr: f64, ema: bool) -> Result<Engine> {
+        Ok(match runtime.resolve(net)? {
             Backend::Native => {
                 let mlp = net.to_native()?;
                 let count = mlp.parameters().len();
@@ -51,7 +45,7 @@ impl Engine {
                     mlp: Box::new(mlp),
                     workspace: flow_native::Workspace::with_kernel(
                         tch::get_num_threads().max(1) as usize,
-                        kernel,
+                        runtime.kernel,
                     )?,
                     adam: flow_native::Adam::new(count, lr),
                     pending: Vec::new(),

@@ -16,8 +16,13 @@ pub enum TrainError {
     Metrics(#[from] flow_metrics::MetricsError),
     #[error("native kernels: {0}")]
     Native(#[from] flow_native::NativeError),
+    /// Settings that cannot work, whatever the data: a usage mistake.
     #[error("{0}")]
     Config(String),
+    /// Data and a model (or teacher) that do not fit together, found once both
+    /// were read: a run-time failure, not a usage mistake.
+    #[error("{0}")]
+    Mismatch(String),
     #[error("the source is {from}-dimensional but the target is {to}-dimensional")]
     Dimensions { from: usize, to: usize },
     #[error("unknown time sampling `{0}` (valid: {valid})", valid = crate::TimeSampling::FORMS.join(", "))]

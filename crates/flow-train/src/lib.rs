@@ -29,7 +29,7 @@ mod trainer;
 pub use adam::FlatAdam;
 pub use coupling::{Coupling, Drawn};
 pub use error::{Result, TrainError};
-pub use flow_model::Backend;
+pub use flow_model::{Backend, Runtime};
 pub use flow_native::Kernel;
 pub use pairs::{Batch, PairMode, PairSource, Place, TeacherSettings};
 pub use reflow::{ReflowSettings, reflow};

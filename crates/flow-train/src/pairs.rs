@@ -1,7 +1,7 @@
 //! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
 
 use flow_data::{ConditionShape, ConditionedTarget, PointSource};
-use flow_model::{Integrator, VelocityNet, array_to_tensor};
+use flow_model::{Integrator, Runtime, VelocityNet, array_to_tensor};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::Rng;
@@ -113,13 +113,14 @@ impl PairSource {
         PairSource::coupled(source, target, Coupling::Independent, usize::MAX)
     }
 
-    /// Reflow pairs made by `teacher` for every batch; its backend is chosen once, here.
+    /// Reflow pairs made by `teacher` for every batch; its backend is chosen once, here, by `runtime`.
     pub fn online(
         teacher: &VelocityNet,
+        runtime: Runtime,
         source: PointSource,
         settings: TeacherSettings,
     ) -> Result<PairSource> {
-        Ok(PairSource::Online { teacher: Box::new(Integrator::auto(teacher)?), source, settings })
+        Ok(PairSource::Online { teacher: Box::new(Integrator::new(teacher, runtime)?), source, settings })
     }
 
     /// Flow-matching pairs coupled by `coupling` in minibatches of `batch` rows;
@@ -157,9 +158,10 @@ impl PairSource {
         })
     }
 
-    /// Generates a pool of `size` teacher pairs on `device`.
+    /// Generates a pool of `size` teacher pairs on the teacher's device, integrated on the
+    /// backend `runtime` resolves for it.
     pub fn pool<R: Rng + ?Sized>(
-        teacher: &VelocityNet,
+        teacher: (&VelocityNet, Runtime),
         source: &PointSource,
         settings: TeacherSettings,
         size: usize,
@@ -171,7 +173,7 @@ impl PairSource {
     /// As [`PairSource::pool`], giving up between chunks once `stopped()` says so
     /// (Ctrl-C must not wait for a large pool).
     pub fn pool_until<R: Rng + ?Sized>(
-        teacher: &VelocityNet,
+        (teacher, runtime): (&VelocityNet, Runtime),
         source: &PointSource,
         settings: TeacherSettings,
         size: usize,
@@ -181,7 +183,7 @@ impl PairSource {
         let what = format!("a pool of {size} teacher pairs");
         flow_data::budget::check_allocation(&what, size as u128 * source.dim() as u128 * 2, 4)?;
         let (kind, device) = (teacher.kind(), teacher.device());
-        let field = Integrator::auto(teacher)?;
+        let field = Integrator::new(teacher, runtime)?;
         let mut starts = Vec::new();
         let mut ends = Vec::new();
         let mut made = 0;

@@ -72,7 +72,7 @@ pub fn reflow(
         )));
     }
     if source.dim() != teacher.config().dim {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Mismatch(format!(
             "source is {}-dimensional but the teacher is {}-dimensional",
             source.dim(),
             teacher.config().dim
@@ -89,10 +89,13 @@ pub fn reflow(
             && round_options.out_dir.as_ref().is_some_and(|dir| dir.join(STATE_FILE).is_file());
         let clock = Instant::now();
         let pairs = match settings.mode {
-            PairMode::Online => PairSource::online(&current, source.clone(), settings.teacher)?,
+            PairMode::Online => {
+                PairSource::online(&current, options.runtime, source.clone(), settings.teacher)?
+            }
             PairMode::Pool(size) => {
                 let mut rng = pool_rng(settings.train.seed, round);
-                PairSource::pool_until(&current, source, settings.teacher, size, &mut rng, || {
+                let teacher = (&current, options.runtime);
+                PairSource::pool_until(teacher, source, settings.teacher, size, &mut rng, || {
                     options.stop_requested()
                 })?
             }

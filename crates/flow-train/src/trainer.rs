@@ -8,7 +8,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::Backend;
 use crate::engine::Engine;
 use crate::run::{self, MODEL_FILE, RunOptions};
 use crate::{Batch, PairSource, Result, TimeSampling, TrainError};
@@ -112,8 +111,6 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
-    /// Which code computes the steps (results agree to rounding, not bit for bit).
-    pub backend: Backend,
     /// The share of rows trained on the null condition (classifier-free
     /// guidance's condition dropout); conditional models only.
     pub condition_dropout: f64,
@@ -130,7 +127,6 @@ impl Default for TrainConfig {
             time_sampling: TimeSampling::Uniform,
             seed: 0,
             checkpoint_every: 1000,
-            backend: Backend::Auto,
             condition_dropout: 0.0,
         }
     }
@@ -148,7 +144,6 @@ impl TrainConfig {
             "time_sampling": self.time_sampling.describe(),
             "seed": self.seed,
             "checkpoint_every": self.checkpoint_every,
-            "backend": self.backend.name(),
         });
         // Only when used, so records of unconditional runs read as before.
         if self.condition_dropout > 0.0 {
@@ -227,14 +222,14 @@ pub fn train(
     let what = format!("a loss log of {} steps", config.steps);
     flow_data::budget::check_allocation(&what, config.steps as u128, 4)?;
     if pairs.dim() != net.config().dim {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Mismatch(format!(
             "data are {}-dimensional but the model is {}-dimensional",
             pairs.dim(),
             net.config().dim
         )));
     }
     if pairs.condition() != net.config().condition {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Mismatch(format!(
             "the pairs carry {} but the model takes {}",
             pairs.condition().describe(),
             net.config().condition.describe()
@@ -254,7 +249,7 @@ pub fn train(
         }
         None => None,
     };
-    let mut engine = Engine::new(net, config.backend, options.kernel()?, config.lr, config.ema.is_some())?;
+    let mut engine = Engine::new(net, options.runtime, config.lr, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
     // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.
     let mut losses = Vec::with_capacity(config.steps.min(1 << 16));

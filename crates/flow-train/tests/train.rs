@@ -8,8 +8,8 @@ use flow_eval::QualityProbe;
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    Backend, PairMode, PairSource, ReflowSettings, RunOptions, TimeSampling, TrainConfig, TrainError, reflow,
-    train,
+    Backend, PairMode, PairSource, ReflowSettings, RunOptions, Runtime, TimeSampling, TrainConfig,
+    TrainError, reflow, train,
 };
 use tch::Device;
 
@@ -31,9 +31,24 @@ fn fresh_net(seed: i64) -> VelocityNet {
     VelocityNet::new(ModelConfig::default(), Device::Cpu).expect("default config")
 }
 
+/// How these tests run networks: `auto`, with the kernel `FLOWMATCH_KERNEL` forces.
+fn runtime() -> Runtime {
+    Runtime::requested(Backend::Auto).expect("a kernel this CPU has")
+}
+
+/// A run in memory on [`runtime`].
+fn in_memory() -> RunOptions {
+    RunOptions { runtime: runtime(), ..RunOptions::default() }
+}
+
+/// A run in memory on `backend`.
+fn in_memory_on(backend: Backend) -> RunOptions {
+    RunOptions { runtime: runtime().with_backend(backend), ..RunOptions::default() }
+}
+
 /// The network made ready to integrate, on the backend it would get anywhere.
 fn field(net: &VelocityNet) -> Integrator {
-    Integrator::auto(net).expect("integrates")
+    Integrator::new(net, runtime()).expect("integrates")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -57,7 +72,7 @@ fn flow_matching_pairs() -> PairSource {
 /// A teacher trained briefly, shared by the reflow test.
 fn trained_teacher(steps: usize) -> VelocityNet {
     let mut net = fresh_net(0);
-    train(&mut net, &flow_matching_pairs(), &short(steps, 512), &RunOptions::default()).expect("trains");
+    train(&mut net, &flow_matching_pairs(), &short(steps, 512), &in_memory()).expect("trains");
     net
 }
 
@@ -67,8 +82,7 @@ fn flow_matching_lowers_the_loss_and_the_distance_to_the_target() {
     let probe = QualityProbe::new(&gaussian(), &spiral(), 500, 0).expect("probe");
     let (w2_untrained, _) = probe.w2(&field(&untrained), Solver::Rk4, 20).expect("measures");
     let mut net = fresh_net(0);
-    let report =
-        train(&mut net, &flow_matching_pairs(), &short(1500, 512), &RunOptions::default()).expect("trains");
+    let report = train(&mut net, &flow_matching_pairs(), &short(1500, 512), &in_memory()).expect("trains");
     assert_eq!(report.losses.len(), 1500);
     let (early, late) = (mean(&report.losses[..20]), mean(&report.losses[1400..]));
     assert!(late < 0.8 * early, "loss {early} → {late}");
@@ -94,8 +108,7 @@ fn reflow_straightens_the_flow_and_improves_one_step_sampling() {
         },
         ..ReflowSettings::default()
     };
-    let (student, reports) =
-        reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    let (student, reports) = reflow(&teacher, &gaussian(), &settings, &in_memory()).expect("reflows");
     assert_eq!(reports.len(), 1);
     let (teacher_straightness, student_straightness) = (
         probe.straightness(&field(&teacher)).expect("measures"),
@@ -119,7 +132,7 @@ fn online_reflow_and_rounds_run_and_write_each_round() {
         train: TrainConfig { steps: 5, batch_size: 64, ..ReflowSettings::default().train },
         ..ReflowSettings::default()
     };
-    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     let (_, reports) = reflow(&teacher, &gaussian(), &settings, &options).expect("reflows");
     assert_eq!(reports.len(), 2);
     for file in ["round-1/model.safetensors", "round-2/losses.csv", "model.safetensors"] {
@@ -142,9 +155,9 @@ fn interrupted_reflow_resumes_to_the_same_weights() {
         },
         ..ReflowSettings::default()
     };
-    let (whole, _) = reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    let (whole, _) = reflow(&teacher, &gaussian(), &settings, &in_memory()).expect("reflows");
     let dir = scratch("reflow-resume");
-    let in_dir = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let in_dir = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     // A stop already requested: round 1 checkpoints at step 0 and round 2 never starts.
     let stop = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
     let stopped = RunOptions { stop, ..in_dir.clone() };
@@ -168,8 +181,7 @@ fn same_seed_gives_identical_losses_and_weights() {
     let run = |seed| {
         let mut net = fresh_net(3);
         let config = TrainConfig { seed, time_sampling: TimeSampling::LogitNormal, ..short(30, 128) };
-        let report =
-            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+        let report = train(&mut net, &flow_matching_pairs(), &config, &in_memory()).expect("trains");
         (report.losses, net.flat_parameters().copy())
     };
     let (losses_a, weights_a) = run(5);
@@ -183,7 +195,7 @@ fn same_seed_gives_identical_losses_and_weights() {
 #[test]
 fn resuming_continues_exactly_where_the_run_stopped() {
     let dir = scratch("resume");
-    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     let mut first = fresh_net(4);
     train(&mut first, &flow_matching_pairs(), &short(20, 128), &options).expect("first half");
     // The checkpoint says how many steps its weights have taken.
@@ -196,8 +208,7 @@ fn resuming_continues_exactly_where_the_run_stopped() {
     assert_eq!(report.started_at, 20);
 
     let mut straight = fresh_net(4);
-    let whole = train(&mut straight, &flow_matching_pairs(), &short(40, 128), &RunOptions::default())
-        .expect("trains");
+    let whole = train(&mut straight, &flow_matching_pairs(), &short(40, 128), &in_memory()).expect("trains");
     assert_eq!(report.losses, whole.losses);
     assert!(resumed.flat_parameters().equal(straight.flat_parameters()));
 
@@ -214,7 +225,7 @@ fn resuming_continues_exactly_where_the_run_stopped() {
 fn weight_averaging_is_published_and_resumes_exactly() {
     let dir = scratch("ema");
     let averaged = |steps| TrainConfig { ema: Some(0.9), ..short(steps, 128) };
-    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     let mut first = fresh_net(8);
     train(&mut first, &flow_matching_pairs(), &averaged(20), &options).expect("first half");
     let resume = RunOptions { resume: true, ..options };
@@ -222,8 +233,7 @@ fn weight_averaging_is_published_and_resumes_exactly() {
     let report = train(&mut resumed, &flow_matching_pairs(), &averaged(40), &resume).expect("resumes");
 
     let mut straight = fresh_net(8);
-    let whole =
-        train(&mut straight, &flow_matching_pairs(), &averaged(40), &RunOptions::default()).expect("trains");
+    let whole = train(&mut straight, &flow_matching_pairs(), &averaged(40), &in_memory()).expect("trains");
     assert_eq!(report.losses, whole.losses);
     assert!(resumed.flat_parameters().equal(straight.flat_parameters()));
     let saved = flow_model::checkpoint::load(&dir.join("model.safetensors"), Device::Cpu).expect("loads");
@@ -233,7 +243,7 @@ fn weight_averaging_is_published_and_resumes_exactly() {
     );
 
     let mut plain = fresh_net(8);
-    train(&mut plain, &flow_matching_pairs(), &short(40, 128), &RunOptions::default()).expect("trains");
+    train(&mut plain, &flow_matching_pairs(), &short(40, 128), &in_memory()).expect("trains");
     assert!(!plain.flat_parameters().equal(straight.flat_parameters()), "averaging changed nothing");
     let bad = TrainConfig { ema: Some(1.0), ..short(5, 8) };
     assert!(bad.validate().is_err());
@@ -243,7 +253,7 @@ fn weight_averaging_is_published_and_resumes_exactly() {
 #[test]
 fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     let dir = scratch("nan");
-    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     let mut net = fresh_net(5);
     train(&mut net, &flow_matching_pairs(), &short(10, 64), &options).expect("good start");
     let saved = std::fs::read(dir.join("model.safetensors")).expect("checkpoint");
@@ -255,7 +265,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     assert!(error.to_string().ends_with("the last checkpoint is kept"), "{error}");
     assert_eq!(std::fs::read(dir.join("model.safetensors")).expect("checkpoint"), saved);
     // In memory, or before any checkpoint, nothing is there to keep: the message says so.
-    let error = train(&mut net, &exploding, &short(10, 64), &RunOptions::default()).expect_err("overflows");
+    let error = train(&mut net, &exploding, &short(10, 64), &in_memory()).expect_err("overflows");
     assert!(error.to_string().ends_with("nothing was saved"), "{error}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
@@ -286,9 +296,9 @@ fn native_and_libtorch_backends_train_the_same_network() {
     let start = fresh_net(3);
     let run = |backend| {
         let mut net = start.try_clone().expect("a copy");
-        let config = TrainConfig { backend, ..short(200, 256) };
+        let config = short(200, 256);
         let report =
-            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+            train(&mut net, &flow_matching_pairs(), &config, &in_memory_on(backend)).expect("trains");
         assert_eq!(report.backend, backend.name());
         (report.losses, Vec::<f32>::try_from(net.flat_parameters().detach()).expect("floats"))
     };
@@ -307,12 +317,12 @@ fn native_backend_says_when_it_cannot_train_a_network() {
     tch::manual_seed(0);
     let config = ModelConfig { precision: flow_model::Precision::F64, ..ModelConfig::default() };
     let mut net = VelocityNet::new(config, Device::Cpu).expect("f64 network");
-    let settings = TrainConfig { backend: Backend::Native, ..short(5, 16) };
-    let error = train(&mut net, &flow_matching_pairs(), &settings, &RunOptions::default()).expect_err("f64");
+    let settings = short(5, 16);
+    let error =
+        train(&mut net, &flow_matching_pairs(), &settings, &in_memory_on(Backend::Native)).expect_err("f64");
     assert!(error.to_string().contains("f64"), "{error}");
     // Auto falls back to libtorch for it.
-    let report =
-        train(&mut net, &flow_matching_pairs(), &short(5, 16), &RunOptions::default()).expect("trains");
+    let report = train(&mut net, &flow_matching_pairs(), &short(5, 16), &in_memory()).expect("trains");
     assert_eq!(report.backend, "libtorch");
 }
 
@@ -328,9 +338,9 @@ fn training_and_reflow_agree_with_the_cpu(device: Device) {
             VelocityNet::new(ModelConfig::default(), device).expect("a network on the device")
         };
         net.copy_weights_from(&start).expect("same architecture");
-        let config = TrainConfig { backend: Backend::Libtorch, ..short(100, 256) };
-        let report =
-            train(&mut net, &flow_matching_pairs(), &config, &RunOptions::default()).expect("trains");
+        let config = short(100, 256);
+        let report = train(&mut net, &flow_matching_pairs(), &config, &in_memory_on(Backend::Libtorch))
+            .expect("trains");
         assert_eq!(report.backend, "libtorch");
         let weights =
             Vec::<f32>::try_from(net.flat_parameters().detach().to_device(Device::Cpu)).expect("floats");
@@ -344,12 +354,10 @@ fn training_and_reflow_agree_with_the_cpu(device: Device) {
     let worst = weights.iter().zip(&cpu_weights).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "{device:?}: weights differ from the CPU run by {worst}");
 
-    let settings = ReflowSettings {
-        mode: PairMode::Pool(1024),
-        train: TrainConfig { backend: Backend::Libtorch, ..short(40, 256) },
-        ..ReflowSettings::default()
-    };
-    let (student, _) = reflow(&net, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
+    let settings =
+        ReflowSettings { mode: PairMode::Pool(1024), train: short(40, 256), ..ReflowSettings::default() };
+    let (student, _) =
+        reflow(&net, &gaussian(), &settings, &in_memory_on(Backend::Libtorch)).expect("reflows");
     assert_eq!(student.device(), device);
 }
 flow_model::test_device!(training_and_reflow_agree_with_the_cpu);
@@ -360,7 +368,7 @@ fn a_kill_between_checkpoint_files_still_resumes_exactly() {
     // kill after it was written at step 40 but before the loss log and the model
     // (still at step 20) were replaced, plus a temp file a killed writer left.
     let dir = scratch("torn");
-    let options = RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() };
+    let options = RunOptions { out_dir: Some(dir.clone()), ..in_memory() };
     // Copies of one network: libtorch's global generator is shared with tests running alongside.
     let start = fresh_net(4);
     let copy = || start.try_clone().expect("a copy");
@@ -380,8 +388,7 @@ fn a_kill_between_checkpoint_files_still_resumes_exactly() {
         let report = train(&mut resumed, &flow_matching_pairs(), &config(60), &resume).expect("resumes");
         assert_eq!(report.started_at, 40, "ema {ema:?}");
         let mut straight = copy();
-        let whole = train(&mut straight, &flow_matching_pairs(), &config(60), &RunOptions::default())
-            .expect("trains");
+        let whole = train(&mut straight, &flow_matching_pairs(), &config(60), &in_memory()).expect("trains");
         assert_eq!(report.losses, whole.losses, "ema {ema:?}");
         assert!(resumed.flat_parameters().equal(straight.flat_parameters()), "ema {ema:?}");
         assert!(!dir.join(".model.safetensors.12345.tmp").exists(), "the stale temp file is removed");
@@ -691,11 +698,11 @@ mod conditional {
     use flow_data::{ConditionShape, ConditionSpec, ConditionedTarget, Dataset, PointSource, seeded_rng};
     use flow_model::{Backend, Guide, Integrator, ModelConfig, VelocityNet};
     use flow_ode::{Record, Solver, TimeGrid};
-    use flow_train::{Coupling, Drawn, PairSource, RunOptions, TrainConfig, train};
+    use flow_train::{Coupling, Drawn, PairSource, TrainConfig, train};
     use ndarray::Array2;
     use rand::SeedableRng;
 
-    use super::{GENERATOR, gaussian, short};
+    use super::{GENERATOR, field, gaussian, in_memory, runtime, short};
 
     fn labelled_8gaussians() -> ConditionedTarget {
         ConditionedTarget::builtin(Dataset::EightGaussians, 2, &[ConditionSpec::Label]).expect("labelled")
@@ -712,7 +719,7 @@ mod conditional {
             VelocityNet::new(config, tch::Device::Cpu).expect("config")
         };
         let settings = TrainConfig { condition_dropout: 0.2, ..short(steps, 256) };
-        train(&mut net, &pairs, &settings, &RunOptions::default()).expect("trains");
+        train(&mut net, &pairs, &settings, &in_memory()).expect("trains");
         net
     }
 
@@ -743,7 +750,7 @@ mod conditional {
 
     #[test]
     fn samples_of_class_k_land_on_class_ks_support() {
-        let model = Integrator::auto(&trained(1500, 21)).expect("integrates");
+        let model = field(&trained(1500, 21));
         for k in 0..8 {
             let off = off_support(&samples(&model, k, 1.0), k);
             assert!(
@@ -759,7 +766,7 @@ mod conditional {
         // the components. Guidance w = 2 follows v(c) − v(∅), the direction in which the
         // class becomes likelier, twice as far, and puts fewer samples off the class's support
         // (measured on 3 seeds × 3 classes: 1.7 % → 0.6 % on average, never more).
-        let model = Integrator::auto(&trained(300, 22)).expect("integrates");
+        let model = field(&trained(300, 22));
         let (plain, sharpened): (usize, usize) = (0..8)
             .map(|k| (off_support(&samples(&model, k, 1.0), k), off_support(&samples(&model, k, 2.0), k)))
             .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
@@ -772,7 +779,7 @@ mod conditional {
             model.integrate(&x0, &grid, Solver::Rk4, Record::Nothing).expect("integrates").points;
         assert_eq!(samples(&model, 3, 0.0), unconditional);
         // And it samples the whole mixture: every component receives about its eighth.
-        let trained_long = Integrator::auto(&trained(1500, 21)).expect("integrates");
+        let trained_long = field(&trained(1500, 21));
         let points = samples(&trained_long, 5, 0.0);
         for k in 0..8 {
             let on = points.nrows() - off_support(&points, k);
@@ -791,8 +798,7 @@ mod conditional {
         let guide = Guide::new(net.config().condition, &conditions, 2.5).expect("guide");
         let grid = TimeGrid::uniform(8).expect("grid");
         let run = |backend| {
-            let model = Integrator::new(&net, backend, flow_model::Kernel::requested().expect("kernel"))
-                .expect("ready");
+            let model = Integrator::new(&net, runtime().with_backend(backend)).expect("ready");
             assert_eq!(model.backend(), backend);
             model
                 .integrate_guided(&x0, &guide, &grid, Solver::Rk4, Record::Nothing)
@@ -805,7 +811,7 @@ mod conditional {
         // A guide for another condition shape, or another number of points, is refused.
         let other =
             Guide::repeated(ConditionShape { classes: 2, values: 0 }, &[1.0], 300, 1.0).expect("guide");
-        let model = Integrator::auto(&net).expect("ready");
+        let model = field(&net);
         assert!(model.integrate_guided(&x0, &other, &grid, Solver::Euler, Record::Nothing).is_err());
         let short_guide = Guide::repeated(net.config().condition, &[1.0], 10, 1.0).expect("guide");
         assert!(model.integrate_guided(&x0, &short_guide, &grid, Solver::Euler, Record::Nothing).is_err());
@@ -816,7 +822,7 @@ mod conditional {
         let pairs = PairSource::conditioned(gaussian(), labelled_8gaussians(), Coupling::Independent, 64)
             .expect("pairs");
         let mut plain = super::fresh_net(1);
-        let error = train(&mut plain, &pairs, &short(5, 16), &RunOptions::default()).expect_err("refused");
+        let error = train(&mut plain, &pairs, &short(5, 16), &in_memory()).expect_err("refused");
         assert!(
             error
                 .to_string()
@@ -824,8 +830,7 @@ mod conditional {
         );
         let unconditional = PairSource::independent(gaussian(), super::spiral()).expect("pairs");
         let settings = TrainConfig { condition_dropout: 0.1, ..short(5, 16) };
-        let error =
-            train(&mut plain, &unconditional, &settings, &RunOptions::default()).expect_err("refused");
+        let error = train(&mut plain, &unconditional, &settings, &in_memory()).expect_err("refused");
         assert!(error.to_string().contains("condition dropout needs conditions"));
         let c2ot = PairSource::coupled(gaussian(), super::spiral(), Coupling::C2ot(0.05), 64);
         assert!(c2ot.is_err_and(|e| e.to_string().contains("needs conditions on the target")));
@@ -1032,7 +1037,7 @@ fn settings_are_checked_at_their_boundaries_and_recorded() {
         json,
         serde_json::json!({
             "steps": 10_000, "batch_size": 2048, "lr": 1e-3, "lr_schedule": "constant", "ema": 0.999,
-            "time_sampling": "uniform", "seed": 0, "checkpoint_every": 1000, "backend": "auto",
+            "time_sampling": "uniform", "seed": 0, "checkpoint_every": 1000,
         })
     );
     assert_eq!(TrainConfig { condition_dropout: 0.3, ..base.clone() }.to_json()["condition_dropout"], 0.3);
@@ -1041,13 +1046,12 @@ fn settings_are_checked_at_their_boundaries_and_recorded() {
     // per point for inputs and targets and 4 per hidden unit (64 × 3), f32: 3 120 bytes a point.
     let mut net = fresh_net(0);
     let huge = TrainConfig { batch_size: 10_000_000_000, ..short(1, 1) };
-    let error =
-        train(&mut net, &flow_matching_pairs(), &huge, &RunOptions::default()).expect_err("too large");
+    let error = train(&mut net, &flow_matching_pairs(), &huge, &in_memory()).expect_err("too large");
     let message = error.to_string();
     assert!(message.starts_with("a batch of 10000000000 points needs 31.2 TB"), "{message}");
     // A pool is sized the same way: two f32 points of 2 coordinates per pair.
     let pool = PairSource::pool(
-        &net,
+        (&net, runtime()),
         &gaussian(),
         Default::default(),
         1_000_000_000_000,
@@ -1065,14 +1069,17 @@ fn a_pool_stops_between_chunks_and_holds_every_pair_asked_for() {
     // one chunk the pool completes, past it the stop is honoured and says how far it got.
     let settings = flow_train::TeacherSettings { solver: Solver::Euler, steps: 1 };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-    let one_chunk = PairSource::pool_until(&teacher, &gaussian(), settings, 16_384, &mut rng, || true);
+    let one_chunk =
+        PairSource::pool_until((&teacher, runtime()), &gaussian(), settings, 16_384, &mut rng, || true);
     assert!(one_chunk.is_ok());
-    let stopped = PairSource::pool_until(&teacher, &gaussian(), settings, 16_385, &mut rng, || true);
+    let stopped =
+        PairSource::pool_until((&teacher, runtime()), &gaussian(), settings, 16_385, &mut rng, || true);
     let message = stopped.err().expect("stopped").to_string();
     assert!(message.contains("(16384 of 16385 pairs)"), "{message}");
     // Without a stop, chunks add up to the size asked for, and the pairs are the teacher's map.
     let pool =
-        PairSource::pool_until(&teacher, &gaussian(), settings, 16_390, &mut rng, || false).expect("pool");
+        PairSource::pool_until((&teacher, runtime()), &gaussian(), settings, 16_390, &mut rng, || false)
+            .expect("pool");
     assert_eq!(pool.describe(), "pool of 16390 teacher pairs");
     let Ok(flow_train::Batch::Host { x0, x1, .. }) =
         pool.next_batch(64, &mut rng, flow_train::Place::Host, 0.0)
@@ -1101,23 +1108,15 @@ fn each_reflow_round_trains_as_a_run_of_its_own_seed_from_the_rounds_before() {
         },
         ..ReflowSettings::default()
     };
-    let (_, rounds) = reflow(&teacher, &gaussian(), &settings, &RunOptions::default()).expect("reflows");
-    let (first, _) = reflow(
-        &teacher,
-        &gaussian(),
-        &ReflowSettings { rounds: 1, ..settings.clone() },
-        &RunOptions::default(),
-    )
-    .expect("reflows");
+    let (_, rounds) = reflow(&teacher, &gaussian(), &settings, &in_memory()).expect("reflows");
+    let (first, _) =
+        reflow(&teacher, &gaussian(), &ReflowSettings { rounds: 1, ..settings.clone() }, &in_memory())
+            .expect("reflows");
     let mut student = first.try_clone().expect("copies");
-    let pairs = PairSource::online(&first, gaussian(), settings.teacher).expect("same dimension");
-    let by_hand = train(
-        &mut student,
-        &pairs,
-        &TrainConfig { seed: 4, ..settings.train.clone() },
-        &RunOptions::default(),
-    )
-    .expect("trains");
+    let pairs = PairSource::online(&first, runtime(), gaussian(), settings.teacher).expect("same dimension");
+    let by_hand =
+        train(&mut student, &pairs, &TrainConfig { seed: 4, ..settings.train.clone() }, &in_memory())
+            .expect("trains");
     assert_eq!(rounds[1].train.losses, by_hand.losses);
     assert_ne!(rounds[0].train.losses, rounds[1].train.losses);
 }

@@ -119,6 +119,8 @@ fn positive() -> clap::builder::RangedU64ValueParser<usize> {
 pub struct RuntimeArgs {
     #[arg(long, default_value = "auto", help = one_of("Where the network runs (auto: CUDA when present)", DeviceChoice::FORMS))]
     pub device: DeviceChoice,
+    #[arg(long, default_value = "auto", help = one_of("What computes the network: its training steps, samples, densities and a reflow teacher's integrations (auto: the native CPU kernels where they apply and a SIMD kernel is there, else libtorch; FLOWMATCH_KERNEL picks the native kernel)", Backend::ALL))]
+    pub backend: Backend,
     /// CPU threads for libtorch and the native kernels (default: libtorch's choice). Results are reproducible for a fixed count.
     #[arg(long, value_parser = positive())]
     pub threads: Option<usize>,
@@ -225,8 +227,6 @@ pub struct OptimiserArgs {
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
     pub ema: Option<f64>,
-    #[arg(long, default_value = "auto", help = one_of("What computes the steps (auto: the native CPU kernels where they apply and a SIMD kernel is there, else libtorch)", Backend::ALL))]
-    pub backend: Backend,
 }
 
 impl OptimiserArgs {

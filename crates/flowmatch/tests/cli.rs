@@ -1208,3 +1208,111 @@ fn a_flow_from_one_data_set_to_another() {
     );
     scratch.assert_no_temp_files();
 }
+
+/// Numbers of a CSV file of points (its header skipped).
+fn csv_values(path: &str) -> Vec<f64> {
+    lines(path)
+        .iter()
+        .skip(1)
+        .flat_map(|line| line.split(',').map(|v| v.parse::<f64>().expect("a number")).collect::<Vec<_>>())
+        .collect()
+}
+
+fn largest_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn every_command_that_runs_a_network_takes_a_backend_and_refuses_data_of_another_dimension() {
+    let scratch = Scratch::new("backend");
+    let model = train_small(&scratch, "fm", &["--backend", "libtorch"]);
+    // The same samples and densities on both backends, to rounding.
+    let run = |command: &str, backend: &str, extra: &[&str]| {
+        let out = scratch.path(&format!("{command}-{backend}.csv"));
+        let mut args = vec![command, "--model", &model, "--backend", backend, "--out", &out];
+        args.extend(extra);
+        succeeds(&args);
+        csv_values(&out)
+    };
+    let sampled = |backend| run("sample", backend, &["--n", "200", "--steps", "4"]);
+    let gap = largest_difference(&sampled("native"), &sampled("libtorch"));
+    assert!(gap < 1e-4, "samples differ by {gap} between backends");
+    let points = scratch.path("points.csv");
+    succeeds(&["data", "--name", "spiral", "--n", "50", "--out", &points]);
+    let density = |backend| run("logprob", backend, &["--input", &points, "--solver", "rk4", "--steps", "8"]);
+    let gap = largest_difference(&density("native"), &density("libtorch"));
+    assert!(gap < 1e-3, "log-densities differ by {gap} nats between backends");
+    let quality = |backend| {
+        let args = ["eval", "--model", &model, "--n", "50", "--steps", "4", "--backend", backend];
+        let report: serde_json::Value = serde_json::from_slice(&succeeds(&args).stdout).expect("json");
+        report["w2"].as_f64().expect("a W2")
+    };
+    assert!((quality("native") - quality("libtorch")).abs() < 1e-4);
+    succeeds(&[
+        "plot",
+        "--model",
+        &model,
+        "--backend",
+        "libtorch",
+        "--steps",
+        "4",
+        "--out",
+        &scratch.path("p.png"),
+    ]);
+    // The reflow teacher and student run where --backend says, and the record says what ran.
+    let reflowed = scratch.path("rf");
+    succeeds(&[
+        "reflow",
+        "--teacher",
+        &model,
+        "--steps",
+        "5",
+        "--batch-size",
+        "64",
+        "--pairs",
+        "pool:256",
+        "--backend",
+        "libtorch",
+        "--out",
+        &reflowed,
+    ]);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path("rf/run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(
+        (record["backend"].as_str(), record["settings"]["training"]["backend"].as_str()),
+        (Some("libtorch"), Some("libtorch"))
+    );
+    fails(
+        &["sample", "--model", &model, "--backend", "gpu", "--out", &scratch.path("s.csv")],
+        2,
+        "valid: auto, libtorch, native",
+    );
+
+    // A 3-D data file given to this 2-D model: a run-time failure in one line, exit 1.
+    let wide = scratch.path("wide.csv");
+    succeeds(&["data", "--name", "gaussian", "--dim", "3", "--n", "20", "--out", &wide]);
+    fails(
+        &["sample", "--model", &model, "--input", &wide, "--out", &scratch.path("s.csv")],
+        1,
+        "3-dimensional",
+    );
+    fails(
+        &["logprob", "--model", &model, "--input", &wide, "--out", &scratch.path("l.csv")],
+        1,
+        "3-dimensional",
+    );
+    fails(&["eval", "--model", &model, "--data", &wide], 1, "3-dimensional");
+    // A source file that became 3-D under a 2-D teacher: found by reflow once both are read.
+    let source = scratch.path("source.csv");
+    succeeds(&["data", "--name", "moons", "--n", "100", "--out", &source]);
+    let teacher = train_small(&scratch, "from-file", &["--source-data", &source]);
+    std::fs::copy(&wide, &source).expect("overwrite the source");
+    fails(
+        &["reflow", "--teacher", &teacher, "--steps", "5", "--out", &scratch.path("rf3")],
+        1,
+        "3-dimensional",
+    );
+    scratch.assert_no_temp_files();
+}

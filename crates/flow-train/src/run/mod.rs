@@ -33,17 +33,12 @@ pub struct RunOptions {
     pub label: String,
     /// What saved models say of the run in their header (kind, source, target, …).
     pub metadata: RunMetadata,
-    /// The native kernel; `None`: [`flow_native::Kernel::requested`] (the
-    /// fastest this CPU has, or what `FLOWMATCH_KERNEL` names).
-    pub kernel: Option<flow_native::Kernel>,
+    /// Which code computes the steps and the reflow teacher's integrations
+    /// (results agree to rounding, not bit for bit), and the native kernel.
+    pub runtime: flow_model::Runtime,
 }
 
 impl RunOptions {
-    /// The native kernel this run uses (see [`RunOptions::kernel`]).
-    pub fn kernel(&self) -> Result<flow_native::Kernel> {
-        Ok(self.kernel.map_or_else(flow_native::Kernel::requested, Ok)?)
-    }
-
     pub fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
     }

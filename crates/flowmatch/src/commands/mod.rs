@@ -7,7 +7,7 @@ mod training;
 use std::path::Path;
 
 use flow_data::{ConditionSpec, ConditionedTarget, PointSource, files};
-use flow_model::{Guide, VelocityNet};
+use flow_model::{Guide, Runtime, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{PointsRef, TrainedModel};
 use tch::Device;
@@ -18,8 +18,9 @@ use crate::error::{CliError, Result};
 pub use sampling::{animation_frames, eval, logprob, plot, sample};
 pub use training::{reflow, train};
 
-/// Applies the thread count and resolves the device (a missing GPU is an error).
-pub fn runtime(args: &RuntimeArgs) -> Result<Device> {
+/// Applies the thread count, resolves the device (a missing GPU is an error) and
+/// the backend with the native kernel: the one place `FLOWMATCH_KERNEL` is read.
+pub fn runtime(args: &RuntimeArgs) -> Result<(Device, Runtime)> {
     if let Some(threads) = args.threads {
         // Far more threads than cores only slows the run; 100 000 hung creating them.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -31,7 +32,7 @@ pub fn runtime(args: &RuntimeArgs) -> Result<Device> {
         }
         tch::set_num_threads(threads as i32);
     }
-    Ok(args.device.resolve()?)
+    Ok((args.device.resolve()?, Runtime::requested(args.backend)?))
 }
 
 pub fn solver(args: &SolverArgs) -> Result<Solver> {

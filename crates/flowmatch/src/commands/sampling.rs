@@ -19,7 +19,7 @@ fn extension(path: &Path) -> String {
 
 pub fn sample(args: SampleArgs) -> Result<()> {
     files::check_output_path(&args.out)?;
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
     let start = match &args.input {
@@ -44,7 +44,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         grid = grid.reversed();
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
-    let model = Integrator::auto(&checkpoint.net)?;
+    let model = Integrator::new(&checkpoint.net, runtime)?;
     let solver = solver(&args.solver)?;
     let solved = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
         Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
@@ -87,7 +87,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             args.n
         )));
     }
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
     let target = match target(&args.target)? {
@@ -98,7 +98,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     check_dimension(target.dim(), dim, "the target")?;
     let probe = QualityProbe::new(&checkpoint.source()?, &target, args.n, args.runtime.seed)?;
-    let model = Integrator::auto(&checkpoint.net)?;
+    let model = Integrator::new(&checkpoint.net, runtime)?;
     let quality = probe.measure(&model, solver(&args.solver)?, args.solver.steps)?;
     // The likelihood of the probe's first target draw: points the model never trained on.
     let nll = match checkpoint.metadata.source_dataset() {
@@ -113,14 +113,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn logprob(args: LogprobArgs) -> Result<()> {
     files::check_output_path(&args.out)?;
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
     let points = files::read_points(&args.input)?;
     check_dimension(points.ncols(), dim, &args.input.display().to_string())?;
     let divergence = Divergence::for_dimension(dim, args.probes, args.runtime.seed);
     let solver = Solver::new(args.solver, args.rtol, args.atol)?;
-    let model = Integrator::auto(&checkpoint.net)?;
+    let model = Integrator::new(&checkpoint.net, runtime)?;
     let found = likelihood::log_density(
         &model,
         checkpoint.metadata.source_dataset().ok_or_else(|| {
@@ -172,7 +172,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
             flow_viz::save_png(&args.out, &image)?;
         }
         (Some(model), None) => {
-            let device = runtime(&args.runtime)?;
+            let (device, runtime) = runtime(&args.runtime)?;
             let checkpoint = load_model(model, device)?;
             if checkpoint.net.config().dim != 2 {
                 return Err(CliError::runtime(format!(
@@ -191,7 +191,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
             let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
-            let model = Integrator::auto(&checkpoint.net)?;
+            let model = Integrator::new(&checkpoint.net, runtime)?;
             let classes = checkpoint.net.config().condition.classes;
             if kind == "png" && args.guidance.condition.is_none() && classes > 0 {
                 let image = class_panels(&model, &start, (&grid, solver(&args.solver)?), classes)?;

@@ -67,6 +67,14 @@ fn check_teacher_outside(teacher: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The record's training settings: the hyper-parameters and the backend asked for
+/// (a runtime choice, recorded beside them as it always was; it may change on resume).
+fn training_record(config: &TrainConfig, runtime: flow_model::Runtime) -> serde_json::Value {
+    let mut record = config.to_json();
+    record["backend"] = json!(runtime.backend.name());
+    record
+}
+
 /// Reports the run; an interrupted run is an error that says where its checkpoint is.
 fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
     if report.interrupted {
@@ -88,7 +96,7 @@ fn finish(dir: &Path, report: &TrainReport) -> Result<()> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     check_run_dir(&args.out, args.resume, args.force)?;
     let target = conditioned_target(&args.target, &args.conditions)?
         .ok_or_else(|| CliError::usage("say what to learn: --target NAME or --data FILE"))?;
@@ -125,7 +133,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         time_sampling: args.time_sampling,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
-        backend: optimiser.backend,
         condition_dropout: if conditional { args.condition_dropout } else { 0.0 },
     };
     let metadata = RunMetadata {
@@ -143,14 +150,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         show_progress: true,
         label: "flow matching".into(),
         metadata,
-        kernel: None,
+        runtime,
     };
     let mut settings = json!({
         "target": target_label,
         "source": source_label,
         "model": model,
         "recipe": optimiser.recipe.name(),
-        "training": config.to_json(),
+        "training": training_record(&config, runtime),
     });
     // Recorded only when used, so that runs from before couplings existed still resume.
     if args.coupling != Coupling::Independent {
@@ -169,7 +176,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     check_teacher_outside(&args.teacher, &args.out)?;
     check_run_dir(&args.out, args.resume, args.force)?;
     let teacher = load_model(&args.teacher, device)?;
@@ -193,7 +200,6 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             time_sampling: args.time_sampling,
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
-            backend: optimiser.backend,
             condition_dropout: 0.0,
         },
     };
@@ -205,7 +211,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         show_progress: true,
         label: "reflow".into(),
         metadata,
-        kernel: None,
+        runtime,
     };
     let mut settings_json = json!({
         "teacher": args.teacher.display().to_string(),
@@ -215,7 +221,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         "rounds": settings.rounds,
         "from_teacher": settings.from_teacher,
         "recipe": optimiser.recipe.name(),
-        "training": settings.train.to_json(),
+        "training": training_record(&settings.train, runtime),
     });
     if args.resume {
         RunRecord::check_resume(&args.out, "reflow", &settings_json)?;

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use flow_data::PointSource;
-use flow_model::{Integrator, ModelConfig, VelocityNet, device_name};
+use flow_model::{Integrator, ModelConfig, Runtime, VelocityNet, device_name};
 use flow_ode::{Record, Solver, TimeGrid};
-use flow_train::{Backend, Kernel, PairMode, PairSource, RunOptions, TeacherSettings, TrainConfig};
+use flow_train::{Kernel, PairMode, PairSource, RunOptions, TeacherSettings, TrainConfig};
 use tch::Device;
 
 use crate::cli::{DevicesArgs, GpuBenchArgs};
@@ -45,7 +45,7 @@ struct Sizes {
 }
 
 pub fn run(args: GpuBenchArgs) -> Result<()> {
-    runtime(&args.runtime)?;
+    let (_, runtime) = runtime(&args.runtime)?;
     if !tch::Cuda::is_available() {
         println!("gpu-bench: libtorch sees no CUDA device; nothing to measure");
         return Ok(());
@@ -59,27 +59,27 @@ pub fn run(args: GpuBenchArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
     for (batch, steps) in [(2048, sizes.steps_small), (65_536, sizes.steps_large)] {
-        let cpu = flow_rate(Device::Cpu, batch, steps)?;
-        let cuda = flow_rate(gpu, batch, steps * 10)?;
+        let cpu = flow_rate((Device::Cpu, runtime), batch, steps)?;
+        let cuda = flow_rate((gpu, runtime), batch, steps * 10)?;
         rows.push((format!("flow-matching training, steps/s (batch {batch})"), cpu, cuda, true));
     }
-    let teacher_cpu = trained_teacher()?;
+    let teacher_cpu = trained_teacher(runtime)?;
     let mut teacher_gpu = VelocityNet::new(ModelConfig::default(), gpu)?;
     teacher_gpu.copy_weights_from(&teacher_cpu)?;
     let pool = PairMode::DEFAULT_POOL;
     rows.push((
         format!("reflow pool of {pool} teacher pairs, RK4 × 20 (s)"),
-        pool_seconds(&teacher_cpu, pool)?,
-        pool_seconds(&teacher_gpu, pool)?,
+        pool_seconds((&teacher_cpu, runtime), pool)?,
+        pool_seconds((&teacher_gpu, runtime), pool)?,
         false,
     ));
     rows.push((
         format!("RK4 × 20 sampling of {} points (s)", sizes.samples),
-        sampling_seconds(&teacher_cpu, sizes.samples)?,
-        sampling_seconds(&teacher_gpu, sizes.samples)?,
+        sampling_seconds((&teacher_cpu, runtime), sizes.samples)?,
+        sampling_seconds((&teacher_gpu, runtime), sizes.samples)?,
         false,
     ));
-    let table = table(&rows, &gpu_name(0), tch::get_num_threads());
+    let table = table(&rows, &gpu_name(0), (tch::get_num_threads(), runtime.kernel));
     print!("{table}");
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("gpu-bench: table written to {}", args.out.display());
@@ -88,29 +88,29 @@ pub fn run(args: GpuBenchArgs) -> Result<()> {
 
 /// Steps per second of flow matching at `batch` on `device` (native kernels
 /// on the CPU where they apply, libtorch on the GPU), after a warm-up.
-fn flow_rate(device: Device, batch: usize, steps: usize) -> Result<f64> {
+fn flow_rate((device, runtime): (Device, Runtime), batch: usize, steps: usize) -> Result<f64> {
     let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), device)?;
     let config =
         |steps| TrainConfig { steps, batch_size: batch, checkpoint_every: 0, ..TrainConfig::default() };
-    flow_train::train(&mut net, &pairs, &config(3), &RunOptions::default())?;
-    Ok(flow_train::train(&mut net, &pairs, &config(steps), &RunOptions::default())?.steps_per_second)
+    let options = RunOptions { runtime, ..RunOptions::default() };
+    flow_train::train(&mut net, &pairs, &config(3), &options)?;
+    Ok(flow_train::train(&mut net, &pairs, &config(steps), &options)?.steps_per_second)
 }
 
 /// A briefly trained flow-matching network: the teacher for the pool and sampling rows
 /// (their cost does not depend on how well it was trained).
-fn trained_teacher() -> Result<VelocityNet> {
+fn trained_teacher(runtime: Runtime) -> Result<VelocityNet> {
     let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), Device::Cpu)?;
-    let config =
-        TrainConfig { steps: 200, checkpoint_every: 0, backend: Backend::Auto, ..TrainConfig::default() };
-    flow_train::train(&mut net, &pairs, &config, &RunOptions::default())?;
+    let config = TrainConfig { steps: 200, checkpoint_every: 0, ..TrainConfig::default() };
+    flow_train::train(&mut net, &pairs, &config, &RunOptions { runtime, ..RunOptions::default() })?;
     Ok(net)
 }
 
-fn pool_seconds(teacher: &VelocityNet, size: usize) -> Result<f64> {
+fn pool_seconds(teacher: (&VelocityNet, Runtime), size: usize) -> Result<f64> {
     let source = PointSource::post_source();
     let make = |size| {
         PairSource::pool(teacher, &source, TeacherSettings::default(), size, &mut flow_data::seeded_rng(5))
@@ -125,11 +125,11 @@ fn pool_seconds(teacher: &VelocityNet, size: usize) -> Result<f64> {
     Ok(clock.elapsed().as_secs_f64())
 }
 
-fn sampling_seconds(net: &VelocityNet, n: usize) -> Result<f64> {
+fn sampling_seconds((net, runtime): (&VelocityNet, Runtime), n: usize) -> Result<f64> {
     let start = PointSource::post_source().draw(n, &mut flow_data::seeded_rng(6));
     let grid = TimeGrid::uniform(20).map_err(|e| CliError::runtime(e.to_string()))?;
     let warm = start.slice(ndarray::s![..1000, ..]).to_owned();
-    let model = Integrator::auto(net)?;
+    let model = Integrator::new(net, runtime)?;
     model.integrate(&warm, &grid, Solver::Rk4, Record::Nothing)?;
     let clock = Instant::now();
     model.integrate(&start, &grid, Solver::Rk4, Record::Nothing)?;
@@ -137,8 +137,7 @@ fn sampling_seconds(net: &VelocityNet, n: usize) -> Result<f64> {
 }
 
 /// The report: each row's CPU and CUDA figures and how many times faster CUDA is.
-fn table(rows: &[(String, f64, f64, bool)], gpu: &str, threads: i32) -> String {
-    let kernel = Kernel::requested().map(|k| k.to_string()).unwrap_or_else(|e| e.to_string());
+fn table(rows: &[(String, f64, f64, bool)], gpu: &str, (threads, kernel): (i32, Kernel)) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# GPU benchmark: CUDA against this machine's CPU\n");
     let _ = writeln!(

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use flow_data::{Dataset, PointSource};
 use flow_eval::likelihood::{Divergence, log_density};
-use flow_model::{Integrator, VelocityNet};
+use flow_model::{Integrator, Runtime, VelocityNet};
 use flow_ode::{Solver, SolverKind};
 use serde_json::Value;
 
@@ -24,13 +24,18 @@ pub struct Timing {
     pub nfe: (usize, usize),
 }
 
-pub fn compare(python: &Path, threads: i32, flow: &VelocityNet, dir: &Path) -> Result<Timing> {
+pub fn compare(
+    python: &Path,
+    threads: i32,
+    (flow, runtime): (&VelocityNet, Runtime),
+    dir: &Path,
+) -> Result<Timing> {
     let points = PointSource::post_target().draw(POINTS, &mut flow_data::seeded_rng(8));
     let (model_path, points_path) =
         (dir.join("likelihood-model.safetensors"), dir.join("likelihood-points.npy"));
     flow_model::checkpoint::save(flow, &model_path, &Default::default())?;
     flow_data::files::write_points(&points_path, &points)?;
-    let model = Integrator::auto(flow)?;
+    let model = Integrator::new(flow, runtime)?;
     let dopri5 = (Solver::new(SolverKind::Dopri5, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?, 1);
     let mut ours_seconds = f64::INFINITY;
     let mut ours_nfe = 0;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use flow_data::{Dataset, PointSource};
 use flow_eval::QualityProbe;
-use flow_model::{Integrator, ModelConfig, VelocityNet};
+use flow_model::{Integrator, ModelConfig, Runtime, VelocityNet};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::Kernel;
 use flow_train::{
@@ -44,7 +44,7 @@ fn runtime_error(e: impl std::fmt::Display) -> CliError {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let device = runtime(&args.runtime)?;
+    let (device, runtime) = runtime(&args.runtime)?;
     let threads = tch::get_num_threads();
     let sizes = if args.quick {
         Sizes { timed_steps: 40, flow_steps: 400, reflow_steps: 40 }
@@ -65,14 +65,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         || avx2_only.then(|| pytorch_flow_rate(&args.python, threads, &sizes, &AVX2_ONLY)).transpose();
     let before = pytorch_flow_rate(&args.python, threads, &sizes, &[])?;
     let before_avx2 = rate_avx2()?;
-    let ours = ours(device, &sizes)?;
+    let ours = ours(device, runtime, &sizes)?;
     let after = pytorch_flow_rate(&args.python, threads, &sizes, &[])?;
     let after_avx2 = rate_avx2()?;
     let pytorch_avx2 = before_avx2.zip(after_avx2).map(|(a, b)| a.max(b));
     eprintln!("bench: log-densities of {} points …", likelihood::POINTS);
-    let likelihood = likelihood::compare(&args.python, threads, &ours.post.0, &samples_dir)?;
+    let likelihood = likelihood::compare(&args.python, threads, (&ours.post.0, runtime), &samples_dir)?;
     eprintln!("bench: coupling cost …");
-    let couplings = coupling_cost(device, args.quick)?;
+    let couplings = coupling_cost(device, runtime, args.quick)?;
     // The fastest PyTorch window of the three runs: the comparison errs on its side.
     let mut theirs = theirs;
     let best = number(&theirs, "flow_steps_per_s")?.max(before).max(after);
@@ -82,8 +82,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let their_reflow = flow_data::files::read_points(&samples_dir.join("reflow_euler_1.npy"))?;
     let quality = Quality {
         floor: probe.floor,
-        ours_post: measure(&probe, &ours.post)?,
-        ours_tuned: measure(&probe, &ours.tuned)?,
+        ours_post: measure(&probe, &ours.post, runtime)?,
+        ours_tuned: measure(&probe, &ours.tuned, runtime)?,
         theirs: (probe.w2_of_sample(&their_fm)?, probe.w2_of_sample(&their_reflow)?),
     };
     let _ = std::fs::remove_dir_all(&samples_dir);
@@ -162,50 +162,33 @@ struct Ours {
     tuned: (VelocityNet, VelocityNet),
 }
 
-fn quiet() -> RunOptions {
-    RunOptions::default()
+/// A run in memory, without a progress bar, on `runtime`.
+fn quiet(runtime: Runtime) -> RunOptions {
+    RunOptions { runtime, ..RunOptions::default() }
 }
 
-fn config(steps: usize, recipe: Recipe, backend: Backend) -> TrainConfig {
+fn config(steps: usize, recipe: Recipe) -> TrainConfig {
     let (lr, lr_schedule) = recipe.flow_matching();
-    TrainConfig {
-        steps,
-        batch_size: BATCH,
-        lr,
-        lr_schedule,
-        checkpoint_every: 0,
-        backend,
-        ..TrainConfig::default()
-    }
+    TrainConfig { steps, batch_size: BATCH, lr, lr_schedule, checkpoint_every: 0, ..TrainConfig::default() }
 }
 
 fn reflow_config(steps: usize, recipe: Recipe) -> TrainConfig {
     let (lr, lr_schedule) = recipe.reflow();
-    TrainConfig {
-        time_sampling: TimeSampling::Warp(0.5),
-        lr,
-        lr_schedule,
-        ..config(steps, recipe, Backend::Auto)
-    }
+    TrainConfig { time_sampling: TimeSampling::Warp(0.5), lr, lr_schedule, ..config(steps, recipe) }
 }
 
-/// Steps per second of flow matching on `backend` (with `kernel` when
-/// native): the best of three windows after a warm-up; and what trained.
-fn flow_rate(
-    device: tch::Device,
-    steps: usize,
-    backend: Backend,
-    kernel: Option<Kernel>,
-) -> Result<(f64, String)> {
+/// Steps per second of flow matching on `runtime`: the best of three windows
+/// after a warm-up; and what trained.
+fn flow_rate(device: tch::Device, steps: usize, runtime: Runtime) -> Result<(f64, String)> {
     let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
     tch::manual_seed(0);
     let mut net = VelocityNet::new(ModelConfig::default(), device)?;
-    let options = RunOptions { kernel, ..quiet() };
-    flow_train::train(&mut net, &pairs, &config(50, Recipe::Post, backend), &options)?;
+    let options = quiet(runtime);
+    flow_train::train(&mut net, &pairs, &config(50, Recipe::Post), &options)?;
     // Best of three timed windows, as for PyTorch: this machine's timings vary from window to window.
     let mut best: Option<flow_train::TrainReport> = None;
     for _ in 0..3 {
-        let report = flow_train::train(&mut net, &pairs, &config(steps, Recipe::Post, backend), &options)?;
+        let report = flow_train::train(&mut net, &pairs, &config(steps, Recipe::Post), &options)?;
         if best.as_ref().is_none_or(|b| report.steps_per_second > b.steps_per_second) {
             best = Some(report);
         }
@@ -220,7 +203,7 @@ fn flow_rate(
 
 /// Flow matching then pooled reflow with `recipe`; the seconds each took.
 fn train_both(
-    device: tch::Device,
+    (device, runtime): (tch::Device, Runtime),
     sizes: &Sizes,
     recipe: Recipe,
 ) -> Result<((VelocityNet, VelocityNet), f64, f64)> {
@@ -228,8 +211,7 @@ fn train_both(
     tch::manual_seed(1);
     let mut flow = VelocityNet::new(ModelConfig::default(), device)?;
     let flow_seconds =
-        flow_train::train(&mut flow, &pairs, &config(sizes.flow_steps, recipe, Backend::Auto), &quiet())?
-            .seconds;
+        flow_train::train(&mut flow, &pairs, &config(sizes.flow_steps, recipe), &quiet(runtime))?.seconds;
     // The reflow stage end to end, our way: pool generation included.
     let settings = ReflowSettings {
         mode: PairMode::Pool(POOL),
@@ -237,34 +219,39 @@ fn train_both(
         ..ReflowSettings::default()
     };
     let clock = Instant::now();
-    let (reflow, _) = flow_train::reflow(&flow, &PointSource::post_source(), &settings, &quiet())?;
+    let (reflow, _) = flow_train::reflow(&flow, &PointSource::post_source(), &settings, &quiet(runtime))?;
     Ok(((flow, reflow), flow_seconds, clock.elapsed().as_secs_f64()))
 }
 
-fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
-    let (flow_steps_per_s, auto_backend) = flow_rate(device, sizes.timed_steps, Backend::Auto, None)?;
+/// Our side of the table; `runtime` is what `--backend auto` (and the user's
+/// `FLOWMATCH_KERNEL`) choose, the other rows force a backend or a kernel.
+fn ours(device: tch::Device, runtime: Runtime, sizes: &Sizes) -> Result<Ours> {
+    let (flow_steps_per_s, auto_backend) =
+        flow_rate(device, sizes.timed_steps, runtime.with_backend(Backend::Auto))?;
     let mut kernel_flow_steps_per_s = Vec::new();
     if device == tch::Device::Cpu {
         for kernel in Kernel::supported() {
-            let (rate, _) = flow_rate(device, sizes.timed_steps, Backend::Native, Some(kernel))?;
+            let native = Runtime { backend: Backend::Native, kernel };
+            let (rate, _) = flow_rate(device, sizes.timed_steps, native)?;
             kernel_flow_steps_per_s.push((kernel, rate));
         }
     }
-    let (libtorch_flow_steps_per_s, _) = flow_rate(device, sizes.timed_steps, Backend::Libtorch, None)?;
-    let (post, flow_seconds, reflow_pool_seconds) = train_both(device, sizes, Recipe::Post)?;
-    let (tuned, _, _) = train_both(device, sizes, Recipe::Tuned)?;
+    let (libtorch_flow_steps_per_s, _) =
+        flow_rate(device, sizes.timed_steps, runtime.with_backend(Backend::Libtorch))?;
+    let (post, flow_seconds, reflow_pool_seconds) = train_both((device, runtime), sizes, Recipe::Post)?;
+    let (tuned, _, _) = train_both((device, runtime), sizes, Recipe::Tuned)?;
     let flow = &post.0;
 
-    let online = PairSource::online(flow, PointSource::post_source(), TeacherSettings::default())?;
+    let online = PairSource::online(flow, runtime, PointSource::post_source(), TeacherSettings::default())?;
     let mut student = flow.try_clone()?;
     let online_steps = (sizes.timed_steps / 10).max(5);
+    let online_config = reflow_config(online_steps, Recipe::Post);
     let online_steps_per_s =
-        flow_train::train(&mut student, &online, &reflow_config(online_steps, Recipe::Post), &quiet())?
-            .steps_per_second;
+        flow_train::train(&mut student, &online, &online_config, &quiet(runtime))?.steps_per_second;
 
     let clock = Instant::now();
     let pool = PairSource::pool(
-        flow,
+        (flow, runtime),
         &PointSource::post_source(),
         TeacherSettings::default(),
         POOL,
@@ -272,13 +259,13 @@ fn ours(device: tch::Device, sizes: &Sizes) -> Result<Ours> {
     )?;
     let pool_seconds = clock.elapsed().as_secs_f64();
     let mut student = flow.try_clone()?;
+    let pool_config = reflow_config(sizes.timed_steps, Recipe::Post);
     let pool_steps_per_s =
-        flow_train::train(&mut student, &pool, &reflow_config(sizes.timed_steps, Recipe::Post), &quiet())?
-            .steps_per_second;
+        flow_train::train(&mut student, &pool, &pool_config, &quiet(runtime))?.steps_per_second;
 
     let start = PointSource::post_source().draw(SAMPLED, &mut flow_data::seeded_rng(6));
     let grid = TimeGrid::uniform(20)?;
-    let model = Integrator::auto(flow)?;
+    let model = Integrator::new(flow, runtime)?;
     model.integrate(&start.slice(ndarray::s![..1000, ..]).to_owned(), &grid, Solver::Rk4, Record::Nothing)?;
     let clock = Instant::now();
     model.integrate(&start, &grid, Solver::Rk4, Record::Nothing)?;
@@ -307,10 +294,14 @@ struct Quality {
     theirs: (f64, f64),
 }
 
-fn measure(probe: &QualityProbe, (flow, reflow): &(VelocityNet, VelocityNet)) -> Result<(f64, f64)> {
+fn measure(
+    probe: &QualityProbe,
+    (flow, reflow): &(VelocityNet, VelocityNet),
+    runtime: Runtime,
+) -> Result<(f64, f64)> {
     Ok((
-        probe.w2(&Integrator::auto(flow)?, Solver::Rk4, 20)?.0,
-        probe.w2(&Integrator::auto(reflow)?, Solver::Euler, 1)?.0,
+        probe.w2(&Integrator::new(flow, runtime)?, Solver::Rk4, 20)?.0,
+        probe.w2(&Integrator::new(reflow, runtime)?, Solver::Euler, 1)?.0,
     ))
 }
 
@@ -444,16 +435,16 @@ fn table(
 /// Milliseconds per flow-matching step on 8gaussians → moons, with each
 /// coupling planned on the whole batch, at batch 256 and 1 024 (the couplings
 /// issue's sizes). Fewer steps where a plan takes long.
-fn coupling_cost(device: tch::Device, quick: bool) -> Result<Vec<CouplingRow>> {
+fn coupling_cost(device: tch::Device, runtime: Runtime, quick: bool) -> Result<Vec<CouplingRow>> {
     let ms_per_step = |batch: usize, coupling: Coupling, steps: usize| -> Result<f64> {
         let source = PointSource::builtin(Dataset::EightGaussians, 2)?;
         let target = PointSource::builtin(Dataset::Moons, 2)?;
         let pairs = PairSource::coupled(source, target, coupling, batch)?;
         tch::manual_seed(0);
         let mut net = VelocityNet::new(ModelConfig::default(), device)?;
-        let config = TrainConfig { batch_size: batch, ..config(steps, Recipe::Post, Backend::Auto) };
-        flow_train::train(&mut net, &pairs, &TrainConfig { steps: 5, ..config.clone() }, &quiet())?;
-        Ok(1000.0 / flow_train::train(&mut net, &pairs, &config, &quiet())?.steps_per_second)
+        let config = TrainConfig { batch_size: batch, ..config(steps, Recipe::Post) };
+        flow_train::train(&mut net, &pairs, &TrainConfig { steps: 5, ..config.clone() }, &quiet(runtime))?;
+        Ok(1000.0 / flow_train::train(&mut net, &pairs, &config, &quiet(runtime))?.steps_per_second)
     };
     let scale = if quick { 10 } else { 1 };
     [(256, 400), (1024, 40)]

@@ -118,12 +118,12 @@ pub const FULL_SEEDS: usize = 10;
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let started = Instant::now();
-    let device = commands::runtime(&args.runtime)?;
+    let (device, runtime) = commands::runtime(&args.runtime)?;
     let base = if args.quick { Protocol::QUICK } else { Protocol::FULL };
     let protocol = Protocol { seeds: if args.quick { base.seeds } else { FULL_SEEDS }, ..base };
     let out = args.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
-    let runs = Runs { out: out.clone(), device, protocol, retrain: args.retrain, quick: args.quick };
+    let runs = Runs { out: out.clone(), device, runtime, protocol, retrain: args.retrain, quick: args.quick };
 
     let mut rows = Vec::new();
     let mut first_models = Vec::new();
@@ -139,7 +139,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
                 {
                     reused += 1;
                 }
-                let model = Integrator::auto(&runs.conditional_model(condition, method, seed)?)?;
+                let model = Integrator::new(&runs.conditional_model(condition, method, seed)?, runtime)?;
                 let scores = runs.conditional_scores(condition, method, seed, &model)?;
                 eprintln!(
                     "c2ot-conditional: {} / {} seed {seed}: W2² {:.4} (1 step), {:.4} (dopri5, {} NFE) ({:.1} s)",
@@ -229,6 +229,7 @@ impl Runs {
             show_progress: true,
             label: format!("c2ot {} {}, seed {seed}", condition.slug(), method.slug()),
             metadata,
+            runtime: self.runtime,
             ..RunOptions::default()
         };
         flow_train::train(&mut net, &pairs, &config, &options)?;

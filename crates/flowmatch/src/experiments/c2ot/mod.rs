@@ -163,11 +163,11 @@ fn target() -> PointSource {
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let started = Instant::now();
-    let device = commands::runtime(&args.runtime)?;
+    let (device, runtime) = commands::runtime(&args.runtime)?;
     let protocol = if args.quick { Protocol::QUICK } else { Protocol::FULL };
     let out = args.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
-    let runs = Runs { out: out.clone(), device, protocol, retrain: args.retrain, quick: args.quick };
+    let runs = Runs { out: out.clone(), device, runtime, protocol, retrain: args.retrain, quick: args.quick };
 
     let mut rows = Vec::new();
     let mut first_models = Vec::new();
@@ -181,7 +181,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             if !runs.retrain && runs.dir(method, seed).join(flow_train::MODEL_FILE).is_file() {
                 reused += 1;
             }
-            let model = Integrator::auto(&runs.model(method, seed)?)?;
+            let model = Integrator::new(&runs.model(method, seed)?, runtime)?;
             let scores = runs.scores(method, seed, &model)?;
             eprintln!(
                 "c2ot: {} seed {seed}: W2² {:.4} (1 step), {:.4} (dopri5, {} NFE) ({:.1} s)",
@@ -239,6 +239,7 @@ pub const FIGURE_FILE: &str = "c2ot.png";
 struct Runs {
     out: PathBuf,
     device: tch::Device,
+    runtime: flow_model::Runtime,
     protocol: Protocol,
     retrain: bool,
     quick: bool,
@@ -305,6 +306,7 @@ impl Runs {
             show_progress: true,
             label,
             metadata,
+            runtime: self.runtime,
             ..RunOptions::default()
         };
         if let Some(of) = method.teacher() {

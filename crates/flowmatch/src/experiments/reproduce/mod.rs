@@ -12,7 +12,7 @@ use std::time::Instant;
 use flow_data::{Dataset, PointSource, samplers};
 use flow_eval::QualityProbe;
 use flow_eval::likelihood::{self, Divergence};
-use flow_model::{Integrator, ModelConfig, VelocityNet};
+use flow_model::{Integrator, ModelConfig, Runtime, VelocityNet};
 use flow_ode::{Solver, SolverKind};
 use flow_train::{
     PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TimeSampling,
@@ -88,7 +88,7 @@ impl Context {
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let started = Instant::now();
-    let device = commands::runtime(&args.runtime)?;
+    let (device, runtime) = commands::runtime(&args.runtime)?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
     let mut cx = Context {
@@ -122,7 +122,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         trained_or_loaded(cx, &format!("flow_matching_{}-lr{lr:e}", RECIPE.name()), |dir| {
             tch::manual_seed(seed as i64);
             let mut net = VelocityNet::new(ModelConfig::default(), device)?;
-            let options = run_options(dir, "flow matching", RunKind::FlowMatching);
+            let options = run_options(dir, "flow matching", RunKind::FlowMatching, runtime);
             let report = flow_train::train(&mut net, &pairs, &config, &options)?;
             Ok((net, report.losses))
         })
@@ -150,23 +150,25 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         trained_or_loaded(
             cx,
             &format!("reflow_pool{}_{}-teacher-lr{:e}", scale.pool, RECIPE.name(), RECIPE.flow_matching().0),
-            |dir| reflow_run(&flow, &pool_settings, dir),
+            |dir| reflow_run(&flow, &pool_settings, dir, runtime),
         )
     })?;
     let online = if args.online_reflow {
         let (net, _) = cx.time("reflow, online pairs (the post's sampler)", |cx| {
             let name = format!("reflow_online_{}-teacher-lr{:e}", RECIPE.name(), RECIPE.flow_matching().0);
-            trained_or_loaded(cx, &name, |dir| reflow_run(&flow, &online_settings, dir))
+            trained_or_loaded(cx, &name, |dir| reflow_run(&flow, &online_settings, dir, runtime))
         })?;
         Some(net)
     } else {
         None
     };
 
-    let mut models: Vec<(&str, Integrator)> =
-        vec![("flow matching", Integrator::auto(&flow)?), ("reflow (pool)", Integrator::auto(&pooled)?)];
+    let mut models: Vec<(&str, Integrator)> = vec![
+        ("flow matching", Integrator::new(&flow, runtime)?),
+        ("reflow (pool)", Integrator::new(&pooled, runtime)?),
+    ];
     if let Some(online) = &online {
-        models.push(("reflow (online)", Integrator::auto(online)?));
+        models.push(("reflow (online)", Integrator::new(online, runtime)?));
     }
     let (sweep, sweep_floor) = cx.time("quality against cost", |cx| {
         let probe = QualityProbe::new(
@@ -206,7 +208,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     })?;
 
     tch::manual_seed(cx.seed as i64 + 1);
-    let untrained = Integrator::auto(&VelocityNet::new(ModelConfig::default(), cx.device)?)?;
+    let untrained = Integrator::new(&VelocityNet::new(ModelConfig::default(), cx.device)?, runtime)?;
     let mut models = models.into_iter().map(|(_, model)| model);
     let (Some(flow), Some(reflow)) = (models.next(), models.next()) else {
         return Err(CliError::runtime("internal error: reproduce lost a model"));
@@ -272,9 +274,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_options(dir: &Path, label: &str, kind: RunKind) -> RunOptions {
+fn run_options(dir: &Path, label: &str, kind: RunKind, runtime: Runtime) -> RunOptions {
     RunOptions {
         out_dir: Some(dir.to_owned()),
+        runtime,
         show_progress: true,
         label: label.into(),
         metadata: RunMetadata {
@@ -292,8 +295,9 @@ fn reflow_run(
     teacher: &VelocityNet,
     settings: &ReflowSettings,
     dir: &Path,
+    runtime: Runtime,
 ) -> Result<(VelocityNet, Vec<f32>)> {
-    let options = run_options(dir, &format!("reflow {}", settings.mode), RunKind::Reflow);
+    let options = run_options(dir, &format!("reflow {}", settings.mode), RunKind::Reflow, runtime);
     let (net, rounds) = flow_train::reflow(teacher, &PointSource::post_source(), settings, &options)?;
     let losses = rounds.into_iter().flat_map(|r| r.train.losses).collect();
     Ok((net, losses))
