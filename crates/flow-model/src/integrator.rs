@@ -286,7 +286,6 @@ impl NativeField {
 impl NativeField {
     /// Rows `[x, t, features]`, with the null condition's features when `features` is `None`.
     fn inputs(&self, x: &Array2<f32>, t: f64, features: Option<&[f32]>) -> Vec<f32> {
-        let width = self.condition.features();
         let null;
         let features = match features {
             Some(features) => features,
@@ -295,12 +294,8 @@ impl NativeField {
                 &null
             }
         };
-        let mut inputs = Vec::with_capacity(x.nrows() * (x.ncols() + 1 + width));
-        for (i, row) in x.rows().into_iter().enumerate() {
-            inputs.extend(row.iter().copied());
-            inputs.push(t as f32);
-            inputs.extend_from_slice(&features[i * width..(i + 1) * width]);
-        }
+        let mut inputs = Vec::new();
+        VelocityNet::host_inputs(x, |_| t as f32, features, &mut inputs);
         inputs
     }
 

@@ -1,6 +1,7 @@
 //! The velocity network on libtorch: its configuration, flat parameter tensor and forward pass.
 
 use flow_data::ConditionShape;
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -480,6 +481,26 @@ impl VelocityNet {
             }
         };
         Tensor::cat(&[x.shallow_clone(), self.time_features(t), features], 1)
+    }
+
+    /// The rows [x ⊕ t ⊕ condition features] that [`VelocityNet::input_features`]
+    /// builds on tensors, built on the host for the native kernels (raw time):
+    /// row i of `x` at `time(i)` with `features` (rows × the condition's
+    /// features, row-major; empty for an unconditional network) into `inputs`.
+    pub fn host_inputs(
+        x: &Array2<f32>,
+        time: impl Fn(usize) -> f32,
+        features: &[f32],
+        inputs: &mut Vec<f32>,
+    ) {
+        let width = features.len() / x.nrows().max(1);
+        inputs.clear();
+        inputs.reserve(x.nrows() * (x.ncols() + 1 + width));
+        for (i, row) in x.rows().into_iter().enumerate() {
+            inputs.extend(row.iter().copied());
+            inputs.push(time(i));
+            inputs.extend_from_slice(&features[i * width..(i + 1) * width]);
+        }
     }
 
     /// v(x, t) at one shared time, without autograd.

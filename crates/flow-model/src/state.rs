@@ -1,4 +1,4 @@
-//! Points on a device as solver states, and conversions between host arrays and tensors.
+//! Points on a device as solver states and path rows, and conversions between host arrays and tensors.
 
 use flow_ode::{State, VelocityField};
 use ndarray::Array2;
@@ -29,6 +29,31 @@ impl State for TensorState {
         let ratio = (&self.0 / scale).square().mean(Kind::Double).sqrt();
         // One scalar read per adaptive step: the only host synchronisation in the loop.
         ratio.double_value(&[])
+    }
+}
+
+impl flow_path::Rows for TensorState {
+    /// An n × 1 tensor of the batch's kind on its device, broadcast over the columns.
+    type Column = Tensor;
+
+    fn rows(&self) -> usize {
+        self.0.size()[0] as usize
+    }
+
+    fn column(&self, values: &[f32]) -> Tensor {
+        Tensor::from_slice(values).view([-1, 1]).to_kind(self.0.kind()).to_device(self.0.device())
+    }
+
+    fn minus(&self, other: &TensorState) -> TensorState {
+        TensorState(&self.0 - &other.0)
+    }
+
+    fn scaled(&self, c: &Tensor) -> TensorState {
+        TensorState(c * &self.0)
+    }
+
+    fn plus_scaled(&self, c: &Tensor, other: &TensorState) -> TensorState {
+        TensorState(&self.0 + c * &other.0)
     }
 }
 

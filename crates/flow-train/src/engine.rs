@@ -1,7 +1,9 @@
 //! What computes a training step: libtorch (any device, any precision) or
 //! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
 
-use flow_model::{Backend, Runtime, VelocityNet};
+use flow_model::{Backend, Runtime, TensorState, VelocityNet};
+use flow_path::AffinePath;
+use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
 use crate::pairs::{Batch, Place, host_values};
@@ -68,14 +70,15 @@ impl Engine {
         }
     }
 
-    /// One regression step of v(xₜ, t) onto x₁ − x₀ at rate `lr`; `meanwhile`
-    /// runs on this thread while the native kernels compute (after the step
-    /// on libtorch), and its result is returned.
+    /// One regression step of v(xₜ, t) onto the path's target velocity at
+    /// rate `lr` (xₜ and the target from `path`, with `noise` rows when its
+    /// σ > 0); `meanwhile` runs on this thread while the native kernels
+    /// compute (after the step on libtorch), and its result is returned.
     pub fn step<T>(
         &mut self,
         net: &mut VelocityNet,
-        batch: &Batch,
-        times: &[f32],
+        (batch, times, noise): (&Batch, &[f32], Option<&Array2<f32>>),
+        path: &AffinePath,
         (lr, ema): (f64, Option<f64>),
         meanwhile: impl FnOnce() -> T,
     ) -> Result<T> {
@@ -83,8 +86,11 @@ impl Engine {
             (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1, features }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
-                let velocity = x1 - x0;
-                let position = x0 + &t * &velocity;
+                let noise =
+                    noise.map(|noise| TensorState(flow_model::array_to_tensor(noise, kind, net.device())));
+                let (x0, x1) = (TensorState(x0.shallow_clone()), TensorState(x1.shallow_clone()));
+                let sample = path.sample(&x0, &x1, times, noise.as_ref())?;
+                let (position, velocity) = (sample.x_t.0, sample.target.0);
                 // One fused operation (and one backward node), as `nn.functional.mse_loss`.
                 let predicted = match features {
                     Some(features) => net.forward_conditioned(&position, &t, features),
@@ -107,7 +113,10 @@ impl Engine {
                 Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
                 Batch::Host { x0, x1, features },
             ) => {
-                straight_line_batch(x0, x1, times, features, inputs, targets);
+                let sample = path.sample(x0, x1, times, noise)?;
+                VelocityNet::host_inputs(&sample.x_t, |i| times[i], features, inputs);
+                targets.clear();
+                targets.extend(sample.target.iter().copied());
                 let ((loss, gradient), side) =
                     workspace.loss_and_gradient_while(mlp, inputs, targets, meanwhile)?;
                 adam.lr = lr;
@@ -243,30 +252,5 @@ impl Engine {
             }
         }
         Ok(())
-    }
-}
-
-/// Network inputs `[xₜ, t, condition features]` with xₜ = x₀ + t(x₁ − x₀), and targets x₁ − x₀, row by row.
-fn straight_line_batch(
-    x0: &[f32],
-    x1: &[f32],
-    times: &[f32],
-    features: &[f32],
-    inputs: &mut Vec<f32>,
-    targets: &mut Vec<f32>,
-) {
-    let rows = times.len().max(1);
-    let dim = x0.len() / rows;
-    let width = features.len() / rows;
-    inputs.clear();
-    targets.clear();
-    for (i, ((start, end), &t)) in x0.chunks_exact(dim).zip(x1.chunks_exact(dim)).zip(times).enumerate() {
-        for (&a, &b) in start.iter().zip(end) {
-            let velocity = b - a;
-            targets.push(velocity);
-            inputs.push(a + t * velocity);
-        }
-        inputs.push(t);
-        inputs.extend_from_slice(&features[i * width..(i + 1) * width]);
     }
 }

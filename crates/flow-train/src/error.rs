@@ -14,6 +14,8 @@ pub enum TrainError {
     Ode(#[from] flow_ode::OdeError),
     #[error(transparent)]
     Metrics(#[from] flow_metrics::MetricsError),
+    #[error(transparent)]
+    Path(#[from] flow_path::PathError),
     #[error("native kernels: {0}")]
     Native(#[from] flow_native::NativeError),
     /// Settings that cannot work, whatever the data: a usage mistake.

@@ -2,8 +2,9 @@
 //!
 //! - [`train`]: the loop shared by flow matching and reflow. Each step takes a
 //!   batch of pairs (x₀, x₁) from a [`PairSource`], draws times t by a
-//!   [`TimeSampling`], forms xₜ = (1 − t)x₀ + t·x₁ and regresses v(xₜ, t) onto
-//!   x₁ − x₀ (mean squared error, Adam on the flat parameter vector).
+//!   [`TimeSampling`], asks the config's [`flow_path::AffinePath`] for xₜ and its
+//!   target velocity (the line: xₜ = (1 − t)x₀ + t·x₁, target x₁ − x₀) and
+//!   regresses v(xₜ, t) onto it (mean squared error, Adam on the flat parameter vector).
 //! - [`PairSource`]: independent random pairs (flow matching; a [`Coupling`]
 //!   pairs them by minibatch optimal transport), or a teacher's
 //!   integrated targets, per batch (`online`, the post's way) or from a pool

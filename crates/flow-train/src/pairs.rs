@@ -288,7 +288,7 @@ impl PairSource {
             }
         };
         Ok(match place {
-            Place::Host => Batch::Host { x0: host_values(&x0)?, x1: host_values(&x1)?, features: Vec::new() },
+            Place::Host => Batch::Host { x0: host_rows(&x0)?, x1: host_rows(&x1)?, features: Vec::new() },
             Place::Device(kind, device) => Batch::Device {
                 x0: x0.to_kind(kind).to_device(device),
                 x1: x1.to_kind(kind).to_device(device),
@@ -347,9 +347,7 @@ impl CoupledBlock {
 /// A batch from host pairs and their condition features (rows × features, row-major; empty for none).
 fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32>, place: Place) -> Batch {
     match place {
-        Place::Host => {
-            Batch::Host { x0: x0.iter().copied().collect(), x1: x1.iter().copied().collect(), features }
-        }
+        Place::Host => Batch::Host { x0, x1, features },
         Place::Device(kind, device) => {
             let both = array_to_tensor(&ndarray::concatenate![ndarray::Axis(1), x0, x1], kind, device);
             let d = x0.ncols() as i64;
@@ -368,11 +366,18 @@ pub enum Place {
     Device(Kind, Device),
 }
 
-/// A batch of pairs, row-major `n × d` each, with the targets' condition
-/// features (`n × features`; empty or `None` for an unconditional model).
+/// A batch of pairs, `n × d` each, with the targets' condition features
+/// (`n × features`, row-major; empty or `None` for an unconditional model).
 pub enum Batch {
-    Host { x0: Vec<f32>, x1: Vec<f32>, features: Vec<f32> },
+    Host { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
     Device { x0: Tensor, x1: Tensor, features: Option<Tensor> },
+}
+
+/// An n × d tensor as host rows.
+fn host_rows(tensor: &Tensor) -> Result<Array2<f32>> {
+    let (rows, cols) = (tensor.size()[0] as usize, tensor.size()[1] as usize);
+    Array2::from_shape_vec((rows, cols), host_values(tensor)?)
+        .map_err(|e| TrainError::Internal(format!("a {rows} × {cols} batch read back wrongly: {e}")))
 }
 
 pub(crate) fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use flow_model::VelocityNet;
+use flow_path::AffinePath;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -108,6 +109,8 @@ pub struct TrainConfig {
     /// save and return it instead of the last weights (`None`: the post's way).
     pub ema: Option<f64>,
     pub time_sampling: TimeSampling,
+    /// Where xₜ and its target velocity come from (default: the straight line, σ = 0).
+    pub path: AffinePath,
     pub seed: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
@@ -125,6 +128,7 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Constant,
             ema: None,
             time_sampling: TimeSampling::Uniform,
+            path: AffinePath::LINE,
             seed: 0,
             checkpoint_every: 1000,
             condition_dropout: 0.0,
@@ -145,9 +149,12 @@ impl TrainConfig {
             "seed": self.seed,
             "checkpoint_every": self.checkpoint_every,
         });
-        // Only when used, so records of unconditional runs read as before.
+        // Only when used, so records of unconditional runs (and of the line) read as before.
         if self.condition_dropout > 0.0 {
             json["condition_dropout"] = self.condition_dropout.into();
+        }
+        if self.path != AffinePath::LINE {
+            json["path"] = self.path.describe().into();
         }
         json
     }
@@ -197,6 +204,9 @@ pub struct TrainReport {
     pub kernel: Option<&'static str>,
 }
 
+/// A step's batch of pairs, their times and (for a noisy path) the noise rows.
+type Drawn = (Batch, Vec<f32>, Option<ndarray::Array2<f32>>);
+
 /// Losses are read back from the device this often: the non-finite check does
 /// not force a host synchronisation on every step.
 const LOSS_READBACK: usize = 50;
@@ -209,7 +219,7 @@ pub(crate) fn batch_rng(seed: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Regresses `net` onto the straight-line velocities of `pairs`.
+/// Regresses `net` onto the target velocities of `pairs` along `config.path`.
 pub fn train(
     net: &mut VelocityNet,
     pairs: &PairSource,
@@ -270,10 +280,15 @@ pub fn train(
         "training"
     );
 
-    let draw = |rng: &mut ChaCha8Rng| -> Result<(Batch, Vec<f32>)> {
+    let draw = |rng: &mut ChaCha8Rng| -> Result<Drawn> {
         let batch = pairs.next_batch(config.batch_size, rng, place, config.condition_dropout)?;
         let times = (0..config.batch_size).map(|_| config.time_sampling.draw(rng) as f32).collect();
-        Ok((batch, times))
+        // Drawn only for a noisy path, so σ = 0 runs keep their batches.
+        let noise = config
+            .path
+            .needs_noise()
+            .then(|| flow_data::samplers::gaussian(config.batch_size, pairs.dim(), 1.0, rng));
+        Ok((batch, times, noise))
     };
     // Each step draws the next step's batch while the native kernels compute,
     // so `rng` runs one batch ahead; `consumed` is its position after the
@@ -285,12 +300,14 @@ pub fn train(
             interrupted = true;
             break;
         }
-        let (batch, times) = upcoming.take().expect("a batch is drawn ahead of every step");
+        let (batch, times, noise) = upcoming.take().expect("a batch is drawn ahead of every step");
         consumed = rng.clone();
         let lr = config.lr_schedule.rate(config.lr, step, config.steps);
         let last = step + 1 == config.steps;
-        upcoming = engine
-            .step(net, &batch, &times, (lr, config.ema), || (!last).then(|| draw(&mut rng)).transpose())??;
+        let inputs = (&batch, times.as_slice(), noise.as_ref());
+        upcoming = engine.step(net, inputs, &config.path, (lr, config.ema), || {
+            (!last).then(|| draw(&mut rng)).transpose()
+        })??;
 
         let done = step + 1;
         if done.is_multiple_of(LOSS_READBACK) || done == config.steps {

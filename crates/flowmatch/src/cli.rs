@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use flow_data::{ConditionSpec, Dataset};
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::SolverKind;
+use flow_path::Scheduler;
 use flow_train::{Backend, Coupling, LrSchedule, PairMode, Recipe, TimeSampling};
 
 #[derive(Parser)]
@@ -93,6 +94,13 @@ fn positive_float(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("`{text}` must be a positive finite number")),
+    }
+}
+
+fn non_negative_float(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("`{text}` must be a finite number, at least 0")),
     }
 }
 
@@ -190,6 +198,11 @@ pub struct TrainArgs {
     pub optimiser: OptimiserArgs,
     #[arg(long, default_value = "uniform", help = one_of("How training times are drawn (warp: s = 0.5)", TimeSampling::FORMS))]
     pub time_sampling: TimeSampling,
+    #[arg(long, default_value = "linear", help = one_of("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM)", Scheduler::ALL))]
+    pub path: Scheduler,
+    /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
+    pub sigma: f64,
     #[arg(long, default_value_t = 64, value_parser = positive())]
     pub hidden: usize,
     #[arg(long, default_value_t = 3, value_parser = positive())]

@@ -79,6 +79,7 @@ impl From<flow_train::TrainError> for CliError {
             Ode(inner) => inner.into(),
             Model(inner) => inner.into(),
             Data(inner) => inner.into(),
+            Path(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
         }
     }
@@ -109,6 +110,17 @@ impl From<flow_viz::VizError> for CliError {
     fn from(error: flow_viz::VizError) -> CliError {
         match error {
             flow_viz::VizError::Data(inner) => inner.into(),
+            _ => CliError::Runtime(error.to_string()),
+        }
+    }
+}
+
+impl From<flow_path::PathError> for CliError {
+    fn from(error: flow_path::PathError) -> CliError {
+        match error {
+            flow_path::PathError::UnknownPath { .. } | flow_path::PathError::Sigma(_) => {
+                CliError::Usage(error.to_string())
+            }
             _ => CliError::Runtime(error.to_string()),
         }
     }

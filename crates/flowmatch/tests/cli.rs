@@ -1315,4 +1315,21 @@ fn every_command_that_runs_a_network_takes_a_backend_and_refuses_data_of_another
         "3-dimensional",
     );
     scratch.assert_no_temp_files();
+
+    // The path is a training choice, named in the checkpoint (the line's checkpoints say nothing).
+    let cosine = train_small(&scratch, "cosine", &["--path", "cosine", "--sigma", "0.05"]);
+    let header = std::fs::read(&cosine).expect("checkpoint");
+    let text = String::from_utf8_lossy(&header[..header.len().min(4096)]).into_owned();
+    assert!(text.contains("\"path\":\"cosine\"") && text.contains("\"path_sigma\":\"0.05\""), "{text}");
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(&model).expect("checkpoint")[..256]).contains("\"path\"")
+    );
+    succeeds(&["sample", "--model", &cosine, "--n", "20", "--out", &scratch.path("c.csv")]);
+    fails(
+        &["train", "--target", "spiral", "--path", "spline", "--out", &scratch.path("bad")],
+        2,
+        "valid: linear, cosine",
+    );
+    fails(&["train", "--target", "spiral", "--sigma=-1", "--out", &scratch.path("bad")], 2, "--sigma");
+    scratch.assert_no_temp_files();
 }

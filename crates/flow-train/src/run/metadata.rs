@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_data::{ConditionSpec, Dataset, PointSource};
+use flow_path::{AffinePath, Scheduler};
 
 use crate::{Result, TrainError};
 
@@ -65,7 +66,7 @@ const DATA_PREFIX: &str = "data:";
 /// The header entries of a checkpoint written by a training run. Entries the
 /// format does not know are ignored; missing ones are `None` (the source then
 /// reads as the Gaussian, as every run before the entry existed used it).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunMetadata {
     pub kind: Option<RunKind>,
     pub source: PointsRef,
@@ -79,6 +80,9 @@ pub struct RunMetadata {
     /// Where the target's conditions came from, in the order the user gave them
     /// (empty for an unconditional model; the network's config says what it takes).
     pub conditions: Vec<ConditionSpec>,
+    /// The probability path the network was trained on (absent from the
+    /// header: the line, as every checkpoint before the entry existed).
+    pub path: AffinePath,
 }
 
 impl Default for RunMetadata {
@@ -91,6 +95,7 @@ impl Default for RunMetadata {
             step: None,
             reflow_round: None,
             conditions: Vec::new(),
+            path: AffinePath::LINE,
         }
     }
 }
@@ -119,11 +124,14 @@ impl RunMetadata {
             teacher: Some(teacher.to_owned()),
             step: None,
             reflow_round: None,
+            // Reflow regresses onto the teacher's straight-line pairs, whatever its path.
+            path: AffinePath::LINE,
             ..of_teacher.clone()
         }
     }
 
-    /// The header entries (`kind`, `source`, `target`, `teacher`, `step`, `reflow_round`).
+    /// The header entries (`kind`, `source`, `target`, `teacher`, `step`, `reflow_round`,
+    /// `conditions`, and `path` / `path_sigma` for a path other than the line).
     pub fn to_header(&self) -> BTreeMap<String, String> {
         let mut header = BTreeMap::new();
         if let Some(kind) = self.kind {
@@ -143,6 +151,13 @@ impl RunMetadata {
         if !self.conditions.is_empty() {
             let specs: Vec<String> = self.conditions.iter().map(ToString::to_string).collect();
             header.insert("conditions".to_owned(), serde_json::Value::from(specs).to_string());
+        }
+        // Only off the line, so the line's checkpoints keep the bytes they always had.
+        if self.path != AffinePath::LINE {
+            header.insert("path".to_owned(), self.path.scheduler.name().to_owned());
+            if self.path.sigma > 0.0 {
+                header.insert("path_sigma".to_owned(), self.path.sigma.to_string());
+            }
         }
         header
     }
@@ -173,10 +188,22 @@ impl RunMetadata {
             None | Some("") => None,
             Some(text) => Some(points("target", text)?),
         };
+        let scheduler = match header.get("path") {
+            Some(name) => name.parse::<Scheduler>().map_err(|e| bad_entry("path", e))?,
+            None => Scheduler::Linear,
+        };
+        let sigma = match header.get("path_sigma") {
+            Some(text) => {
+                text.parse().map_err(|_| bad_entry("path_sigma", format!("`{text}` is not a number")))?
+            }
+            None => 0.0,
+        };
+        let path = AffinePath::new(scheduler, sigma).map_err(|e| bad_entry("path_sigma", e))?;
         Ok(RunMetadata {
             kind,
             source,
             target,
+            path,
             teacher: header.get("teacher").map(PathBuf::from),
             step: number(header, "step")?,
             reflow_round: number(header, "reflow_round")?,

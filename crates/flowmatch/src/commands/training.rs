@@ -124,6 +124,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.flow_matching());
+    let path = flow_path::AffinePath::new(args.path, args.sigma)?;
     let config = TrainConfig {
         steps: args.steps,
         batch_size: args.batch_size,
@@ -131,12 +132,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         lr_schedule,
         ema: optimiser.ema,
         time_sampling: args.time_sampling,
+        path,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
         condition_dropout: if conditional { args.condition_dropout } else { 0.0 },
     };
     let metadata = RunMetadata {
         conditions: args.conditions.clone(),
+        path,
         ..RunMetadata::flow_matching(source_ref, target_ref(&args.target))
     };
     let target_label = metadata.target.as_ref().map(flow_train::PointsRef::label).unwrap_or_default();
@@ -198,6 +201,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             lr_schedule,
             ema: optimiser.ema,
             time_sampling: args.time_sampling,
+            path: flow_path::AffinePath::LINE,
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
             condition_dropout: 0.0,

@@ -1,0 +1,195 @@
+//! flow-path's one test binary: interpolants, targets and conversions against closed forms.
+
+use flow_path::{AffinePath, PathError, Prediction, Scheduler};
+use ndarray::Array2;
+
+/// Deterministic, irregular values: enough to catch a swapped or dropped term.
+fn rows(n: usize, dim: usize, salt: f32) -> Array2<f32> {
+    Array2::from_shape_fn((n, dim), |(i, j)| ((i * 7 + j * 3) as f32 * 0.37 + salt).sin() * 2.0)
+}
+
+fn times(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 + 0.5) / n as f32).collect()
+}
+
+#[test]
+fn every_scheduler_starts_at_the_source_and_ends_at_the_data_with_its_own_derivatives() {
+    for scheduler in Scheduler::ALL {
+        let start = scheduler.at(0.0);
+        let end = scheduler.at(1.0);
+        assert!((start.alpha, start.sigma) == (0.0, 1.0), "{scheduler}: {start:?}");
+        assert!((end.alpha, end.sigma) == (1.0, 0.0), "{scheduler}: {end:?}");
+        for t in [0.1, 0.37, 0.5, 0.9] {
+            let h = 1e-6;
+            let (before, here, after) = (scheduler.at(t - h), scheduler.at(t), scheduler.at(t + h));
+            let d_alpha = (after.alpha - before.alpha) / (2.0 * h);
+            let d_sigma = (after.sigma - before.sigma) / (2.0 * h);
+            assert!(
+                (d_alpha - here.d_alpha).abs() < 1e-8,
+                "{scheduler} t = {t}: dα {d_alpha} vs {}",
+                here.d_alpha
+            );
+            assert!(
+                (d_sigma - here.d_sigma).abs() < 1e-8,
+                "{scheduler} t = {t}: dσ {d_sigma} vs {}",
+                here.d_sigma
+            );
+        }
+    }
+    // The cosine schedule of torchcfm's variance-preserving matcher, at a point.
+    let quarter = Scheduler::Cosine.at(0.5);
+    let half = std::f64::consts::FRAC_1_SQRT_2;
+    assert!((quarter.alpha - half).abs() < 1e-15 && (quarter.sigma - half).abs() < 1e-15);
+}
+
+#[test]
+fn the_line_is_bit_for_bit_the_interpolant_training_always_used() {
+    let (x0, x1, t) = (rows(64, 3, 0.1), rows(64, 3, 2.3), times(64));
+    let sample = AffinePath::LINE.sample(&x0, &x1, &t, None).expect("a batch");
+    for i in 0..64 {
+        for j in 0..3 {
+            let velocity = x1[[i, j]] - x0[[i, j]];
+            assert_eq!(sample.target[[i, j]].to_bits(), velocity.to_bits(), "target ({i}, {j})");
+            let position = x0[[i, j]] + t[i] * velocity;
+            assert_eq!(sample.x_t[[i, j]].to_bits(), position.to_bits(), "x_t ({i}, {j})");
+        }
+    }
+}
+
+#[test]
+fn the_cosine_path_is_torchcfms_variance_preserving_interpolant() {
+    let (x0, x1, t) = (rows(32, 2, 0.7), rows(32, 2, 1.9), times(32));
+    let path = AffinePath::new(Scheduler::Cosine, 0.0).expect("σ = 0");
+    let sample = path.sample(&x0, &x1, &t, None).expect("a batch");
+    for i in 0..32 {
+        let angle = std::f32::consts::FRAC_PI_2 * t[i];
+        for j in 0..2 {
+            let (a, b) = (x0[[i, j]], x1[[i, j]]);
+            let x_t = angle.cos() * a + angle.sin() * b;
+            let target = std::f32::consts::FRAC_PI_2 * (angle.cos() * b - angle.sin() * a);
+            assert!((sample.x_t[[i, j]] - x_t).abs() < 1e-5, "x_t ({i}, {j})");
+            assert!((sample.target[[i, j]] - target).abs() < 1e-5, "target ({i}, {j})");
+        }
+    }
+}
+
+#[test]
+fn noise_blurs_the_position_and_leaves_the_target() {
+    let (x0, x1, t, noise) = (rows(16, 2, 0.2), rows(16, 2, 1.1), times(16), rows(16, 2, 4.0));
+    let clean = AffinePath::LINE.sample(&x0, &x1, &t, None).expect("a batch");
+    let path = AffinePath::new(Scheduler::Linear, 0.25).expect("σ = 0.25");
+    let noisy = path.sample(&x0, &x1, &t, Some(&noise)).expect("a batch");
+    assert_eq!(noisy.target, clean.target);
+    let moved = &noisy.x_t - &clean.x_t - &noise * 0.25;
+    assert!(moved.iter().all(|v| v.abs() < 1e-6), "{moved}");
+    assert_eq!(path.sample(&x0, &x1, &t, None).err(), Some(PathError::MissingNoise(0.25)));
+    assert!(matches!(AffinePath::new(Scheduler::Linear, -1.0), Err(PathError::Sigma(_))));
+    assert!(matches!(AffinePath::new(Scheduler::Linear, f64::NAN), Err(PathError::Sigma(_))));
+    let short = &t[..15];
+    assert!(matches!(
+        AffinePath::LINE.sample(&x0, &x1, short, None),
+        Err(PathError::Rows { rows: 16, times: 15, .. })
+    ));
+}
+
+/// N(0, I) → N(μ, s²I) with independent pairs: every marginal is Gaussian,
+/// x_t ~ N(α_t μ, (σ_t² + α_t² s²) I), so the marginal velocity and score are known.
+struct GaussianToGaussian {
+    mean: [f64; 2],
+    scale: f64,
+}
+
+impl GaussianToGaussian {
+    fn variance(&self, scheduler: Scheduler, t: f64) -> f64 {
+        let c = scheduler.at(t);
+        c.sigma * c.sigma + c.alpha * c.alpha * self.scale * self.scale
+    }
+
+    /// E[σ̇ x₀ + α̇ x₁ | x_t = x] = α̇ μ + Cov(ẋ_t, x_t) / Var(x_t) · (x − α μ).
+    fn velocity(&self, scheduler: Scheduler, x: [f64; 2], t: f64) -> [f64; 2] {
+        let c = scheduler.at(t);
+        let gain = (c.sigma * c.d_sigma + c.alpha * c.d_alpha * self.scale * self.scale)
+            / self.variance(scheduler, t);
+        [0, 1].map(|j| c.d_alpha * self.mean[j] + gain * (x[j] - c.alpha * self.mean[j]))
+    }
+
+    fn score(&self, scheduler: Scheduler, x: [f64; 2], t: f64) -> [f64; 2] {
+        let c = scheduler.at(t);
+        [0, 1].map(|j| -(x[j] - c.alpha * self.mean[j]) / self.variance(scheduler, t))
+    }
+
+    /// E[x₁ | x_t = x] = μ + Cov(x₁, x_t) / Var(x_t) · (x − α μ).
+    fn data(&self, scheduler: Scheduler, x: [f64; 2], t: f64) -> [f64; 2] {
+        let c = scheduler.at(t);
+        let gain = c.alpha * self.scale * self.scale / self.variance(scheduler, t);
+        [0, 1].map(|j| self.mean[j] + gain * (x[j] - c.alpha * self.mean[j]))
+    }
+}
+
+#[test]
+fn the_score_data_and_noise_follow_from_the_velocity_of_a_gaussian_flow() {
+    let flow = GaussianToGaussian { mean: [1.5, -0.5], scale: 0.3 };
+    for scheduler in Scheduler::ALL {
+        for t in [0.05, 0.3, 0.5, 0.8, 0.95] {
+            for x in [[0.2, -1.0], [2.0, 0.7], [-1.3, 0.4]] {
+                let v = flow.velocity(scheduler, x, t);
+                let apply = |to: Prediction| {
+                    let c = scheduler.conversion(Prediction::Velocity, to, t).expect("regular inside (0, 1)");
+                    [0, 1].map(|j| c.x * x[j] + c.given * v[j])
+                };
+                let close =
+                    |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9;
+                let score = apply(Prediction::Score);
+                assert!(close(score, flow.score(scheduler, x, t)), "{scheduler} t = {t}: score {score:?}");
+                let data = apply(Prediction::Data);
+                assert!(close(data, flow.data(scheduler, x, t)), "{scheduler} t = {t}: data {data:?}");
+                // The noise is what the data leaves of x_t: x = α x̂₁ + σ x̂₀.
+                let noise = apply(Prediction::Noise);
+                let c = scheduler.at(t);
+                let rebuilt = [0, 1].map(|j| c.alpha * data[j] + c.sigma * noise[j]);
+                assert!(close(rebuilt, x), "{scheduler} t = {t}: x̂₀, x̂₁ rebuild {rebuilt:?}, not {x:?}");
+            }
+        }
+    }
+    // The line's score in the closed form: −(x − t·v)/(1 − t).
+    let c = Scheduler::Linear.conversion(Prediction::Velocity, Prediction::Score, 0.25).expect("regular");
+    assert!((c.x + 1.0 / 0.75).abs() < 1e-12 && (c.given - 0.25 / 0.75).abs() < 1e-12, "{c:?}");
+}
+
+#[test]
+fn conversions_compose_and_invert_and_refuse_where_singular() {
+    let all = [Prediction::Velocity, Prediction::Noise, Prediction::Data, Prediction::Score];
+    for scheduler in Scheduler::ALL {
+        for t in [0.2, 0.6] {
+            for from in all {
+                for to in all {
+                    let there = scheduler.conversion(from, to, t).expect("regular");
+                    let back = scheduler.conversion(to, from, t).expect("regular");
+                    // back ∘ there = identity: x·(1 − 1) and given·1.
+                    let x = back.x + back.given * there.x;
+                    let given = back.given * there.given;
+                    assert!(
+                        x.abs() < 1e-9 && (given - 1.0).abs() < 1e-9,
+                        "{scheduler} {from:?} → {to:?} at {t}"
+                    );
+                }
+            }
+        }
+        let at_end = scheduler.conversion(Prediction::Velocity, Prediction::Score, 1.0);
+        assert!(matches!(at_end, Err(PathError::Singular { .. })), "{scheduler}: {at_end:?}");
+        let noise_at_start = scheduler.conversion(Prediction::Noise, Prediction::Velocity, 0.0);
+        assert!(matches!(noise_at_start, Err(PathError::Singular { .. })), "{scheduler}: {noise_at_start:?}");
+    }
+}
+
+#[test]
+fn schedulers_are_named_once() {
+    for scheduler in Scheduler::ALL {
+        assert_eq!(scheduler.name().parse::<Scheduler>(), Ok(scheduler));
+    }
+    let unknown = "spline".parse::<Scheduler>().expect_err("unknown").to_string();
+    assert_eq!(unknown, "unknown probability path `spline` (valid: linear, cosine)");
+    assert_eq!(AffinePath::default(), AffinePath::LINE);
+    assert_eq!(AffinePath::new(Scheduler::Cosine, 0.1).expect("σ").describe(), "cosine, σ = 0.1");
+    assert_eq!(AffinePath::LINE.describe(), "linear");
+}
