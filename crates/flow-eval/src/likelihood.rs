@@ -4,8 +4,6 @@
 //! point and ℓ with dℓ/dt = ∇·v from ℓ(1) = 0 at the data point back to
 //! t = 0 gives log p₁(x₁) = log p₀(x₀) + ℓ(0), where p₀ is the source's density.
 
-use std::cell::RefCell;
-
 use flow_data::Dataset;
 use flow_model::{Integrator, ModelError};
 use flow_ode::{Record, Solver, TimeGrid, VelocityField};
@@ -104,21 +102,12 @@ pub fn log_density(
         Divergence::Exact => (unit_vectors(rows, dim)?, dim, 1),
         Divergence::Hutchinson { probes, seed } => (rademacher(rows, dim, probes, seed)?, probes, probes),
     };
-    let field = ChangeOfVariables {
-        model,
-        dim,
-        vectors,
-        directions,
-        summed: divergence == Divergence::Exact,
-        failure: RefCell::new(None),
-    };
+    let field =
+        ChangeOfVariables { model, dim, vectors, directions, summed: divergence == Divergence::Exact };
     let mut start = Array2::zeros((rows, dim + columns));
     start.slice_mut(s![.., ..dim]).assign(points);
     let grid = TimeGrid::uniform(steps)?.reversed();
     let solution = flow_ode::integrate(&field, start, &grid, solver, Record::Nothing)?;
-    if let Some(failure) = field.failure.into_inner() {
-        return Err(failure.into());
-    }
     let latents = solution.state.slice(s![.., ..dim]).to_owned();
     let changes = solution.state.slice(s![.., dim..]).to_owned();
     let base = source.log_density(&latents).ok_or(EvalError::NoDensity(source.name()))?;
@@ -170,29 +159,22 @@ struct ChangeOfVariables<'a> {
     directions: usize,
     /// Exact: the forms are summed into one trace column.
     summed: bool,
-    /// The first failure: the solver's interface cannot return one, so it is kept and reported after.
-    failure: RefCell<Option<ModelError>>,
 }
 
 impl VelocityField<Array2<f32>> for ChangeOfVariables<'_> {
-    fn velocity(&self, state: &Array2<f32>, t: f64) -> Array2<f32> {
+    type Error = ModelError;
+
+    fn velocity(&self, state: &Array2<f32>, t: f64) -> std::result::Result<Array2<f32>, ModelError> {
         let (rows, width) = state.dim();
         let x = state.slice(s![.., ..self.dim]).to_owned();
         let mut derivative = Array2::zeros((rows, width));
-        if self.failure.borrow().is_some() {
-            return derivative;
+        let (velocity, forms) = self.model.velocity_and_forms(&x, t, (&self.vectors, self.directions))?;
+        derivative.slice_mut(s![.., ..self.dim]).assign(&velocity);
+        if self.summed {
+            derivative.slice_mut(s![.., self.dim]).assign(&forms.sum_axis(Axis(1)));
+        } else {
+            derivative.slice_mut(s![.., self.dim..]).assign(&forms);
         }
-        match self.model.velocity_and_forms(&x, t, (&self.vectors, self.directions)) {
-            Ok((velocity, forms)) => {
-                derivative.slice_mut(s![.., ..self.dim]).assign(&velocity);
-                if self.summed {
-                    derivative.slice_mut(s![.., self.dim]).assign(&forms.sum_axis(Axis(1)));
-                } else {
-                    derivative.slice_mut(s![.., self.dim..]).assign(&forms);
-                }
-            }
-            Err(error) => *self.failure.borrow_mut() = Some(error),
-        }
-        derivative
+        Ok(derivative)
     }
 }

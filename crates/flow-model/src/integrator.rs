@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 
 use flow_data::ConditionShape;
-use flow_ode::VelocityField;
+use flow_ode::{Fallible, VelocityField};
 use ndarray::Array2;
 use tch::Tensor;
 
@@ -86,7 +86,9 @@ impl Integrator {
             )));
         }
         let native = self.native.as_ref().map(|field| {
-            move |x: &Array2<f32>, t: f64| field.guided_velocity(x, t, &guide.features, guide.weight)
+            Fallible(move |x: &Array2<f32>, t: f64| {
+                field.guided_velocity(x, t, &guide.features, guide.weight)
+            })
         });
         let net = &self.net;
         let kind_device = (net.kind(), net.device());
@@ -117,6 +119,7 @@ impl Integrator {
     where
         N: VelocityField<Array2<f32>>,
         T: VelocityField<TensorState>,
+        ModelError: From<N::Error> + From<T::Error>,
     {
         let solution = match native {
             // Points of another dimension go to libtorch, which names the mismatch.
@@ -299,17 +302,15 @@ impl NativeField {
         inputs
     }
 
-    fn forward(&self, inputs: &[f32], rows: usize, dim: usize) -> Array2<f32> {
-        let outputs = self
-            .workspace
-            .borrow_mut()
-            .forward(&self.mlp, inputs)
-            .expect("Integrator::integrate matched the network's dimension to the points'");
-        Array2::from_shape_vec((rows, dim), outputs).expect("the network outputs one velocity per point")
+    fn forward(&self, inputs: &[f32], rows: usize, dim: usize) -> Result<Array2<f32>> {
+        let outputs = self.workspace.borrow_mut().forward(&self.mlp, inputs)?;
+        Array2::from_shape_vec((rows, dim), outputs).map_err(|e| {
+            ModelError::Internal(format!("the native network gave {rows} × {dim} velocities wrongly: {e}"))
+        })
     }
 
     /// The guided velocity (see [`Guide`]); both halves in one pass when both are needed.
-    fn guided_velocity(&self, x: &Array2<f32>, t: f64, features: &[f32], weight: f64) -> Array2<f32> {
+    fn guided_velocity(&self, x: &Array2<f32>, t: f64, features: &[f32], weight: f64) -> Result<Array2<f32>> {
         let (rows, dim) = x.dim();
         if weight == 1.0 {
             return self.forward(&self.inputs(x, t, Some(features)), rows, dim);
@@ -319,10 +320,10 @@ impl NativeField {
         }
         let mut inputs = self.inputs(x, t, Some(features));
         inputs.extend(self.inputs(x, t, None));
-        let both = self.forward(&inputs, 2 * rows, dim);
+        let both = self.forward(&inputs, 2 * rows, dim)?;
         let conditioned = both.slice(ndarray::s![..rows, ..]);
         let unconditioned = both.slice(ndarray::s![rows.., ..]);
-        &unconditioned + &((&conditioned - &unconditioned) * weight as f32)
+        Ok(&unconditioned + &((&conditioned - &unconditioned) * weight as f32))
     }
 
     /// See [`Integrator::velocity_and_forms`]: J u by forward mode, then u · J u.
@@ -352,7 +353,9 @@ impl NativeField {
 }
 
 impl VelocityField<Array2<f32>> for NativeField {
-    fn velocity(&self, x: &Array2<f32>, t: f64) -> Array2<f32> {
+    type Error = ModelError;
+
+    fn velocity(&self, x: &Array2<f32>, t: f64) -> Result<Array2<f32>> {
         let (rows, dim) = x.dim();
         self.forward(&self.inputs(x, t, None), rows, dim)
     }

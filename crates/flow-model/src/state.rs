@@ -58,8 +58,10 @@ impl flow_path::Rows for TensorState {
 }
 
 impl VelocityField<TensorState> for VelocityNet {
-    fn velocity(&self, x: &TensorState, t: f64) -> TensorState {
-        TensorState(self.velocity_at(&x.0, t))
+    type Error = ModelError;
+
+    fn velocity(&self, x: &TensorState, t: f64) -> Result<TensorState> {
+        Ok(TensorState(self.velocity_at(&x.0, t)))
     }
 }
 

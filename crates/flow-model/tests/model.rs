@@ -195,8 +195,10 @@ fn rotation() -> Array2<f64> {
 struct LinearTensorField(Tensor);
 
 impl VelocityField<TensorState> for LinearTensorField {
-    fn velocity(&self, x: &TensorState, t: f64) -> TensorState {
-        TensorState(x.0.matmul(&self.0) * (1.0 + t))
+    type Error = flow_ode::OdeError;
+
+    fn velocity(&self, x: &TensorState, t: f64) -> flow_ode::Result<TensorState> {
+        Ok(TensorState(x.0.matmul(&self.0) * (1.0 + t)))
     }
 }
 

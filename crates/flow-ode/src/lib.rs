@@ -6,7 +6,7 @@
 //! a network on CPU or GPU.
 //!
 //! Invariants: a solver calls the field only through `velocity` and counts every
-//! call (NFE); it never mutates a state in place, so recorded trajectories stay
+//! call (NFE); a field's failure ends the integration with the field's own error; it never mutates a state in place, so recorded trajectories stay
 //! valid; time may run forward (0 → 1) or backward (1 → 0). No libtorch here.
 
 mod error;
@@ -21,11 +21,29 @@ pub use state::State;
 
 /// A time-dependent velocity field evaluated on a batch of states.
 pub trait VelocityField<S> {
-    fn velocity(&self, x: &S, t: f64) -> S;
+    /// Why an evaluation can fail; the solvers' own errors convert into it,
+    /// so an integration returns one error type.
+    type Error: From<OdeError>;
+
+    fn velocity(&self, x: &S, t: f64) -> std::result::Result<S, Self::Error>;
 }
 
+/// A closure `(x, t) ↦ v` is a field that cannot fail.
 impl<S, F: Fn(&S, f64) -> S> VelocityField<S> for F {
-    fn velocity(&self, x: &S, t: f64) -> S {
-        self(x, t)
+    type Error = OdeError;
+
+    fn velocity(&self, x: &S, t: f64) -> Result<S> {
+        Ok(self(x, t))
+    }
+}
+
+/// A closure `(x, t) ↦ Result<v, E>` as a field that fails with `E`.
+pub struct Fallible<F>(pub F);
+
+impl<S, E: From<OdeError>, F: Fn(&S, f64) -> std::result::Result<S, E>> VelocityField<S> for Fallible<F> {
+    type Error = E;
+
+    fn velocity(&self, x: &S, t: f64) -> std::result::Result<S, E> {
+        (self.0)(x, t)
     }
 }

@@ -170,20 +170,21 @@ const DOPRI_ERROR: [f64; 7] = [
 ];
 const DOPRI_MAX_STEPS: usize = 100_000;
 
-/// Integrates `field` from `x0` over `grid` with `solver`.
+/// Integrates `field` from `x0` over `grid` with `solver`; the first failed
+/// evaluation of the field ends it with that error.
 pub fn integrate<S, F>(
     field: &F,
     x0: S,
     grid: &TimeGrid,
     solver: Solver,
     record: Record,
-) -> Result<Solution<S>>
+) -> std::result::Result<Solution<S>, F::Error>
 where
     S: State,
     F: VelocityField<S> + ?Sized,
 {
     if let Record::Every(0) = record {
-        return Err(OdeError::NoSteps);
+        return Err(OdeError::NoSteps.into());
     }
     let tableau = match solver {
         Solver::Euler => &EULER,
@@ -196,7 +197,7 @@ where
     let mut x = x0;
     for (step, pair) in grid.times().windows(2).enumerate() {
         let (t, dt) = (pair[0], pair[1] - pair[0]);
-        x = explicit_step(field, &x, t, dt, tableau);
+        x = explicit_step(field, &x, t, dt, tableau)?;
         recorder.after_step(step + 1, pair[1], &x);
     }
     let steps = grid.steps();
@@ -208,7 +209,13 @@ where
     })
 }
 
-fn explicit_step<S, F>(field: &F, x: &S, t: f64, dt: f64, tableau: &Tableau) -> S
+fn explicit_step<S, F>(
+    field: &F,
+    x: &S,
+    t: f64,
+    dt: f64,
+    tableau: &Tableau,
+) -> std::result::Result<S, F::Error>
 where
     S: State,
     F: VelocityField<S> + ?Sized,
@@ -216,13 +223,13 @@ where
     let mut stages: Vec<S> = Vec::with_capacity(tableau.b.len());
     for (row, c) in tableau.a.iter().zip(tableau.c) {
         let k = if row.is_empty() {
-            field.velocity(x, t)
+            field.velocity(x, t)?
         } else {
-            field.velocity(&x.combine(&weighted(row, &stages, dt)), t + c * dt)
+            field.velocity(&x.combine(&weighted(row, &stages, dt)), t + c * dt)?
         };
         stages.push(k);
     }
-    x.combine(&weighted(tableau.b, &stages, dt))
+    Ok(x.combine(&weighted(tableau.b, &stages, dt)))
 }
 
 /// `(dt·wᵢ, kᵢ)` for the non-zero weights.
@@ -237,7 +244,7 @@ fn dopri5<S, F>(
     rtol: f64,
     atol: f64,
     record: Record,
-) -> Result<Solution<S>>
+) -> std::result::Result<Solution<S>, F::Error>
 where
     S: State,
     F: VelocityField<S> + ?Sized,
@@ -250,14 +257,14 @@ where
     let mut t = start;
     // A cautious first step; the controller grows it within a few steps.
     let mut dt = span / grid.steps().max(10) as f64;
-    let mut first_stage = field.velocity(&x, t);
+    let mut first_stage = field.velocity(&x, t)?;
     let mut nfe = 1;
     let mut accepted = 0;
     let mut attempts = 0;
     while (end - t) * direction > 1e-12 * span.abs() {
         attempts += 1;
         if attempts > DOPRI_MAX_STEPS {
-            return Err(OdeError::TooManySteps { steps: attempts, t });
+            return Err(OdeError::TooManySteps { steps: attempts, t }.into());
         }
         if (t + dt - end) * direction > 0.0 {
             dt = end - t;
@@ -265,14 +272,14 @@ where
         let mut stages = vec![first_stage.clone()];
         for (row, c) in DOPRI_A.iter().zip(DOPRI_C).skip(1) {
             let xi = x.combine(&weighted(row, &stages, dt));
-            stages.push(field.velocity(&xi, t + c * dt));
+            stages.push(field.velocity(&xi, t + c * dt)?);
             nfe += 1;
         }
         let x_new = x.combine(&weighted(DOPRI_A[6], &stages, dt));
         let error = stages[0].combine(&[(-1.0, &stages[0])]).combine(&weighted(&DOPRI_ERROR, &stages, dt));
         let ratio = error.scaled_rms(&x, &x_new, rtol, atol);
         if !ratio.is_finite() {
-            return Err(OdeError::TooManySteps { steps: attempts, t });
+            return Err(OdeError::TooManySteps { steps: attempts, t }.into());
         }
         if ratio <= 1.0 {
             t += dt;
