@@ -316,16 +316,17 @@ impl ConditionedTarget {
 
     /// `n` points and their condition rows (`n × shape.columns()`); the points
     /// come from the same draws as `points.draw(n, rng)`.
-    pub fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> (Array2<f32>, Array2<f32>) {
+    pub fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Result<(Array2<f32>, Array2<f32>)> {
         let width = self.columns.len();
         if width == 0 {
-            return (self.points.draw(n, rng), Array2::zeros((n, 0)));
+            return Ok((self.points.draw(n, rng)?, Array2::zeros((n, 0))));
         }
         let (points, labels, rows) = match &self.points {
             PointSource::Builtin { dataset, dim } => match dataset.sample_labeled(n, *dim, rng) {
                 Ok(Some((points, labels))) => (points, labels, Vec::new()),
                 // Sets without labels (`builtin` refused a label for them) draw as usual.
-                _ => (self.points.draw(n, rng), Vec::new(), Vec::new()),
+                Ok(None) => (self.points.draw(n, rng)?, Vec::new(), Vec::new()),
+                Err(error) => return Err(error),
             },
             // Never empty: `from_file` refuses a file without points.
             PointSource::Data(data) => {
@@ -339,7 +340,7 @@ impl ConditionedTarget {
             Column::Coordinate(c) => points[[i, *c]],
             Column::Given(values) => rows.get(i).and_then(|&r| values.get(r)).copied().unwrap_or(0.0),
         });
-        (points, conditions)
+        Ok((points, conditions))
     }
 }
 

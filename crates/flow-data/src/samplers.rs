@@ -411,17 +411,16 @@ impl PointSource {
         }
     }
 
-    /// `n` points; the data set is resampled uniformly with replacement.
-    pub fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Array2<f32> {
+    /// `n` points; the data set is resampled uniformly with replacement (an
+    /// empty one gives no points). A built-in set in a dimension it does not
+    /// have (a `Builtin` made without [`PointSource::builtin`]) is an error.
+    pub fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Result<Array2<f32>> {
         match self {
-            PointSource::Builtin { dataset, dim } => {
-                // `builtin` checked the dimension, so this cannot fail.
-                dataset.sample(n, *dim, rng).unwrap_or_else(|_| Array2::zeros((n, *dim)))
-            }
-            PointSource::Data(points) if points.nrows() == 0 => Array2::zeros((0, points.ncols())),
+            PointSource::Builtin { dataset, dim } => dataset.sample(n, *dim, rng),
+            PointSource::Data(points) if points.nrows() == 0 => Ok(Array2::zeros((0, points.ncols()))),
             PointSource::Data(points) => {
                 let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..points.nrows())).collect();
-                points.select(ndarray::Axis(0), &rows)
+                Ok(points.select(ndarray::Axis(0), &rows))
             }
         }
     }

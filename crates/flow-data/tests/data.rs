@@ -371,11 +371,14 @@ fn point_sources_report_and_draw_what_they_hold() {
     assert_eq!((spiral.dim(), spiral.describe()), (2, "spiral (2-D)".to_owned()));
     assert_eq!(Dataset::EightGaussians.to_string(), "8gaussians");
     assert!(PointSource::builtin(Dataset::Moons, 3).is_err());
+    // Made by hand in a dimension the set lacks, it refuses to draw: no placeholder points.
+    let unchecked = PointSource::Builtin { dataset: Dataset::Spiral, dim: 3 };
+    assert!(matches!(unchecked.draw(5, &mut seeded_rng(0)), Err(DataError::Dimension { .. })));
     // A data set is resampled row by row: every drawn row is one of its rows.
     let data = ndarray::array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
     let source = PointSource::Data(std::sync::Arc::new(data.clone()));
     assert_eq!((source.dim(), source.describe()), (3, "data (2 points, 3-D)".to_owned()));
-    let drawn = source.draw(50, &mut seeded_rng(3));
+    let drawn = source.draw(50, &mut seeded_rng(3)).expect("draws");
     assert_eq!(drawn.dim(), (50, 3));
     assert!(drawn.rows().into_iter().all(|row| data.rows().into_iter().any(|d| d == row)));
     assert!(
@@ -383,7 +386,7 @@ fn point_sources_report_and_draw_what_they_hold() {
             && drawn.rows().into_iter().any(|row| row == data.row(1))
     );
     let empty = PointSource::Data(std::sync::Arc::new(Array2::zeros((0, 2))));
-    assert_eq!(empty.draw(4, &mut seeded_rng(3)).dim(), (0, 2));
+    assert_eq!(empty.draw(4, &mut seeded_rng(3)).expect("draws").dim(), (0, 2));
     // Sizes are checked before the points are allocated.
     assert!(matches!(
         Dataset::Gaussian.sample(usize::MAX / 4, 8, &mut seeded_rng(0)),
@@ -580,7 +583,7 @@ mod conditions {
         let target = ConditionedTarget::builtin(Dataset::EightGaussians, 2, &specs).expect("valid");
         // The label goes first whatever the order given.
         assert_eq!(target.shape(), ConditionShape { classes: 8, values: 1 });
-        let (points, conditions) = target.draw(300, &mut seeded_rng(9));
+        let (points, conditions) = target.draw(300, &mut seeded_rng(9)).expect("draws");
         let (plain, labels) = samplers::eight_gaussians_labeled(300, &mut seeded_rng(9));
         assert_eq!(points, plain);
         for i in 0..300 {
@@ -589,10 +592,13 @@ mod conditions {
         }
         let plain_target =
             ConditionedTarget::unconditional(PointSource::builtin(Dataset::Moons, 2).expect("2-D"));
-        let (points, conditions) = plain_target.draw(50, &mut seeded_rng(1));
+        let (points, conditions) = plain_target.draw(50, &mut seeded_rng(1)).expect("draws");
         assert_eq!(
             points,
-            PointSource::builtin(Dataset::Moons, 2).expect("2-D").draw(50, &mut seeded_rng(1))
+            PointSource::builtin(Dataset::Moons, 2)
+                .expect("2-D")
+                .draw(50, &mut seeded_rng(1))
+                .expect("draws")
         );
         assert_eq!(conditions.dim(), (50, 0));
     }
@@ -607,7 +613,7 @@ mod conditions {
             ["size", "kind:label"].iter().map(|s| s.parse().expect("form")).collect();
         let target = ConditionedTarget::from_file(&csv, &specs).expect("valid");
         assert_eq!(target.shape(), ConditionShape { classes: 3, values: 1 });
-        let (points, conditions) = target.draw(40, &mut seeded_rng(0));
+        let (points, conditions) = target.draw(40, &mut seeded_rng(0)).expect("draws");
         assert_eq!(points.ncols(), 2);
         for (point, condition) in points.rows().into_iter().zip(conditions.rows()) {
             // Row r holds x = r + 1, y = 10 (r + 1), size 0.5^(r + 1) and kind [0, 2, 1][r].
@@ -644,7 +650,7 @@ mod conditions {
         )
         .expect("valid");
         assert_eq!(from_npy.shape(), ConditionShape { classes: 0, values: 1 });
-        let (points, conditions) = from_npy.draw(10, &mut seeded_rng(1));
+        let (points, conditions) = from_npy.draw(10, &mut seeded_rng(1)).expect("draws");
         assert_eq!(points.ncols(), 4);
         assert!(points.column(0).iter().zip(conditions.column(0)).all(|(p, c)| p == c));
         let short = dir.join("short.npy");

@@ -51,9 +51,11 @@ impl QualityProbe {
     pub fn new(source: &PointSource, target: &PointSource, n: usize, seed: u64) -> Result<QualityProbe> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(3);
-        let sources = (0..FLOOR_DRAWS).map(|_| source.draw(n, &mut rng)).collect();
-        let targets: Vec<Array2<f32>> = (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect();
-        let others: Vec<Array2<f32>> = (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect();
+        let sources = (0..FLOOR_DRAWS).map(|_| source.draw(n, &mut rng)).collect::<flow_data::Result<_>>()?;
+        let targets: Vec<Array2<f32>> =
+            (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect::<flow_data::Result<_>>()?;
+        let others: Vec<Array2<f32>> =
+            (0..FLOOR_DRAWS).map(|_| target.draw(n, &mut rng)).collect::<flow_data::Result<_>>()?;
         let pairs: Vec<_> = targets.iter().zip(&others).collect();
         let floor = mean(&flow_metrics::wasserstein2_many(&pairs)?);
         Ok(QualityProbe { sources, targets, floor })

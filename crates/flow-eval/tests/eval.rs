@@ -123,7 +123,10 @@ mod likelihood {
     }
 
     fn points(n: usize, seed: u64) -> Array2<f32> {
-        PointSource::builtin(Dataset::Gaussian, 2).expect("2-D").draw(n, &mut flow_data::seeded_rng(seed))
+        PointSource::builtin(Dataset::Gaussian, 2)
+            .expect("2-D")
+            .draw(n, &mut flow_data::seeded_rng(seed))
+            .expect("draws")
             * 1.5
     }
 

@@ -196,7 +196,7 @@ impl PairSource {
                 )));
             }
             let count = POOL_CHUNK.min(size - made);
-            let x0 = source.draw(count, rng);
+            let x0 = source.draw(count, rng)?;
             ends.push(array_to_tensor(&settings.transport(&field, &x0)?, kind, device));
             starts.push(array_to_tensor(&x0, kind, device));
             made += count;
@@ -254,8 +254,8 @@ impl PairSource {
         let (x0, x1) = match self {
             PairSource::Independent { source, target, coupling, coupling_batch, block } => {
                 let draw = |count: usize, rng: &mut R| {
-                    let x0 = source.draw(count, rng);
-                    let (x1, c1) = target.draw(count, rng);
+                    let x0 = source.draw(count, rng)?;
+                    let (x1, c1) = target.draw(count, rng)?;
                     coupling.apply_conditioned(Drawn { x0, x1, c1 }, target.shape(), *coupling_batch, rng)
                 };
                 let drawn = if *coupling_batch > n && *coupling != Coupling::Independent {
@@ -276,7 +276,7 @@ impl PairSource {
                 return Ok(arrays_batch(drawn.x0, drawn.x1, features, place));
             }
             PairSource::Online { teacher, source, settings } => {
-                let x0 = source.draw(n, rng);
+                let x0 = source.draw(n, rng)?;
                 let x1 = settings.transport(teacher, &x0)?;
                 return Ok(arrays_batch(x0, x1, Vec::new(), place));
             }

@@ -586,8 +586,8 @@ fn couplings_pair_each_minibatch_by_transport_cost() {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let (x0, x1) = (
-        gaussian().draw(96, &mut rng),
-        PointSource::builtin(Dataset::Moons, 2).expect("2-D").draw(96, &mut rng),
+        gaussian().draw(96, &mut rng).expect("draws"),
+        PointSource::builtin(Dataset::Moons, 2).expect("2-D").draw(96, &mut rng).expect("draws"),
     );
     let mean_cost = |a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>| {
         (a - b).mapv(|v| f64::from(v) * f64::from(v)).sum() / a.nrows() as f64
@@ -722,7 +722,7 @@ mod conditional {
 
     /// Samples of `class` (guided by `weight`) from 4 000 fresh Gaussian sources, by RK4 × 20.
     fn samples(model: &Integrator, class: usize, weight: f64) -> Array2<f32> {
-        let x0 = gaussian().draw(4000, &mut seeded_rng(11));
+        let x0 = gaussian().draw(4000, &mut seeded_rng(11)).expect("draws");
         let guide =
             Guide::repeated(model.net().config().condition, &[class as f32], 4000, weight).expect("guide");
         model
@@ -770,7 +770,7 @@ mod conditional {
         assert!(sharpened * 10 < plain * 7, "w = 2 leaves {sharpened} off-support samples, w = 1 {plain}");
 
         // w = 0 is the null condition's velocity, what an unguided integration uses, whatever the label.
-        let x0 = gaussian().draw(4000, &mut seeded_rng(11));
+        let x0 = gaussian().draw(4000, &mut seeded_rng(11)).expect("draws");
         let grid = TimeGrid::uniform(20).expect("grid");
         let unconditional =
             model.integrate(&x0, &grid, Solver::Rk4, Record::Nothing).expect("integrates").points;
@@ -790,7 +790,7 @@ mod conditional {
     #[test]
     fn native_and_libtorch_backends_guide_alike() {
         let net = trained(100, 23);
-        let x0 = gaussian().draw(300, &mut seeded_rng(1));
+        let x0 = gaussian().draw(300, &mut seeded_rng(1)).expect("draws");
         let conditions = Array2::from_shape_fn((300, 1), |(i, _)| (i % 8) as f32);
         let guide = Guide::new(net.config().condition, &conditions, 2.5).expect("guide");
         let grid = TimeGrid::uniform(8).expect("grid");
@@ -835,8 +835,9 @@ mod conditional {
 
     fn drawn(target: &ConditionedTarget, n: usize, seed: u64) -> Drawn {
         let mut rng = seeded_rng(seed);
-        let x0 = PointSource::builtin(Dataset::EightGaussians, 2).expect("2-D").draw(n, &mut rng);
-        let (x1, c1) = target.draw(n, &mut rng);
+        let x0 =
+            PointSource::builtin(Dataset::EightGaussians, 2).expect("2-D").draw(n, &mut rng).expect("draws");
+        let (x1, c1) = target.draw(n, &mut rng).expect("draws");
         Drawn { x0, x1, c1 }
     }
 

@@ -36,7 +36,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             if let flow_train::PointsRef::File(path) = &checkpoint.metadata.source {
                 eprintln!("drawing {} starting points from the source data file {}", args.n, path.display());
             }
-            source.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))
+            source.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))?
         }
     };
     let mut grid = TimeGrid::uniform(args.solver.steps)?;
@@ -188,7 +188,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 let what = format!("an animation of {} frames", args.solver.steps + 1);
                 flow_data::budget::check_allocation(&what, (args.solver.steps as u128 + 1) * frame, 1)?;
             }
-            let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed));
+            let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))?;
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
             let model = Integrator::new(&checkpoint.net, runtime)?;

@@ -126,7 +126,7 @@ fn pool_seconds(teacher: (&VelocityNet, Runtime), size: usize) -> Result<f64> {
 }
 
 fn sampling_seconds((net, runtime): (&VelocityNet, Runtime), n: usize) -> Result<f64> {
-    let start = PointSource::post_source().draw(n, &mut flow_data::seeded_rng(6));
+    let start = PointSource::post_source().draw(n, &mut flow_data::seeded_rng(6))?;
     let grid = TimeGrid::uniform(20).map_err(|e| CliError::runtime(e.to_string()))?;
     let warm = start.slice(ndarray::s![..1000, ..]).to_owned();
     let model = Integrator::new(net, runtime)?;

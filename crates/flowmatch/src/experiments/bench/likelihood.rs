@@ -30,7 +30,7 @@ pub fn compare(
     (flow, runtime): (&VelocityNet, Runtime),
     dir: &Path,
 ) -> Result<Timing> {
-    let points = PointSource::post_target().draw(POINTS, &mut flow_data::seeded_rng(8));
+    let points = PointSource::post_target().draw(POINTS, &mut flow_data::seeded_rng(8))?;
     let (model_path, points_path) =
         (dir.join("likelihood-model.safetensors"), dir.join("likelihood-points.npy"));
     flow_model::checkpoint::save(flow, &model_path, &Default::default())?;

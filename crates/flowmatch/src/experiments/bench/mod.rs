@@ -263,7 +263,7 @@ fn ours(device: tch::Device, runtime: Runtime, sizes: &Sizes) -> Result<Ours> {
     let pool_steps_per_s =
         flow_train::train(&mut student, &pool, &pool_config, &quiet(runtime))?.steps_per_second;
 
-    let start = PointSource::post_source().draw(SAMPLED, &mut flow_data::seeded_rng(6));
+    let start = PointSource::post_source().draw(SAMPLED, &mut flow_data::seeded_rng(6))?;
     let grid = TimeGrid::uniform(20)?;
     let model = Integrator::new(flow, runtime)?;
     model.integrate(&start.slice(ndarray::s![..1000, ..]).to_owned(), &grid, Solver::Rk4, Record::Nothing)?;

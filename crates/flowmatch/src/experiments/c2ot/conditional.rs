@@ -245,8 +245,8 @@ fn evaluation_draws(
     seed: u64,
 ) -> Result<(Array2<f32>, Array2<f32>, Array2<f32>)> {
     let mut rng = flow_data::seeded_rng(seed + 1_000);
-    let x0 = source().draw(n, &mut rng);
-    let (x1, c1) = condition.target()?.draw(n, &mut rng);
+    let x0 = source().draw(n, &mut rng)?;
+    let (x1, c1) = condition.target()?.draw(n, &mut rng)?;
     Ok((x0, x1, c1))
 }
 

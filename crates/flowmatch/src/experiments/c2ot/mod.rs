@@ -343,10 +343,10 @@ impl Runs {
 }
 
 /// The fresh sources and targets of `seed`'s evaluation.
-fn evaluation_draws(n: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+fn evaluation_draws(n: usize, seed: u64) -> Result<(Array2<f32>, Array2<f32>)> {
     let mut rng = flow_data::seeded_rng(seed + 1_000);
-    let x0 = source().draw(n, &mut rng);
-    (x0, target().draw(n, &mut rng))
+    let x0 = source().draw(n, &mut rng)?;
+    Ok((x0, target().draw(n, &mut rng)?))
 }
 
 /// One model's scores on C2OT's evaluation.
@@ -395,7 +395,7 @@ impl Scores {
 /// each scored by exact W2² against `n` fresh targets. The draws depend on
 /// the seed only (theirs reseed before evaluating), not on the method.
 fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
-    let (x0, x1) = evaluation_draws(n, seed);
+    let (x0, x1) = evaluation_draws(n, seed)?;
     let one = TimeGrid::uniform(1)?;
     let euler = model.integrate(&x0, &one, Solver::Euler, Record::Nothing)?;
     let adaptive = model.integrate(&x0, &one, dopri5()?, Record::Nothing)?;
@@ -406,7 +406,7 @@ fn score(model: &Integrator, n: usize, seed: u64) -> Result<Scores> {
 /// W2² by Euler step count, and straightness, of one method's seed-0 model, on
 /// the table's seed-0 draws (so its one-step value repeats the table's).
 fn sweep_row(method: Method, model: &Integrator, n: usize) -> Result<StepsRow> {
-    let (x0, x1) = evaluation_draws(n, 0);
+    let (x0, x1) = evaluation_draws(n, 0)?;
     let ends = SWEEP_STEPS
         .iter()
         .map(|&steps| {
@@ -426,7 +426,7 @@ const FIGURE_RANGE: f64 = 7.0;
 
 /// One row per method (seed 0): its paths in one Euler step and by dopri5.
 fn draw_figure(models: &[(Method, Integrator)]) -> Result<flow_viz::RgbImage> {
-    let x0 = source().draw(DRAWN_PATHS, &mut flow_data::seeded_rng(3_000));
+    let x0 = source().draw(DRAWN_PATHS, &mut flow_data::seeded_rng(3_000))?;
     let mut rows = Vec::new();
     for (method, model) in models {
         let one = model.integrate(&x0, &TimeGrid::uniform(1)?, Solver::Euler, Record::Every(1))?;
