@@ -33,6 +33,11 @@ pub fn test(extra: &[String]) -> Result<(), String> {
     crate::tidy::opening_lines()?;
     crate::tidy::unused_dependencies()?;
 
+    // The crates are a library too: their documentation builds without a broken link.
+    let mut doc = cargo()?;
+    doc.env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps", "--workspace", "--quiet"]);
+    run(doc, "cargo doc --no-deps (warnings are errors)")?;
+
     let mut tests = test_command()?;
     tests.args(["test", "--workspace"]).args(extra);
     run(tests, "cargo test --workspace")?;

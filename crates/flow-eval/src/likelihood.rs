@@ -22,7 +22,7 @@ pub const EXACT_UP_TO: usize = 32;
 pub enum Divergence {
     /// The trace of the Jacobian, from d products per evaluation.
     Exact,
-    /// Hutchinson's estimate E[εᵀJε] with `probes` Rademacher vectors per point,
+    /// Hutchinson's estimate E\[εᵀJε\] with `probes` Rademacher vectors per point,
     /// drawn once from `seed` and held along the path.
     Hutchinson { probes: usize, seed: u64 },
 }

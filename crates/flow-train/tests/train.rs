@@ -1180,3 +1180,22 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
     let message = RunMetadata::from_header(&header).expect_err("unknown path").to_string();
     assert!(message.contains("path") && message.contains("spline"), "{message}");
 }
+
+/// The example's code, run here as it runs for a user (its `main` only parses the step count).
+#[path = "../examples/library.rs"]
+#[allow(dead_code)]
+mod library;
+
+/// `examples/library.rs`, the crates used as a library, runs and learns: its samples come
+/// within 1.8× the W2 floor (an untrained network: 2.6×) and fresh spiral points score
+/// above −3.1 nats (untrained: −3.29).
+#[test]
+fn the_library_example_trains_samples_and_scores() {
+    let report = {
+        let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        library::run(1000).expect("the example runs")
+    };
+    let number = |key: &str| report[key].as_f64().unwrap_or_else(|| panic!("{key} in {report}"));
+    assert!(number("w2") < 1.8 * number("floor"), "{report}");
+    assert!(number("mean_log_density") > -3.1, "{report}");
+}

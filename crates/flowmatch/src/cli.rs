@@ -382,7 +382,7 @@ pub struct LogprobArgs {
     pub probes: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-    /// Output file, .csv (columns log_prob[,standard_error]) or .npy.
+    /// Output file, .csv (column log_prob, and standard_error with several --probes) or .npy.
     #[arg(long)]
     pub out: PathBuf,
 }
