@@ -6,8 +6,8 @@ pub type Result<T> = std::result::Result<T, DataError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("unknown dataset `{name}` (valid: {valid})")]
-    UnknownDataset { name: String, valid: String },
+    #[error(transparent)]
+    UnknownName(#[from] flow_options::UnknownName),
     #[error("dataset `{name}` is {supported}-dimensional, not {requested}-dimensional")]
     Dimension { name: &'static str, supported: usize, requested: usize },
     #[error("{path}: {source}")]

@@ -242,10 +242,7 @@ impl Dataset {
     }
 
     pub fn from_name(name: &str) -> Result<Dataset> {
-        Dataset::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| DataError::UnknownDataset {
-            name: name.to_owned(),
-            valid: Dataset::ALL.map(Dataset::name).join(", "),
-        })
+        Ok(name.parse()?)
     }
 
     /// Whether the set exists in any dimension (only the Gaussian does).
@@ -358,18 +355,7 @@ impl Dataset {
     }
 }
 
-impl std::str::FromStr for Dataset {
-    type Err = DataError;
-    fn from_str(name: &str) -> Result<Dataset> {
-        Dataset::from_name(name)
-    }
-}
-
-impl std::fmt::Display for Dataset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+flow_options::named_value!(Dataset, "dataset");
 
 /// Where training points come from: a built-in distribution, or a user's data
 /// set resampled with replacement.

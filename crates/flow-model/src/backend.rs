@@ -2,7 +2,7 @@
 
 use flow_native::Kernel;
 
-use crate::{ModelError, Result, VelocityNet};
+use crate::{Result, VelocityNet};
 
 /// Which code runs the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -15,27 +15,17 @@ pub enum Backend {
     Native,
 }
 
+flow_options::named_value!(Backend, "backend");
+
 impl Backend {
     pub const ALL: [Backend; 3] = [Backend::Auto, Backend::Libtorch, Backend::Native];
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Backend::Auto => "auto",
             Backend::Libtorch => "libtorch",
             Backend::Native => "native",
         }
-    }
-
-    /// The names, comma-separated, for messages.
-    pub fn valid() -> String {
-        Backend::ALL.map(|backend| backend.name()).join(", ")
-    }
-
-    pub fn parse(text: &str) -> Result<Backend> {
-        Backend::ALL
-            .into_iter()
-            .find(|backend| backend.name() == text)
-            .ok_or_else(|| ModelError::UnknownBackend(text.to_owned()))
     }
 
     /// The backend that will actually run `net` with native `kernel`: never
@@ -50,19 +40,6 @@ impl Backend {
                 Ok(Backend::Native)
             }
         }
-    }
-}
-
-impl std::str::FromStr for Backend {
-    type Err = ModelError;
-    fn from_str(text: &str) -> Result<Backend> {
-        Backend::parse(text)
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

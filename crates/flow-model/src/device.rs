@@ -14,22 +14,6 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    /// The forms the command line accepts (`gpu` is also taken for `cuda`).
-    pub const FORMS: [&'static str; 4] = ["auto", "cpu", "cuda", "cuda:N"];
-
-    pub fn parse(text: &str) -> Result<DeviceChoice> {
-        match text {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|index| index.parse().ok())
-                .map(DeviceChoice::Cuda)
-                .ok_or_else(|| ModelError::UnknownDevice(other.to_owned())),
-        }
-    }
-
     /// The tch device, checking that a requested GPU exists.
     pub fn resolve(&self) -> Result<Device> {
         match self {
@@ -53,10 +37,28 @@ impl DeviceChoice {
     }
 }
 
+impl flow_options::NamedOption for DeviceChoice {
+    const WHAT: &'static str = "device";
+
+    fn forms() -> Vec<&'static str> {
+        vec!["auto", "cpu", "cuda", "cuda:N"]
+    }
+
+    /// `auto`, `cpu`, `cuda` (or `gpu`) or `cuda:N`.
+    fn from_form(text: &str) -> Option<DeviceChoice> {
+        match text {
+            "auto" => Some(DeviceChoice::Auto),
+            "cpu" => Some(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Some(DeviceChoice::Cuda(0)),
+            other => other.strip_prefix("cuda:").and_then(|index| index.parse().ok()).map(DeviceChoice::Cuda),
+        }
+    }
+}
+
 impl std::str::FromStr for DeviceChoice {
-    type Err = ModelError;
-    fn from_str(text: &str) -> Result<DeviceChoice> {
-        DeviceChoice::parse(text)
+    type Err = flow_options::UnknownName;
+    fn from_str(text: &str) -> std::result::Result<DeviceChoice, flow_options::UnknownName> {
+        flow_options::NamedOption::parse_option(text)
     }
 }
 

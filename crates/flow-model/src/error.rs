@@ -6,16 +6,10 @@ pub type Result<T> = std::result::Result<T, ModelError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("unknown device `{0}` (valid: {valid})", valid = crate::DeviceChoice::FORMS.join(", "))]
-    UnknownDevice(String),
+    #[error(transparent)]
+    UnknownName(#[from] flow_options::UnknownName),
     #[error("device `{requested}` asked for, but {available}")]
     CudaUnavailable { requested: String, available: String },
-    #[error("unknown activation `{0}` (valid: {valid})", valid = crate::Activation::valid())]
-    UnknownActivation(String),
-    #[error("unknown time embedding `{0}` (valid: {valid})", valid = crate::TimeEmbedding::FORMS.join(", "))]
-    UnknownTimeEmbedding(String),
-    #[error("unknown backend `{0}` (valid: {valid})", valid = crate::Backend::valid())]
-    UnknownBackend(String),
     #[error("invalid model configuration: {0}")]
     Config(String),
     #[error("{path}: {source}")]

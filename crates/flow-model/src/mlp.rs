@@ -28,18 +28,6 @@ impl Activation {
         }
     }
 
-    /// The names, comma-separated, for messages.
-    pub fn valid() -> String {
-        Activation::ALL.map(Activation::name).join(", ")
-    }
-
-    pub fn parse(name: &str) -> Result<Activation> {
-        Activation::ALL
-            .into_iter()
-            .find(|activation| activation.name() == name)
-            .ok_or_else(|| ModelError::UnknownActivation(name.to_owned()))
-    }
-
     fn apply(self, x: &Tensor) -> Tensor {
         match self {
             // Exact (erf) GELU, PyTorch's nn.GELU() default.
@@ -71,36 +59,29 @@ pub enum TimeEmbedding {
     Sinusoidal { frequencies: usize },
 }
 
-impl std::str::FromStr for Activation {
-    type Err = ModelError;
-    fn from_str(name: &str) -> Result<Activation> {
-        Activation::parse(name)
-    }
-}
+flow_options::named_value!(Activation, "activation");
 
-impl std::fmt::Display for Activation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+impl flow_options::NamedOption for TimeEmbedding {
+    const WHAT: &'static str = "time embedding";
 
-impl TimeEmbedding {
-    /// The forms the command line accepts.
-    pub const FORMS: [&'static str; 2] = ["raw", "sinusoidal:K"];
+    fn forms() -> Vec<&'static str> {
+        vec!["raw", "sinusoidal:K"]
+    }
 
     /// `raw` or `sinusoidal:K` with K ≥ 1.
-    pub fn parse(text: &str) -> Result<TimeEmbedding> {
+    fn from_form(text: &str) -> Option<TimeEmbedding> {
         match text {
-            "raw" => Ok(TimeEmbedding::Raw),
+            "raw" => Some(TimeEmbedding::Raw),
             other => other
                 .strip_prefix("sinusoidal:")
                 .and_then(|k| k.parse().ok())
                 .filter(|&k: &usize| k > 0)
-                .map(|frequencies| TimeEmbedding::Sinusoidal { frequencies })
-                .ok_or_else(|| ModelError::UnknownTimeEmbedding(other.to_owned())),
+                .map(|frequencies| TimeEmbedding::Sinusoidal { frequencies }),
         }
     }
+}
 
+impl TimeEmbedding {
     fn width(self) -> usize {
         match self {
             TimeEmbedding::Raw => 1,
@@ -110,9 +91,9 @@ impl TimeEmbedding {
 }
 
 impl std::str::FromStr for TimeEmbedding {
-    type Err = ModelError;
-    fn from_str(text: &str) -> Result<TimeEmbedding> {
-        TimeEmbedding::parse(text)
+    type Err = flow_options::UnknownName;
+    fn from_str(text: &str) -> std::result::Result<TimeEmbedding, flow_options::UnknownName> {
+        flow_options::NamedOption::parse_option(text)
     }
 }
 

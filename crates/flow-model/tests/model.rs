@@ -36,9 +36,9 @@ fn libtorch_is_linked_and_answers_device_queries() {
     assert_eq!(Vec::<f32>::try_from(product.view([-1])).expect("floats"), vec![7.0, 10.0, 15.0, 22.0]);
     let gpus = tch::Cuda::device_count();
     assert!(gpus >= 0);
-    assert_eq!(DeviceChoice::parse("cpu").expect("cpu").resolve().expect("cpu"), Device::Cpu);
-    assert_eq!(DeviceChoice::parse("cuda:1").expect("parses"), DeviceChoice::Cuda(1));
-    assert!(DeviceChoice::parse("tpu").is_err());
+    assert_eq!("cpu".parse::<DeviceChoice>().expect("cpu").resolve().expect("cpu"), Device::Cpu);
+    assert_eq!("cuda:1".parse::<DeviceChoice>().expect("parses"), DeviceChoice::Cuda(1));
+    assert!("tpu".parse::<DeviceChoice>().is_err());
     if gpus == 0 {
         let message = DeviceChoice::Cuda(0).resolve().unwrap_err().to_string();
         assert_eq!(message, "device `cuda:0` asked for, but libtorch sees no CUDA device");

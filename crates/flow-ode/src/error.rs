@@ -4,8 +4,8 @@ pub type Result<T> = std::result::Result<T, OdeError>;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OdeError {
-    #[error("unknown solver `{0}` (valid: {valid})", valid = crate::SolverKind::valid())]
-    UnknownSolver(String),
+    #[error(transparent)]
+    UnknownName(#[from] flow_options::UnknownName),
     #[error("the number of steps must be at least 1")]
     NoSteps,
     #[error("warp parameter s = {0} is outside [0, 1.5]")]

@@ -36,28 +36,9 @@ impl SolverKind {
             SolverKind::Dopri5 => "dopri5",
         }
     }
-
-    /// The names, comma-separated, for messages.
-    pub fn valid() -> String {
-        SolverKind::ALL.map(SolverKind::name).join(", ")
-    }
 }
 
-impl std::str::FromStr for SolverKind {
-    type Err = OdeError;
-    fn from_str(name: &str) -> Result<SolverKind> {
-        SolverKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name)
-            .ok_or_else(|| OdeError::UnknownSolver(name.to_owned()))
-    }
-}
-
-impl std::fmt::Display for SolverKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+flow_options::named_value!(SolverKind, "solver");
 
 impl Solver {
     /// dopri5's default tolerances (the command line's, and the reflow teacher's).

@@ -4,8 +4,8 @@ pub type Result<T> = std::result::Result<T, PathError>;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PathError {
-    #[error("unknown probability path `{name}` (valid: {valid})")]
-    UnknownPath { name: String, valid: String },
+    #[error(transparent)]
+    UnknownName(#[from] flow_options::UnknownName),
     #[error("the path's noise scale σ must be finite and at least 0, not {0}")]
     Sigma(f64),
     #[error("a path with σ = {0} > 0 needs noise rows for every batch")]

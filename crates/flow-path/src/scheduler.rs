@@ -53,7 +53,7 @@ pub struct Conversion {
 impl Scheduler {
     pub const ALL: [Scheduler; 2] = [Scheduler::Linear, Scheduler::Cosine];
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Scheduler::Linear => "linear",
             Scheduler::Cosine => "cosine",
@@ -118,18 +118,4 @@ impl Scheduler {
     }
 }
 
-impl std::fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Scheduler {
-    type Err = PathError;
-    fn from_str(text: &str) -> Result<Scheduler> {
-        Scheduler::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| PathError::UnknownPath {
-            name: text.to_owned(),
-            valid: Scheduler::ALL.map(|s| s.name()).join(", "),
-        })
-    }
-}
+flow_options::named_value!(Scheduler, "probability path");

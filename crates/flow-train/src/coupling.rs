@@ -45,33 +45,7 @@ impl Coupling {
     pub const FORMS: [&'static str; 6] = ["independent", "ot", "sinkhorn", "sinkhorn:EPS", "c2ot", "c2ot:R"];
 
     pub fn parse(text: &str) -> Result<Coupling> {
-        let unknown = || TrainError::UnknownName {
-            what: "coupling",
-            name: text.to_owned(),
-            valid: Coupling::FORMS.join(", "),
-        };
-        match text {
-            "independent" => Ok(Coupling::Independent),
-            "ot" => Ok(Coupling::Ot),
-            "sinkhorn" => Ok(Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON)),
-            "c2ot" => Ok(Coupling::C2ot(Coupling::DEFAULT_RATIO)),
-            other => {
-                if let Some(ratio) = other.strip_prefix("c2ot:") {
-                    return ratio
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|r| *r > 0.0 && *r < 1.0)
-                        .map(Coupling::C2ot)
-                        .ok_or_else(unknown);
-                }
-                other
-                    .strip_prefix("sinkhorn:")
-                    .and_then(|e| e.parse::<f64>().ok())
-                    .filter(|e| e.is_finite() && *e > 0.0)
-                    .map(Coupling::Sinkhorn)
-                    .ok_or_else(unknown)
-            }
-        }
+        Ok(text.parse()?)
     }
 
     /// Whether the coupling reads the targets' conditions.
@@ -192,10 +166,37 @@ fn draw_pairs<R: Rng + ?Sized>(plan: &Array2<f64>, rng: &mut R) -> (Vec<usize>, 
         .unzip()
 }
 
+impl flow_options::NamedOption for Coupling {
+    const WHAT: &'static str = "coupling";
+
+    fn forms() -> Vec<&'static str> {
+        Coupling::FORMS.to_vec()
+    }
+
+    fn from_form(text: &str) -> Option<Coupling> {
+        match text {
+            "independent" => Some(Coupling::Independent),
+            "ot" => Some(Coupling::Ot),
+            "sinkhorn" => Some(Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON)),
+            "c2ot" => Some(Coupling::C2ot(Coupling::DEFAULT_RATIO)),
+            other => {
+                if let Some(ratio) = other.strip_prefix("c2ot:") {
+                    return ratio.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0).map(Coupling::C2ot);
+                }
+                other
+                    .strip_prefix("sinkhorn:")
+                    .and_then(|e| e.parse::<f64>().ok())
+                    .filter(|e| e.is_finite() && *e > 0.0)
+                    .map(Coupling::Sinkhorn)
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for Coupling {
-    type Err = TrainError;
-    fn from_str(text: &str) -> Result<Coupling> {
-        Coupling::parse(text)
+    type Err = flow_options::UnknownName;
+    fn from_str(text: &str) -> std::result::Result<Coupling, flow_options::UnknownName> {
+        flow_options::NamedOption::parse_option(text)
     }
 }
 

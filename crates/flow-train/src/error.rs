@@ -27,12 +27,8 @@ pub enum TrainError {
     Mismatch(String),
     #[error("the source is {from}-dimensional but the target is {to}-dimensional")]
     Dimensions { from: usize, to: usize },
-    #[error("unknown time sampling `{0}` (valid: {valid})", valid = crate::TimeSampling::FORMS.join(", "))]
-    UnknownTimeSampling(String),
-    #[error("unknown pair mode `{0}` (valid: {valid})", valid = crate::PairMode::FORMS.join(", "))]
-    UnknownPairMode(String),
-    #[error("unknown {what} `{name}` (valid: {valid})")]
-    UnknownName { what: &'static str, name: String, valid: String },
+    #[error(transparent)]
+    UnknownName(#[from] flow_options::UnknownName),
     #[error("loss became {loss} at step {step}; stopped, {}", if *kept { "the last checkpoint is kept" } else { "nothing was saved" })]
     NonFiniteLoss { step: usize, loss: f32, kept: bool },
     #[error("{path}: cannot resume: {reason}")]

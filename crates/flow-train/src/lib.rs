@@ -20,7 +20,6 @@ mod adam;
 mod coupling;
 mod engine;
 mod error;
-mod names;
 mod pairs;
 mod reflow;
 mod run;

@@ -50,16 +50,7 @@ impl PairMode {
 
     /// `online`, `pool` (16 384 pairs) or `pool:N`.
     pub fn parse(text: &str) -> Result<PairMode> {
-        match text {
-            "online" => Ok(PairMode::Online),
-            "pool" => Ok(PairMode::Pool(PairMode::DEFAULT_POOL)),
-            other => other
-                .strip_prefix("pool:")
-                .and_then(|n| n.parse().ok())
-                .filter(|&n: &usize| n > 0)
-                .map(PairMode::Pool)
-                .ok_or_else(|| TrainError::UnknownPairMode(other.to_owned())),
-        }
+        Ok(text.parse()?)
     }
 
     pub fn describe(&self) -> String {
@@ -67,10 +58,30 @@ impl PairMode {
     }
 }
 
+impl flow_options::NamedOption for PairMode {
+    const WHAT: &'static str = "pair mode";
+
+    fn forms() -> Vec<&'static str> {
+        PairMode::FORMS.to_vec()
+    }
+
+    fn from_form(text: &str) -> Option<PairMode> {
+        match text {
+            "online" => Some(PairMode::Online),
+            "pool" => Some(PairMode::Pool(PairMode::DEFAULT_POOL)),
+            other => other
+                .strip_prefix("pool:")
+                .and_then(|n| n.parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .map(PairMode::Pool),
+        }
+    }
+}
+
 impl std::str::FromStr for PairMode {
-    type Err = TrainError;
-    fn from_str(text: &str) -> Result<PairMode> {
-        PairMode::parse(text)
+    type Err = flow_options::UnknownName;
+    fn from_str(text: &str) -> std::result::Result<PairMode, flow_options::UnknownName> {
+        flow_options::NamedOption::parse_option(text)
     }
 }
 

@@ -20,19 +20,11 @@ impl TimeSampling {
     /// The forms the command line accepts (`logitnormal` is also taken).
     pub const FORMS: [&'static str; 4] = ["uniform", "warp", "warp:S with S in [0, 1.5]", "logit-normal"];
 
-    /// `uniform`, `warp` (s = 0.5), `warp:S`, or `logit-normal`.
+    /// `uniform`, `warp` (s = 0.5), `warp:S` (S in [0, 1.5], else the warp's own error), or `logit-normal`.
     pub fn parse(text: &str) -> Result<TimeSampling> {
-        match text {
-            "uniform" => Ok(TimeSampling::Uniform),
-            "warp" => Ok(TimeSampling::Warp(0.5)),
-            "logit-normal" | "logitnormal" => Ok(TimeSampling::LogitNormal),
-            other => {
-                let s: f64 = other
-                    .strip_prefix("warp:")
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| TrainError::UnknownTimeSampling(other.to_owned()))?;
-                Ok(TimeSampling::Warp(flow_ode::check_warp(s)?))
-            }
+        match flow_options::NamedOption::parse_option(text)? {
+            TimeSampling::Warp(s) => Ok(TimeSampling::Warp(flow_ode::check_warp(s)?)),
+            other => Ok(other),
         }
     }
 
@@ -48,6 +40,24 @@ impl TimeSampling {
                 let z: f64 = StandardNormal.sample(rng);
                 1.0 / (1.0 + (-z).exp())
             }
+        }
+    }
+}
+
+impl flow_options::NamedOption for TimeSampling {
+    const WHAT: &'static str = "time sampling";
+
+    fn forms() -> Vec<&'static str> {
+        TimeSampling::FORMS.to_vec()
+    }
+
+    /// Any `warp:S` with a number S: [`TimeSampling::parse`] checks its range.
+    fn from_form(text: &str) -> Option<TimeSampling> {
+        match text {
+            "uniform" => Some(TimeSampling::Uniform),
+            "warp" => Some(TimeSampling::Warp(0.5)),
+            "logit-normal" | "logitnormal" => Some(TimeSampling::LogitNormal),
+            other => other.strip_prefix("warp:").and_then(|s| s.parse().ok()).map(TimeSampling::Warp),
         }
     }
 }

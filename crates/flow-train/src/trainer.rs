@@ -27,10 +27,10 @@ impl LrSchedule {
     pub const ALL: [LrSchedule; 2] = [LrSchedule::Constant, LrSchedule::Cosine];
 
     pub fn parse(text: &str) -> Result<LrSchedule> {
-        crate::names::parse("learning-rate schedule", text, LrSchedule::ALL, LrSchedule::name)
+        Ok(text.parse()?)
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             LrSchedule::Constant => "constant",
             LrSchedule::Cosine => "cosine",
@@ -68,10 +68,10 @@ impl Recipe {
     pub const ALL: [Recipe; 2] = [Recipe::Post, Recipe::Tuned];
 
     pub fn parse(text: &str) -> Result<Recipe> {
-        crate::names::parse("recipe", text, Recipe::ALL, Recipe::name)
+        Ok(text.parse()?)
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Recipe::Post => "post",
             Recipe::Tuned => "tuned",
@@ -96,7 +96,9 @@ impl Recipe {
     }
 }
 
-crate::names::from_str_and_display!(LrSchedule, Recipe);
+flow_options::named_value!(LrSchedule, "learning-rate schedule");
+
+flow_options::named_value!(Recipe, "recipe");
 
 /// Training hyper-parameters; the defaults are the post's flow matching.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use flow_data::{ConditionSpec, Dataset};
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::SolverKind;
+use flow_options::NamedOption;
 use flow_path::Scheduler;
 use flow_train::{Backend, Coupling, LrSchedule, PairMode, Recipe, TimeSampling};
 
@@ -77,10 +78,9 @@ pub enum Command {
     GpuBench(GpuBenchArgs),
 }
 
-/// A flag's help line that ends with every value it takes, from the type's own list.
-fn one_of<T: std::fmt::Display>(lead: &str, values: impl IntoIterator<Item = T>) -> String {
-    let names: Vec<String> = values.into_iter().map(|value| value.to_string()).collect();
-    format!("{lead}: {}.", names.join(", "))
+/// A flag's help line that ends with every form its option type takes.
+fn one_of<T: NamedOption>(lead: &str) -> String {
+    format!("{lead}: {}.", T::forms().join(", "))
 }
 
 fn ema_decay(text: &str) -> Result<f64, String> {
@@ -125,9 +125,9 @@ fn positive() -> clap::builder::RangedU64ValueParser<usize> {
 /// Options shared by every command that runs a network.
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
-    #[arg(long, default_value = "auto", help = one_of("Where the network runs (auto: CUDA when present)", DeviceChoice::FORMS))]
+    #[arg(long, default_value = "auto", help = one_of::<DeviceChoice>("Where the network runs (auto: CUDA when present)"))]
     pub device: DeviceChoice,
-    #[arg(long, default_value = "auto", help = one_of("What computes the network: its training steps, samples, densities and a reflow teacher's integrations (auto: the native CPU kernels where they apply and a SIMD kernel is there, else libtorch; FLOWMATCH_KERNEL picks the native kernel)", Backend::ALL))]
+    #[arg(long, default_value = "auto", help = one_of::<Backend>("What computes the network: its training steps, samples, densities and a reflow teacher's integrations (auto: the native CPU kernels where they apply and a SIMD kernel is there, else libtorch; FLOWMATCH_KERNEL picks the native kernel)"))]
     pub backend: Backend,
     /// CPU threads for libtorch and the native kernels (default: libtorch's choice). Results are reproducible for a fixed count.
     #[arg(long, value_parser = positive())]
@@ -139,7 +139,7 @@ pub struct RuntimeArgs {
 
 #[derive(Args)]
 pub struct DataArgs {
-    #[arg(long, help = one_of("Built-in distribution", Dataset::ALL))]
+    #[arg(long, help = one_of::<Dataset>("Built-in distribution"))]
     pub name: Dataset,
     #[arg(long, default_value_t = 1000, value_parser = positive())]
     pub n: usize,
@@ -157,7 +157,7 @@ pub struct DataArgs {
 #[derive(Args, Clone)]
 #[group(required = false, multiple = false)]
 pub struct TargetArgs {
-    #[arg(long, help = one_of("Built-in target distribution", Dataset::ALL))]
+    #[arg(long, help = one_of::<Dataset>("Built-in target distribution"))]
     pub target: Option<Dataset>,
     /// Your own points: .csv (optional header) or .npy (2-D float32/float64), any dimension.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub struct TargetArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    #[arg(long, conflicts_with = "source_data", help = one_of("Built-in source distribution [default: gaussian, in the data's dimension]", Dataset::ALL))]
+    #[arg(long, conflicts_with = "source_data", help = one_of::<Dataset>("Built-in source distribution [default: gaussian, in the data's dimension]"))]
     pub source: Option<Dataset>,
     /// Your own source points (.csv or .npy, checked as --data is): a flow from one data set to another.
     #[arg(long)]
@@ -177,7 +177,7 @@ pub struct TrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
-    #[arg(long, default_value = "independent", help = one_of("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default; c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)", Coupling::FORMS))]
+    #[arg(long, default_value = "independent", help = one_of::<Coupling>("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default; c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)"))]
     pub coupling: Coupling,
     /// Train a conditional model on this condition of each target point (repeatable): `label`
     /// (a built-in set's natural label), `coordN` (coordinate N as a value), `COLUMN` or
@@ -196,9 +196,9 @@ pub struct TrainArgs {
     pub ot_batch: Option<usize>,
     #[command(flatten)]
     pub optimiser: OptimiserArgs,
-    #[arg(long, default_value = "uniform", help = one_of("How training times are drawn (warp: s = 0.5)", TimeSampling::FORMS))]
+    #[arg(long, default_value = "uniform", help = one_of::<TimeSampling>("How training times are drawn (warp: s = 0.5)"))]
     pub time_sampling: TimeSampling,
-    #[arg(long, default_value = "linear", help = one_of("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM)", Scheduler::ALL))]
+    #[arg(long, default_value = "linear", help = one_of::<Scheduler>("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM)"))]
     pub path: Scheduler,
     /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
@@ -207,9 +207,9 @@ pub struct TrainArgs {
     pub hidden: usize,
     #[arg(long, default_value_t = 3, value_parser = positive())]
     pub layers: usize,
-    #[arg(long, default_value = "gelu", help = one_of("Hidden-layer activation", Activation::ALL))]
+    #[arg(long, default_value = "gelu", help = one_of::<Activation>("Hidden-layer activation"))]
     pub activation: Activation,
-    #[arg(long, default_value = "raw", help = one_of("How time enters the network (raw: t appended, the post's)", TimeEmbedding::FORMS))]
+    #[arg(long, default_value = "raw", help = one_of::<TimeEmbedding>("How time enters the network (raw: t appended, the post's)"))]
     pub time_embedding: TimeEmbedding,
     /// Save a checkpoint every N steps (0: only at the end).
     #[arg(long, default_value_t = 1000)]
@@ -230,12 +230,12 @@ pub struct TrainArgs {
 /// How the weights are updated; shared by `train` and `reflow`.
 #[derive(Args)]
 pub struct OptimiserArgs {
-    #[arg(long, default_value = "tuned", help = one_of("Learning rates for the budget (tuned: ours, flow matching 8e-3 with cosine decay and reflow a constant 5e-3, much closer to the target, see README; post: Adam at a constant 1e-3, the post's)", Recipe::ALL))]
+    #[arg(long, default_value = "tuned", help = one_of::<Recipe>("Learning rates for the budget (tuned: ours, flow matching 8e-3 with cosine decay and reflow a constant 5e-3, much closer to the target, see README; post: Adam at a constant 1e-3, the post's)"))]
     pub recipe: Recipe,
     /// Learning rate [default: the recipe's].
     #[arg(long, value_parser = positive_float)]
     pub lr: Option<f64>,
-    #[arg(long, help = one_of("Learning-rate schedule (cosine decays to zero at the last step) [default: the recipe's]", LrSchedule::ALL))]
+    #[arg(long, help = one_of::<LrSchedule>("Learning-rate schedule (cosine decays to zero at the last step) [default: the recipe's]"))]
     pub lr_schedule: Option<LrSchedule>,
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
@@ -254,9 +254,9 @@ pub struct ReflowArgs {
     /// The trained model whose flow is distilled.
     #[arg(long)]
     pub teacher: PathBuf,
-    #[arg(long, default_value = "pool", help = one_of("Where reflow pairs come from (pool:N: N teacher pairs made once, 16384 for pool, as good in one step and many times faster; online: teacher targets for every batch, the post's)", PairMode::FORMS))]
+    #[arg(long, default_value = "pool", help = one_of::<PairMode>("Where reflow pairs come from (pool:N: N teacher pairs made once, 16384 for pool, as good in one step and many times faster; online: teacher targets for every batch, the post's)"))]
     pub pairs: PairMode,
-    #[arg(long, default_value = "rk4", help = one_of("The teacher's solver", SolverKind::ALL))]
+    #[arg(long, default_value = "rk4", help = one_of::<SolverKind>("The teacher's solver"))]
     pub teacher_solver: SolverKind,
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub teacher_steps: usize,
@@ -266,7 +266,7 @@ pub struct ReflowArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub optimiser: OptimiserArgs,
-    #[arg(long, default_value = "warp", help = one_of("How training times are drawn (warp: s = 0.5, the post's)", TimeSampling::FORMS))]
+    #[arg(long, default_value = "warp", help = one_of::<TimeSampling>("How training times are drawn (warp: s = 0.5, the post's)"))]
     pub time_sampling: TimeSampling,
     /// Rounds of reflow: each student teaches the next.
     #[arg(long, default_value_t = 1, value_parser = positive())]
@@ -291,7 +291,7 @@ pub struct ReflowArgs {
 /// Solver choice shared by sample, eval and plot.
 #[derive(Args, Clone)]
 pub struct SolverArgs {
-    #[arg(long, default_value = "rk4", help = one_of("Integration method", SolverKind::ALL))]
+    #[arg(long, default_value = "rk4", help = one_of::<SolverKind>("Integration method"))]
     pub solver: SolverKind,
     /// Steps of a fixed-step solver (dopri5 picks its own).
     #[arg(long, default_value_t = 20, value_parser = positive())]
@@ -365,7 +365,7 @@ pub struct LogprobArgs {
     /// Points to score: .csv or .npy, the model's dimension.
     #[arg(long)]
     pub input: PathBuf,
-    #[arg(long, default_value = "dopri5", help = one_of("Integration method", SolverKind::ALL))]
+    #[arg(long, default_value = "dopri5", help = one_of::<SolverKind>("Integration method"))]
     pub solver: SolverKind,
     /// Steps of a fixed-step solver (dopri5 picks its own).
     #[arg(long, default_value_t = 20, value_parser = positive())]

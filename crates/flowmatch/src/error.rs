@@ -36,7 +36,7 @@ impl From<flow_data::DataError> for CliError {
     fn from(error: flow_data::DataError) -> CliError {
         use flow_data::DataError::*;
         match error {
-            UnknownDataset { .. } | Dimension { .. } | Extension { .. } | Condition(_) => {
+            UnknownName(_) | Dimension { .. } | Extension { .. } | Condition(_) => {
                 CliError::Usage(error.to_string())
             }
             _ => CliError::Runtime(error.to_string()),
@@ -57,11 +57,7 @@ impl From<flow_model::ModelError> for CliError {
     fn from(error: flow_model::ModelError) -> CliError {
         use flow_model::ModelError::*;
         match error {
-            UnknownDevice(_)
-            | UnknownActivation(_)
-            | UnknownTimeEmbedding(_)
-            | UnknownBackend(_)
-            | Config(_) => CliError::Usage(error.to_string()),
+            UnknownName(_) | Config(_) => CliError::Usage(error.to_string()),
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
@@ -73,9 +69,7 @@ impl From<flow_train::TrainError> for CliError {
     fn from(error: flow_train::TrainError) -> CliError {
         use flow_train::TrainError::*;
         match error {
-            Config(_) | UnknownTimeSampling(_) | UnknownPairMode(_) | UnknownName { .. } => {
-                CliError::Usage(error.to_string())
-            }
+            Config(_) | UnknownName(_) => CliError::Usage(error.to_string()),
             Ode(inner) => inner.into(),
             Model(inner) => inner.into(),
             Data(inner) => inner.into(),
@@ -118,7 +112,7 @@ impl From<flow_viz::VizError> for CliError {
 impl From<flow_path::PathError> for CliError {
     fn from(error: flow_path::PathError) -> CliError {
         match error {
-            flow_path::PathError::UnknownPath { .. } | flow_path::PathError::Sigma(_) => {
+            flow_path::PathError::UnknownName(_) | flow_path::PathError::Sigma(_) => {
                 CliError::Usage(error.to_string())
             }
             _ => CliError::Runtime(error.to_string()),

@@ -16,10 +16,12 @@ pub enum RunKind {
     Reflow,
 }
 
+flow_options::named_value!(RunKind, "run kind");
+
 impl RunKind {
     pub const ALL: [RunKind; 2] = [RunKind::FlowMatching, RunKind::Reflow];
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             RunKind::FlowMatching => "flow-matching",
             RunKind::Reflow => "reflow",
@@ -168,9 +170,7 @@ impl RunMetadata {
         let kind = header
             .get("kind")
             .map(|name| {
-                RunKind::ALL
-                    .into_iter()
-                    .find(|kind| kind.name() == name)
+                <RunKind as flow_options::NamedOption>::from_form(name)
                     .ok_or_else(|| bad_entry("kind", format!("unknown run kind `{name}`")))
             })
             .transpose()?;
