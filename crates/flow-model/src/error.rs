@@ -34,6 +34,8 @@ pub enum ModelError {
     Native(#[from] flow_native::NativeError),
     #[error(transparent)]
     Ode(#[from] flow_ode::OdeError),
+    #[error(transparent)]
+    Path(#[from] flow_path::PathError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{rows} of {total} points became NaN or infinite on the way through the network")]

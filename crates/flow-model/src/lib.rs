@@ -25,10 +25,12 @@ mod mlp;
 mod state;
 pub mod testing;
 
-pub use backend::{Backend, Runtime};
+pub use backend::{
+    Backend, Batch, Engine, FlatAdam, NativeField, OptimiserState, Place, Runtime, host_rows, host_values,
+};
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use flow_native::Kernel;
-pub use integrator::{Guide, Integrator, NativeField, PointsSolution, integrate_points};
+pub use integrator::{Guide, Integrator, PointsSolution, integrate_points};
 pub use mlp::{Activation, ModelConfig, Precision, TimeEmbedding, VelocityNet};
 pub use state::{TensorState, array_to_tensor, tensor_to_array};

@@ -16,8 +16,6 @@ pub enum TrainError {
     Metrics(#[from] flow_metrics::MetricsError),
     #[error(transparent)]
     Path(#[from] flow_path::PathError),
-    #[error("native kernels: {0}")]
-    Native(#[from] flow_native::NativeError),
     /// Settings that cannot work, whatever the data: a usage mistake.
     #[error("{0}")]
     Config(String),

@@ -16,9 +16,7 @@
 //! count give the same losses and weights. Checkpoints are written atomically
 //! and a non-finite loss stops training before anything bad is saved.
 
-mod adam;
 mod coupling;
-mod engine;
 mod error;
 mod pairs;
 mod reflow;
@@ -26,12 +24,11 @@ mod run;
 mod time_sampling;
 mod trainer;
 
-pub use adam::FlatAdam;
 pub use coupling::{Coupling, Drawn};
 pub use error::{Result, TrainError};
 pub use flow_model::{Backend, Runtime};
-pub use flow_native::Kernel;
-pub use pairs::{Batch, PairMode, PairSource, Place, TeacherSettings};
+pub use flow_model::{Batch, Kernel, Place};
+pub use pairs::{PairMode, PairSource, TeacherSettings};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{
     LOSSES_FILE, MODEL_FILE, PointsRef, RUN_RECORD_FILE, RunKind, RunMetadata, RunOptions, RunRecord,

@@ -1,11 +1,11 @@
 //! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
 
 use flow_data::{ConditionShape, ConditionedTarget, PointSource};
-use flow_model::{Integrator, Runtime, VelocityNet, array_to_tensor};
+use flow_model::{Batch, Integrator, Place, Runtime, VelocityNet, array_to_tensor, host_rows};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::Rng;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::coupling::{Drawn, stack_rows};
 use crate::{Coupling, Result, TrainError};
@@ -368,29 +368,4 @@ fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32>, place: Pla
             Batch::Device { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d), features }
         }
     }
-}
-
-/// Where a batch goes: host memory (native kernels) or a libtorch device.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Place {
-    Host,
-    Device(Kind, Device),
-}
-
-/// A batch of pairs, `n × d` each, with the targets' condition features
-/// (`n × features`, row-major; empty or `None` for an unconditional model).
-pub enum Batch {
-    Host { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
-    Device { x0: Tensor, x1: Tensor, features: Option<Tensor> },
-}
-
-/// An n × d tensor as host rows.
-fn host_rows(tensor: &Tensor) -> Result<Array2<f32>> {
-    let (rows, cols) = (tensor.size()[0] as usize, tensor.size()[1] as usize);
-    Array2::from_shape_vec((rows, cols), host_values(tensor)?)
-        .map_err(|e| TrainError::Internal(format!("a {rows} × {cols} batch read back wrongly: {e}")))
-}
-
-pub(crate) fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::<f32>::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1))?)
 }

@@ -9,9 +9,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::engine::Engine;
 use crate::run::{self, MODEL_FILE, RunOptions};
 use crate::{Batch, PairSource, Result, TimeSampling, TrainError};
+use flow_model::Engine;
 
 /// How the learning rate changes over a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,7 +341,7 @@ pub fn train(
         seconds,
         interrupted,
         backend: engine.backend().name(),
-        kernel: engine.kernel().map(flow_native::Kernel::name),
+        kernel: engine.kernel().map(flow_model::Kernel::name),
     })
 }
 
@@ -360,13 +360,13 @@ fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
 /// Moves finished losses into `losses`; a non-finite one says whether a
 /// checkpoint is there to fall back on.
 fn drain(engine: &mut Engine, losses: &mut Vec<f32>, options: &RunOptions) -> Result<()> {
-    engine.drain_losses(losses).map_err(|error| match error {
-        TrainError::NonFiniteLoss { step, loss, .. } => {
+    match engine.drain_losses(losses)? {
+        Some(loss) => {
             let kept = options.out_dir.as_ref().is_some_and(|dir| dir.join(MODEL_FILE).exists());
-            TrainError::NonFiniteLoss { step, loss, kept }
+            Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss, kept })
         }
-        other => other,
-    })
+        None => Ok(()),
+    }
 }
 
 /// Mean of the last 100 losses: the post notes single-batch losses are noisy.

@@ -60,6 +60,7 @@ impl From<flow_model::ModelError> for CliError {
             UnknownName(_) | Config(_) => CliError::Usage(error.to_string()),
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
+            Path(inner) => inner.into(),
             _ => CliError::Runtime(error.to_string()),
         }
     }

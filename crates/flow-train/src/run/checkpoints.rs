@@ -8,11 +8,11 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use super::{LOSSES_FILE, MODEL_FILE, RunMetadata, RunOptions, STATE_FILE};
-use crate::engine::{Engine, OptimiserState};
 use crate::{Result, TrainError};
+use flow_model::{Engine, OptimiserState};
 
 pub(crate) fn save(
-    net: &mut VelocityNet,
+    net: &VelocityNet,
     engine: &Engine,
     rng: &ChaCha8Rng,
     losses: &[f32],
@@ -21,20 +21,14 @@ pub(crate) fn save(
     let Some(dir) = &options.out_dir else {
         return Ok(());
     };
-    engine.sync(net)?;
     let metadata = RunMetadata { step: Some(losses.len()), ..options.metadata.clone() }.to_header();
     // The state first: it alone is what resuming reads, so a kill before the
     // loss log or the model is rewritten still leaves a run that resumes.
     let average = engine.average(net);
     save_state(&dir.join(STATE_FILE), &engine.state(net), rng.get_word_pos(), losses, average.as_ref())?;
     super::write_losses(&dir.join(LOSSES_FILE), losses)?;
-    match average {
-        Some(average) => {
-            let published = net.with_parameters(&average)?;
-            flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
-        }
-        None => flow_model::checkpoint::save(net, &dir.join(MODEL_FILE), &metadata)?,
-    }
+    let published = net.with_parameters(&average.unwrap_or_else(|| engine.raw(net)))?;
+    flow_model::checkpoint::save(&published, &dir.join(MODEL_FILE), &metadata)?;
     tracing::debug!(step = losses.len(), dir = %dir.display(), "checkpoint");
     Ok(())
 }
@@ -77,14 +71,14 @@ pub(crate) fn resume(
             reason: format!("the training state is not for this network ({expected} parameters)"),
         });
     }
-    // `net` holds what the run publishes (the average, when there is one).
-    if self_contained {
-        match &state.average {
-            Some(average) => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average)),
-            None => tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.optimiser.parameters)),
-        }
-    }
-    engine.restore(net, &state.optimiser)?;
+    // What the run had published: the state's average (or raw weights), or, in the
+    // older layout, the model file just loaded into `net`.
+    let published = match (&state.average, self_contained) {
+        (Some(average), true) => average.shallow_clone(),
+        (None, true) => state.optimiser.parameters.shallow_clone(),
+        (_, false) => net.flat_parameters().detach().copy(),
+    };
+    engine.restore(net, &state.optimiser, &published)?;
     rng.set_word_pos(state.rng_word);
     losses.truncate(state.optimiser.step as usize);
     tracing::info!(step = state.optimiser.step, dir = %dir.display(), "resumed");

@@ -1,4 +1,14 @@
-//! Which code runs a network, decided in one place for training, sampling and evaluation.
+//! Which code runs a network, decided in one place for training, sampling and evaluation,
+//! and the two backends themselves: `native` (flow-native's kernels, for inference and
+//! training) and `training` (one run's optimiser state on either backend).
+
+mod flat_adam;
+pub(crate) mod native;
+mod training;
+
+pub use flat_adam::FlatAdam;
+pub use native::NativeField;
+pub use training::{Batch, Engine, OptimiserState, Place, host_rows, host_values};
 
 use flow_native::Kernel;
 

@@ -1,23 +1,52 @@
 //! What computes a training step: libtorch (any device, any precision) or
-//! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface.
+//! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface,
+//! and the batches each wants.
 
-use flow_model::{Backend, Runtime, TensorState, VelocityNet};
 use flow_path::AffinePath;
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
-use crate::pairs::{Batch, Place, host_values};
-use crate::{FlatAdam, Result, TrainError};
+use super::flat_adam::FlatAdam;
+use crate::{Backend, ModelError, Result, Runtime, TensorState, VelocityNet};
+
+/// Where a batch goes: host memory (the native kernels) or a libtorch device.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Place {
+    Host,
+    Device(Kind, Device),
+}
+
+/// A batch of pairs, `n × d` each, with the targets' condition features
+/// (`n × features`, row-major; empty or `None` for an unconditional model).
+pub enum Batch {
+    Host { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
+    Device { x0: Tensor, x1: Tensor, features: Option<Tensor> },
+}
+
+/// A tensor's values as host `f32`s, in row-major order.
+pub fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1))?)
+}
+
+/// An n × d tensor as host rows.
+pub fn host_rows(tensor: &Tensor) -> Result<Array2<f32>> {
+    let (rows, cols) = (tensor.size()[0] as usize, tensor.size()[1] as usize);
+    Array2::from_shape_vec((rows, cols), host_values(tensor)?)
+        .map_err(|e| ModelError::Internal(format!("a {rows} × {cols} batch read back wrongly: {e}")))
+}
 
 /// Weights, optimiser moments and step: what a resumable checkpoint holds.
-pub(crate) struct OptimiserState {
+pub struct OptimiserState {
     pub parameters: Tensor,
     pub first: Tensor,
     pub second: Tensor,
     pub step: u64,
 }
 
-pub(crate) enum Engine {
+/// The training state of one run on the backend its [`Runtime`] resolved: the
+/// optimiser (and, on the native kernels, the network's working copy), the
+/// weight average and the losses not yet read back.
+pub enum Engine {
     Libtorch {
         adam: FlatAdam,
         average: Option<Tensor>,
@@ -86,8 +115,7 @@ impl Engine {
             (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1, features }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
-                let noise =
-                    noise.map(|noise| TensorState(flow_model::array_to_tensor(noise, kind, net.device())));
+                let noise = noise.map(|noise| TensorState(crate::array_to_tensor(noise, kind, net.device())));
                 let (x0, x1) = (TensorState(x0.shallow_clone()), TensorState(x1.shallow_clone()));
                 let sample = path.sample(&x0, &x1, times, noise.as_ref())?;
                 let (position, velocity) = (sample.x_t.0, sample.target.0);
@@ -131,7 +159,7 @@ impl Engine {
                 side
             }
             _ => {
-                return Err(TrainError::Internal(
+                return Err(ModelError::Internal(
                     "a batch in the wrong place for the training engine".into(),
                 ));
             }
@@ -155,8 +183,9 @@ impl Engine {
         }
     }
 
-    /// Moves finished losses into `losses`, stopping at the first non-finite one.
-    pub fn drain_losses(&mut self, losses: &mut Vec<f32>) -> Result<()> {
+    /// Moves finished losses into `losses`, stopping at the first non-finite
+    /// one, which is returned (the step after the last one in `losses`).
+    pub fn drain_losses(&mut self, losses: &mut Vec<f32>) -> Result<Option<f32>> {
         let values = match self {
             Engine::Libtorch { pending, .. } if !pending.is_empty() => {
                 let values = Vec::<f32>::try_from(
@@ -166,34 +195,41 @@ impl Engine {
                 values
             }
             Engine::Native { pending, .. } => std::mem::take(pending),
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         for value in values {
             if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss { step: losses.len() + 1, loss: value, kept: false });
+                return Ok(Some(value));
             }
             losses.push(value);
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Puts the raw (not averaged) weights into `net`.
-    pub fn sync(&self, net: &mut VelocityNet) -> Result<()> {
-        if let Engine::Native { mlp, .. } = self {
-            net.set_parameters(mlp.parameters())?;
+    /// The raw (not averaged) weights.
+    pub fn raw(&self, net: &VelocityNet) -> Tensor {
+        match self {
+            Engine::Libtorch { .. } => net.flat_parameters().detach(),
+            Engine::Native { mlp, .. } => Tensor::from_slice(mlp.parameters()),
         }
-        Ok(())
     }
 
-    /// Leaves in `net` what the run publishes: the average when one is kept,
-    /// else the raw weights.
+    /// The weights the run publishes now: the average when one is kept, else the raw weights.
+    pub fn published(&self, net: &VelocityNet) -> Tensor {
+        self.average(net).unwrap_or_else(|| self.raw(net))
+    }
+
+    /// Leaves in `net` what the run publishes (see [`Engine::published`]); until
+    /// then the engine owns the weights (on the native kernels `net` keeps the
+    /// weights it started from).
     pub fn publish(&self, net: &mut VelocityNet) -> Result<()> {
         match self {
             Engine::Libtorch { average: Some(average), .. } => {
                 tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average));
             }
+            Engine::Libtorch { average: None, .. } => {}
             Engine::Native { average: Some(average), .. } => net.set_parameters(average)?,
-            _ => self.sync(net)?,
+            Engine::Native { mlp, average: None, .. } => net.set_parameters(mlp.parameters())?,
         }
         Ok(())
     }
@@ -232,23 +268,28 @@ impl Engine {
         }
     }
 
-    /// Continues from a saved state; `net` holds what the model file published.
-    pub fn restore(&mut self, net: &mut VelocityNet, state: &OptimiserState) -> Result<()> {
+    /// Continues from a saved state: raw weights and moments from `state`, the
+    /// average (when one is kept) from `published`, what the run had published.
+    pub fn restore(
+        &mut self,
+        net: &mut VelocityNet,
+        state: &OptimiserState,
+        published: &Tensor,
+    ) -> Result<()> {
         match self {
             Engine::Libtorch { adam, average, .. } => {
                 if let Some(average) = average {
-                    tch::no_grad(|| average.copy_(net.flat_parameters()));
+                    tch::no_grad(|| average.copy_(published));
                 }
                 adam.restore(&state.first, &state.second, state.step);
                 tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.parameters));
             }
             Engine::Native { mlp, adam, average, .. } => {
                 if let Some(average) = average {
-                    *average = host_values(net.flat_parameters())?;
+                    *average = host_values(published)?;
                 }
                 adam.restore(host_values(&state.first)?, host_values(&state.second)?, state.step)?;
                 mlp.parameters_mut().copy_from_slice(&host_values(&state.parameters)?);
-                net.set_parameters(mlp.parameters())?;
             }
         }
         Ok(())
