@@ -6,46 +6,15 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::{ModelError, Result};
+pub use flow_native::Activation;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    Gelu,
-    Silu,
-    Relu,
-    Tanh,
-}
-
-impl Activation {
-    pub const ALL: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Gelu => "gelu",
-            Activation::Silu => "silu",
-            Activation::Relu => "relu",
-            Activation::Tanh => "tanh",
-        }
-    }
-
-    fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            // Exact (erf) GELU, PyTorch's nn.GELU() default.
-            Activation::Gelu => x.gelu("none"),
-            Activation::Silu => x.silu(),
-            Activation::Relu => x.relu(),
-            Activation::Tanh => x.tanh(),
-        }
-    }
-
-    /// The matching PyTorch module, for the loading recipe.
-    pub fn torch_module(self) -> &'static str {
-        match self {
-            Activation::Gelu => "nn.GELU()",
-            Activation::Silu => "nn.SiLU()",
-            Activation::Relu => "nn.ReLU()",
-            Activation::Tanh => "nn.Tanh()",
-        }
+/// The hidden layers' activation on tensors (exact, erf GELU: PyTorch's `nn.GELU()` default).
+fn activate(activation: Activation, x: &Tensor) -> Tensor {
+    match activation {
+        Activation::Gelu => x.gelu("none"),
+        Activation::Silu => x.silu(),
+        Activation::Relu => x.relu(),
+        Activation::Tanh => x.tanh(),
     }
 }
 
@@ -58,8 +27,6 @@ pub enum TimeEmbedding {
     /// [sin(2ᵏπt), cos(2ᵏπt)] for k = 0 … frequencies−1 appended instead of t.
     Sinusoidal { frequencies: usize },
 }
-
-flow_options::named_value!(Activation, "activation");
 
 impl flow_options::NamedOption for TimeEmbedding {
     const WHAT: &'static str = "time embedding";
@@ -381,13 +348,7 @@ impl VelocityNet {
             )));
         }
         let parameters = Vec::<f32>::try_from(self.flat.detach())?;
-        let activation = match self.config.activation {
-            Activation::Gelu => flow_native::Activation::Gelu,
-            Activation::Silu => flow_native::Activation::Silu,
-            Activation::Relu => flow_native::Activation::Relu,
-            Activation::Tanh => flow_native::Activation::Tanh,
-        };
-        Ok(flow_native::Mlp::new(self.config.linear_shapes(), activation, parameters)?)
+        Ok(flow_native::Mlp::new(self.config.linear_shapes(), self.config.activation, parameters)?)
     }
 
     /// Overwrites the parameters with a flat host vector in this network's
@@ -438,7 +399,7 @@ impl VelocityNet {
         for (i, slot) in self.slots.iter().enumerate() {
             h = h.linear(&slot.weight(&self.flat), Some(&slot.bias(&self.flat)));
             if i < last {
-                h = self.config.activation.apply(&h);
+                h = activate(self.config.activation, &h);
             }
         }
         h

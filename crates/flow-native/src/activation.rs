@@ -8,8 +8,10 @@
 use crate::kernels::Kernel;
 use crate::kernels::Supported;
 
-/// The hidden layers' nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The hidden layers' nonlinearity: one type for the native kernels, libtorch and
+/// model configurations (serialised by its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// Exact (erf) GELU, PyTorch's `nn.GELU()` default.
     Gelu,
@@ -17,6 +19,21 @@ pub enum Activation {
     Relu,
     Tanh,
 }
+
+impl Activation {
+    pub const ALL: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+}
+
+flow_options::named_value!(Activation, "activation");
 
 /// Applies `activation` to `values` in place and, when `slopes` is given (training),
 /// writes its derivative at the old values there for the backward pass.

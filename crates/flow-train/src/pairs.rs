@@ -96,11 +96,11 @@ impl std::fmt::Display for PairMode {
 
 /// Batches of (x₀, x₁) pairs on the training device.
 pub enum PairSource {
-    /// Flow matching: sources and targets drawn independently, paired at random.
-    /// With a [`Coupling`] other than independent, each `coupling_batch` rows are paired by it:
-    /// a batch smaller than that is served from a coupled block of `coupling_batch` pairs
+    /// Flow matching: sources and targets drawn independently, then paired by `coupling`
+    /// (`independent`: as drawn; otherwise each `coupling_batch` rows by its plan): a batch
+    /// smaller than that is served from a coupled block of `coupling_batch` pairs
     /// (torchcfm's and C2OT's large plan split over several steps), kept in `block`.
-    Independent {
+    Coupled {
         source: PointSource,
         /// The targets, and the condition of each (none for an unconditional model).
         target: ConditionedTarget,
@@ -160,7 +160,7 @@ impl PairSource {
                 "the {coupling} coupling needs conditions on the target (--condition)"
             )));
         }
-        Ok(PairSource::Independent {
+        Ok(PairSource::Coupled {
             source,
             target,
             coupling,
@@ -217,7 +217,7 @@ impl PairSource {
 
     pub fn dim(&self) -> usize {
         match self {
-            PairSource::Independent { target, .. } => target.points.dim(),
+            PairSource::Coupled { target, .. } => target.points.dim(),
             PairSource::Online { source, .. } => source.dim(),
             PairSource::Pool { x0, .. } => x0.size()[1] as usize,
         }
@@ -225,7 +225,7 @@ impl PairSource {
 
     pub fn describe(&self) -> String {
         match self {
-            PairSource::Independent { source, target, coupling, .. } => {
+            PairSource::Coupled { source, target, coupling, .. } => {
                 let conditioned = if target.shape().is_none() {
                     String::new()
                 } else {
@@ -246,7 +246,7 @@ impl PairSource {
     /// The conditions the targets carry (none but for conditional flow matching).
     pub fn condition(&self) -> ConditionShape {
         match self {
-            PairSource::Independent { target, .. } => target.shape(),
+            PairSource::Coupled { target, .. } => target.shape(),
             PairSource::Online { .. } | PairSource::Pool { .. } => ConditionShape::NONE,
         }
     }
@@ -263,7 +263,7 @@ impl PairSource {
         dropout: f64,
     ) -> Result<Batch> {
         let (x0, x1) = match self {
-            PairSource::Independent { source, target, coupling, coupling_batch, block } => {
+            PairSource::Coupled { source, target, coupling, coupling_batch, block } => {
                 let draw = |count: usize, rng: &mut R| {
                     let x0 = source.draw(count, rng)?;
                     let (x1, c1) = target.draw(count, rng)?;
@@ -299,8 +299,8 @@ impl PairSource {
             }
         };
         Ok(match place {
-            Place::Host => Batch::Host { x0: host_rows(&x0)?, x1: host_rows(&x1)?, features: Vec::new() },
-            Place::Device(kind, device) => Batch::Device {
+            Place::Rows => Batch::Rows { x0: host_rows(&x0)?, x1: host_rows(&x1)?, features: Vec::new() },
+            Place::Tensors(kind, device) => Batch::Tensors {
                 x0: x0.to_kind(kind).to_device(device),
                 x1: x1.to_kind(kind).to_device(device),
                 features: None,
@@ -358,14 +358,14 @@ impl CoupledBlock {
 /// A batch from host pairs and their condition features (rows × features, row-major; empty for none).
 fn arrays_batch(x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32>, place: Place) -> Batch {
     match place {
-        Place::Host => Batch::Host { x0, x1, features },
-        Place::Device(kind, device) => {
+        Place::Rows => Batch::Rows { x0, x1, features },
+        Place::Tensors(kind, device) => {
             let both = array_to_tensor(&ndarray::concatenate![ndarray::Axis(1), x0, x1], kind, device);
             let d = x0.ncols() as i64;
             let rows = x0.nrows() as i64;
             let features = (!features.is_empty())
                 .then(|| Tensor::from_slice(&features).view([rows, -1]).to_kind(kind).to_device(device));
-            Batch::Device { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d), features }
+            Batch::Tensors { x0: both.narrow(1, 0, d), x1: both.narrow(1, d, d), features }
         }
     }
 }

@@ -640,13 +640,13 @@ fn a_plan_larger_than_the_batch_is_served_over_several_batches() {
     let pairs = PairSource::coupled(gaussian(), moons.clone(), Coupling::Ot, 64).expect("same dimension");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let host = |batch: Batch| match batch {
-        Batch::Host { x0, x1, .. } => (x0, x1),
-        Batch::Device { .. } => panic!("asked for host pairs"),
+        Batch::Rows { x0, x1, .. } => (x0, x1),
+        Batch::Tensors { .. } => panic!("asked for host pairs"),
     };
     // Three batches of 16, then 16 more: the first 64 rows are one optimal plan
     // (a batch of 16 planned on its own would cost more), and the fourth batch starts a block.
     let batches: Vec<_> =
-        (0..5).map(|_| host(pairs.next_batch(16, &mut rng, Place::Host, 0.0).expect("pairs"))).collect();
+        (0..5).map(|_| host(pairs.next_batch(16, &mut rng, Place::Rows, 0.0).expect("pairs"))).collect();
     let joined = |part: &[(ndarray::Array2<f32>, ndarray::Array2<f32>)]| {
         let x0: Vec<_> = part.iter().map(|b| b.0.view()).collect();
         let x1: Vec<_> = part.iter().map(|b| b.1.view()).collect();
@@ -673,7 +673,7 @@ fn a_plan_larger_than_the_batch_is_served_over_several_batches() {
     // next (8 pairs); every batch holds 16 pairs, and rows 0–39 and 40–79 are one plan each.
     let straddling = PairSource::coupled(gaussian(), moons, Coupling::Ot, 40).expect("same dimension");
     let batches: Vec<_> =
-        (0..5).map(|_| host(straddling.next_batch(16, &mut rng, Place::Host, 0.0).expect("pairs"))).collect();
+        (0..5).map(|_| host(straddling.next_batch(16, &mut rng, Place::Rows, 0.0).expect("pairs"))).collect();
     assert!(batches.iter().all(|(x0, x1)| x0.nrows() == 16 && x1.nrows() == 16));
     let (x0, x1) = joined(&batches);
     for rows in [0..40, 40..80] {
@@ -1079,8 +1079,8 @@ fn a_pool_stops_between_chunks_and_holds_every_pair_asked_for() {
         PairSource::pool_until((&teacher, runtime()), &gaussian(), settings, 16_390, &mut rng, || false)
             .expect("pool");
     assert_eq!(pool.describe(), "pool of 16390 teacher pairs");
-    let Ok(flow_train::Batch::Host { x0, x1, .. }) =
-        pool.next_batch(64, &mut rng, flow_train::Place::Host, 0.0)
+    let Ok(flow_train::Batch::Rows { x0, x1, .. }) =
+        pool.next_batch(64, &mut rng, flow_train::Place::Rows, 0.0)
     else {
         panic!("a host batch");
     };

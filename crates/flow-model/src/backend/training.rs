@@ -9,18 +9,19 @@ use tch::{Device, Kind, Tensor};
 use super::flat_adam::FlatAdam;
 use crate::{Backend, ModelError, Result, Runtime, TensorState, VelocityNet};
 
-/// Where a batch goes: host memory (the native kernels) or a libtorch device.
+/// The form a training engine takes its batches in: host rows (the native
+/// kernels) or tensors of a kind on a libtorch device (which may be the CPU).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Place {
-    Host,
-    Device(Kind, Device),
+    Rows,
+    Tensors(Kind, Device),
 }
 
 /// A batch of pairs, `n × d` each, with the targets' condition features
 /// (`n × features`, row-major; empty or `None` for an unconditional model).
 pub enum Batch {
-    Host { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
-    Device { x0: Tensor, x1: Tensor, features: Option<Tensor> },
+    Rows { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
+    Tensors { x0: Tensor, x1: Tensor, features: Option<Tensor> },
 }
 
 /// A tensor's values as host `f32`s, in row-major order.
@@ -112,7 +113,7 @@ impl Engine {
         meanwhile: impl FnOnce() -> T,
     ) -> Result<T> {
         let side = match (self, batch) {
-            (Engine::Libtorch { adam, average, pending }, Batch::Device { x0, x1, features }) => {
+            (Engine::Libtorch { adam, average, pending }, Batch::Tensors { x0, x1, features }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
                 let noise = noise.map(|noise| TensorState(crate::array_to_tensor(noise, kind, net.device())));
@@ -139,7 +140,7 @@ impl Engine {
             }
             (
                 Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
-                Batch::Host { x0, x1, features },
+                Batch::Rows { x0, x1, features },
             ) => {
                 let sample = path.sample(x0, x1, times, noise)?;
                 VelocityNet::host_inputs(&sample.x_t, |i| times[i], features, inputs);
@@ -178,8 +179,8 @@ impl Engine {
     /// Where this engine wants its batches.
     pub fn place(&self, net: &VelocityNet) -> Place {
         match self {
-            Engine::Libtorch { .. } => Place::Device(net.kind(), net.device()),
-            Engine::Native { .. } => Place::Host,
+            Engine::Libtorch { .. } => Place::Tensors(net.kind(), net.device()),
+            Engine::Native { .. } => Place::Rows,
         }
     }
 

@@ -42,7 +42,7 @@ pub struct Reproduction {
 }
 
 /// A drawn figure: a still or an animation.
-pub enum Drawn {
+pub enum Picture {
     Png(RgbImage),
     Gif(Vec<RgbImage>),
 }
@@ -50,7 +50,7 @@ pub enum Drawn {
 /// One file `reproduce` writes, and how it is drawn.
 pub struct Figure {
     pub file: &'static str,
-    pub draw: fn(&Reproduction) -> Result<Drawn>,
+    pub draw: fn(&Reproduction) -> Result<Picture>,
 }
 
 /// Every figure, in the order they are drawn and listed in the report.
@@ -66,14 +66,14 @@ pub const FIGURES: [Figure; 14] = [
         file: "05_flow_matching_euler100.png",
         draw: |r| png(flow_viz::scatter(&r.flow_path()?.points, "flow matching, Euler × 100")?),
     },
-    Figure { file: "06_flow_matching.gif", draw: |r| Ok(Drawn::Gif(r.flow_frames()?.clone())) },
-    Figure { file: "07_time_warp.gif", draw: |_| Ok(Drawn::Gif(warp_frames()?)) },
+    Figure { file: "06_flow_matching.gif", draw: |r| Ok(Picture::Gif(r.flow_frames()?.clone())) },
+    Figure { file: "07_time_warp.gif", draw: |_| Ok(Picture::Gif(warp_frames()?)) },
     Figure { file: "08_flow_matching_rk4_20.png", draw: flow_rk4 },
     Figure {
         file: "09_loss_reflow.png",
         draw: |r| png(flow_viz::loss_curve(&r.reflow_losses, "reflow loss")?),
     },
-    Figure { file: "10_reflow.gif", draw: |r| Ok(Drawn::Gif(r.reflow_frames()?.clone())) },
+    Figure { file: "10_reflow.gif", draw: |r| Ok(Picture::Gif(r.reflow_frames()?.clone())) },
     Figure { file: "11_combined.gif", draw: combined },
     Figure { file: "12_trajectories.png", draw: trajectories },
     Figure {
@@ -141,15 +141,15 @@ fn once<T>(cell: &OnceCell<T>, make: impl FnOnce() -> Result<T>) -> Result<&T> {
     Ok(cell.get_or_init(|| value))
 }
 
-fn png(image: RgbImage) -> Result<Drawn> {
-    Ok(Drawn::Png(image))
+fn png(image: RgbImage) -> Result<Picture> {
+    Ok(Picture::Png(image))
 }
 
 fn euler(model: &Integrator, start: &Array2<f32>, steps: usize, record: Record) -> Result<PointsSolution> {
     Ok(model.integrate(start, &TimeGrid::uniform(steps)?, Solver::Euler, record)?)
 }
 
-fn source_target(r: &Reproduction) -> Result<Drawn> {
+fn source_target(r: &Reproduction) -> Result<Picture> {
     let pair = [
         &flow_viz::scatter(&r.source, "source: Gaussian")?,
         &flow_viz::scatter(&r.target, "target: spiral")?,
@@ -157,28 +157,28 @@ fn source_target(r: &Reproduction) -> Result<Drawn> {
     png(flow_viz::side_by_side(&pair))
 }
 
-fn initial_velocities(r: &Reproduction) -> Result<Drawn> {
+fn initial_velocities(r: &Reproduction) -> Result<Picture> {
     let velocities = &r.target - &r.source;
     png(flow_viz::vector_field(&r.source, &velocities, "x1 − x0")?)
 }
 
-fn untrained(r: &Reproduction) -> Result<Drawn> {
+fn untrained(r: &Reproduction) -> Result<Picture> {
     let end = euler(&r.untrained, &r.source, 100, Record::Nothing)?.points;
     png(flow_viz::scatter(&end, "untrained, Euler × 100")?)
 }
 
-fn flow_rk4(r: &Reproduction) -> Result<Drawn> {
+fn flow_rk4(r: &Reproduction) -> Result<Picture> {
     let rk4 = r.flow.integrate(&r.source, &TimeGrid::uniform(20)?, Solver::Rk4, Record::Nothing)?;
     png(flow_viz::scatter(&rk4.points, "flow matching, RK4 × 20")?)
 }
 
-fn combined(r: &Reproduction) -> Result<Drawn> {
+fn combined(r: &Reproduction) -> Result<Picture> {
     let frames =
         r.flow_frames()?.iter().zip(r.reflow_frames()?).map(|(a, b)| flow_viz::side_by_side(&[a, b]));
-    Ok(Drawn::Gif(frames.collect()))
+    Ok(Picture::Gif(frames.collect()))
 }
 
-fn trajectories(r: &Reproduction) -> Result<Drawn> {
+fn trajectories(r: &Reproduction) -> Result<Picture> {
     let sides = [
         &flow_viz::trajectories(&r.flow_path()?.trajectory, DRAWN_PATHS, "flow matching paths")?,
         &flow_viz::trajectories(&r.reflow_path()?.trajectory, DRAWN_PATHS, "reflow paths")?,
@@ -189,7 +189,7 @@ fn trajectories(r: &Reproduction) -> Result<Drawn> {
 /// How many natural-log units below its peak the density maps' colours reach.
 const DENSITY_RANGE: f64 = 10.0;
 
-fn density(r: &Reproduction) -> Result<Drawn> {
+fn density(r: &Reproduction) -> Result<Picture> {
     let cells = super::DENSITY_CELLS;
     let sides = [
         &flow_viz::density_map(&r.densities.0, cells, DENSITY_RANGE, "flow matching: log density")?,

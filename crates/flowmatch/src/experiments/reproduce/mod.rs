@@ -20,7 +20,7 @@ use flow_train::{
 };
 use flow_viz::QualitySeries;
 
-use self::figures::{Drawn, FIGURES, FRAME_DELAY_CS, Reproduction};
+use self::figures::{FIGURES, FRAME_DELAY_CS, Picture, Reproduction};
 use self::report::{ReflowLine, Report};
 use crate::cli::ReproduceArgs;
 use crate::commands::{self, device_label};
@@ -227,8 +227,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         for figure in &FIGURES {
             let path = cx.out.join(figure.file);
             match (figure.draw)(&reproduction)? {
-                Drawn::Png(image) => flow_viz::save_png(&path, &image)?,
-                Drawn::Gif(frames) => flow_viz::save_gif(&path, &frames, FRAME_DELAY_CS)?,
+                Picture::Png(image) => flow_viz::save_png(&path, &image)?,
+                Picture::Gif(frames) => flow_viz::save_gif(&path, &frames, FRAME_DELAY_CS)?,
             }
         }
         Ok(())
