@@ -18,6 +18,9 @@ ACTIVATIONS = {"gelu": torch.nn.GELU, "silu": torch.nn.SiLU, "relu": torch.nn.Re
 def build(path):
     with safe_open(path, framework="pt") as f:
         config = json.loads(f.metadata()["config"])
+    # Format 2 names the architecture; format 1 files are all MLPs.
+    if config.get("architecture", "mlp") != "mlp":
+        raise SystemExit(f"{path}: a {config['architecture']} network, not the MLP this recipe rebuilds")
     embed = config["time_embedding"]
     width = 1 if embed["kind"] == "raw" else 2 * embed["frequencies"]
     sizes = [config["dim"] + width + condition_width(config)] + [config["hidden"]] * config["layers"] + [config["dim"]]

@@ -93,7 +93,7 @@ mod likelihood {
     /// its flow carries N(0, I) to a Gaussian known in closed form.
     fn affine() -> VelocityNet {
         let config =
-            ModelConfig { hidden: 2, layers: 1, activation: Activation::Relu, ..ModelConfig::default() };
+            ModelConfig::with_mlp(flow_model::Mlp { hidden: 2, layers: 1, activation: Activation::Relu });
         let mut net = VelocityNet::new(config, tch::Device::Cpu).expect("config");
         let (a, w) = (SCALE as f32, SPIN as f32);
         let matrix = [[a, w], [-w, a]];

@@ -3,8 +3,10 @@
 //! Layout: one tensor per parameter, named as PyTorch's `nn.Sequential` names
 //! them (`0.weight`, `0.bias`, `2.weight`, …: linear maps at even indices,
 //! activations at odd ones), stored in the model's precision. The header
-//! metadata holds `format` = [`FORMAT`], `config` = the [`ModelConfig`] as JSON,
-//! and any extra entries the caller adds (training step, dataset, …).
+//! metadata holds `format` = [`FORMAT`], `config` = the [`ModelConfig`] as JSON
+//! (its `architecture` names the network's kind), and any extra entries the
+//! caller adds (training step, dataset, …). Files of the first format,
+//! [`FORMAT_V1`], hold an MLP's config without `architecture` and load as one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -14,7 +16,9 @@ use tch::{Kind, Tensor};
 
 use crate::{ModelConfig, ModelError, Precision, Result, VelocityNet};
 
-pub const FORMAT: &str = "flowmatch-velocity-mlp/1";
+pub const FORMAT: &str = "flowmatch-velocity/2";
+/// The format before networks other than the MLP had a place: read as an MLP.
+pub const FORMAT_V1: &str = "flowmatch-velocity-mlp/1";
 
 /// Host bytes of a tensor in little-endian order, as safetensors stores them.
 fn tensor_bytes(tensor: &Tensor, precision: Precision) -> Vec<u8> {
@@ -130,13 +134,19 @@ fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_a_checkpoint(path, e.to_string()))?;
     let mut metadata: BTreeMap<String, String> =
         header.metadata().clone().unwrap_or_default().into_iter().collect();
-    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+    let version = metadata.get("format").cloned().unwrap_or_default();
+    let first_format = version == FORMAT_V1;
+    if version != FORMAT && !first_format {
         return Err(not_a_checkpoint(path, format!("its header has no `format: {FORMAT}` entry")));
     }
     let config_json =
         metadata.remove("config").ok_or_else(|| not_a_checkpoint(path, "its header has no architecture"))?;
-    let config: ModelConfig = serde_json::from_str(&config_json)
-        .map_err(|e| not_a_checkpoint(path, format!("bad architecture: {e}")))?;
+    let bad = |e: serde_json::Error| not_a_checkpoint(path, format!("bad architecture: {e}"));
+    let mut config_value: serde_json::Value = serde_json::from_str(&config_json).map_err(bad)?;
+    if first_format && let Some(entries) = config_value.as_object_mut() {
+        entries.insert("architecture".into(), "mlp".into());
+    }
+    let config: ModelConfig = serde_json::from_value(config_value).map_err(bad)?;
     check_header_against_tensors(path, bytes, &config)?;
     metadata.remove("format");
     Ok((config, metadata))
@@ -147,13 +157,16 @@ fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap
 fn check_header_against_tensors(path: &Path, bytes: &[u8], config: &ModelConfig) -> Result<()> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| not_a_checkpoint(path, e.to_string()))?;
     let held = file.len() as u128;
-    if 2 * (config.layers as u128 + 1) != held {
+    if config.tensor_count() != held {
         return Err(not_a_checkpoint(
             path,
-            format!("its header describes {} hidden layers but the file holds {held} tensors", config.layers),
+            format!(
+                "its header describes {} hidden layers but the file holds {held} tensors",
+                config.architecture.as_mlp().layers
+            ),
         ));
     }
-    // Now `layers` is small enough to list the shapes.
+    // Now the architecture is small enough to list the shapes.
     for (name, shape) in config.parameter_names() {
         let view = file
             .tensor(&name)
@@ -182,7 +195,7 @@ pub fn load_into(net: &mut VelocityNet, path: &Path) -> Result<BTreeMap<String, 
     let (config, metadata) = config_from_bytes(path, &bytes)?;
     if config.dim != net.config().dim
         || config.linear_shapes() != net.config().linear_shapes()
-        || config.activation != net.config().activation
+        || config.architecture != net.config().architecture
     {
         return Err(ModelError::Architecture {
             path: path.to_owned(),

@@ -32,5 +32,5 @@ pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use flow_native::Kernel;
 pub use integrator::{Guide, Integrator, PointsSolution, integrate_points};
-pub use mlp::{Activation, ModelConfig, Precision, TimeEmbedding, VelocityNet};
+pub use mlp::{Activation, Architecture, Mlp, ModelConfig, Precision, TimeEmbedding, VelocityNet};
 pub use state::{TensorState, array_to_tensor, tensor_to_array};

@@ -100,15 +100,16 @@ impl Precision {
 /// 2¹²⁷·π is the largest scale f32 holds: more frequencies give infinite angles.
 const MAX_FREQUENCIES: usize = 127;
 
-/// The network's architecture: all a checkpoint needs to rebuild it.
+/// A velocity network: what every architecture shares (the data's dimension, how time and
+/// conditions enter, the precision) and the architecture itself — all a checkpoint needs to
+/// rebuild it. Its JSON (the checkpoint header's `config`, run.json's `model`) is flat:
+/// `architecture` names the kind and the kind's own fields stand beside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Data dimension (input position and output velocity).
     pub dim: usize,
-    pub hidden: usize,
-    /// Number of hidden layers; the network has `layers + 1` linear maps.
-    pub layers: usize,
-    pub activation: Activation,
+    #[serde(flatten)]
+    pub architecture: Architecture,
     pub time_embedding: TimeEmbedding,
     pub precision: Precision,
     /// The conditions the network takes, appended to its input as features
@@ -117,14 +118,58 @@ pub struct ModelConfig {
     pub condition: ConditionShape,
 }
 
+/// The network's architecture, one value per kind. A new kind is a variant here with its
+/// shapes, sizes and forward pass beside the MLP's; the header names it (`architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "architecture", rename_all = "lowercase")]
+pub enum Architecture {
+    /// The post's multilayer perceptron on [x ⊕ time ⊕ condition features].
+    Mlp(Mlp),
+}
+
+/// A multilayer perceptron: `layers` hidden layers of `hidden` units and an activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mlp {
+    pub hidden: usize,
+    /// Number of hidden layers; the network has `layers + 1` linear maps.
+    pub layers: usize,
+    pub activation: Activation,
+}
+
+impl Default for Mlp {
+    /// The post's: 3 hidden layers of 64 with GELU.
+    fn default() -> Mlp {
+        Mlp { hidden: 64, layers: 3, activation: Activation::Gelu }
+    }
+}
+
+impl Architecture {
+    /// An MLP of `layers` hidden layers of `hidden` units, GELU.
+    pub fn mlp(hidden: usize, layers: usize) -> Architecture {
+        Architecture::Mlp(Mlp { hidden, layers, ..Mlp::default() })
+    }
+
+    /// Its name in headers and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::Mlp(_) => "mlp",
+        }
+    }
+
+    /// The MLP's settings (every architecture is one, for now).
+    pub fn as_mlp(&self) -> &Mlp {
+        match self {
+            Architecture::Mlp(mlp) => mlp,
+        }
+    }
+}
+
 impl Default for ModelConfig {
     /// The post's network for 2-D data: 3 hidden layers of 64 with GELU.
     fn default() -> ModelConfig {
         ModelConfig {
             dim: 2,
-            hidden: 64,
-            layers: 3,
-            activation: Activation::Gelu,
+            architecture: Architecture::Mlp(Mlp::default()),
             time_embedding: TimeEmbedding::Raw,
             precision: Precision::F32,
             condition: ConditionShape::NONE,
@@ -133,12 +178,18 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// The post's network, with `mlp` for its hidden layers.
+    pub fn with_mlp(mlp: Mlp) -> ModelConfig {
+        ModelConfig { architecture: Architecture::Mlp(mlp), ..ModelConfig::default() }
+    }
+
     pub fn validate(&self) -> Result<()> {
+        let Architecture::Mlp(mlp) = self.architecture;
         let problem = if self.dim == 0 {
             "dimension must be at least 1"
-        } else if self.hidden == 0 {
+        } else if mlp.hidden == 0 {
             "hidden width must be at least 1"
-        } else if self.layers == 0 {
+        } else if mlp.layers == 0 {
             "there must be at least one hidden layer"
         } else if matches!(self.time_embedding, TimeEmbedding::Sinusoidal { frequencies: 0 }) {
             "a sinusoidal time embedding needs at least one frequency"
@@ -151,13 +202,31 @@ impl ModelConfig {
         Err(ModelError::Config(problem.to_owned()))
     }
 
+    /// Parameters of the network, counted without building its shape list (`layers` may be absurd).
+    pub fn parameter_count(&self) -> u128 {
+        let Architecture::Mlp(mlp) = self.architecture;
+        let (dim, hidden, layers) = (self.dim as u128, mlp.hidden as u128, mlp.layers as u128);
+        let input = self.input_width() as u128;
+        (input + 1) * hidden + layers.saturating_sub(1) * (hidden + 1) * hidden + (hidden + 1) * dim
+    }
+
+    /// Values a training step keeps per batch row: inputs and targets, and the forward values,
+    /// slopes and errors of every hidden unit (as libtorch and the native kernels keep them).
+    pub fn training_values_per_row(&self) -> u128 {
+        let Architecture::Mlp(mlp) = self.architecture;
+        (self.dim as u128 + 1) * 4 + (mlp.hidden as u128) * (mlp.layers as u128) * 4
+    }
+
+    /// Tensors a checkpoint of this network holds.
+    pub fn tensor_count(&self) -> u128 {
+        let Architecture::Mlp(mlp) = self.architecture;
+        2 * (mlp.layers as u128 + 1)
+    }
+
     /// Refuses a network whose parameters, gradient and optimiser moments
     /// would not fit in memory (before anything is allocated).
     fn check_size(&self) -> Result<()> {
-        // Counted without building the shape list: `layers` may be absurd.
-        let (dim, hidden, layers) = (self.dim as u128, self.hidden as u128, self.layers as u128);
-        let input = dim + self.time_embedding.width() as u128 + self.condition.features() as u128;
-        let count = (input + 1) * hidden + (layers - 1) * (hidden + 1) * hidden + (hidden + 1) * dim;
+        let count = self.parameter_count();
         let bytes = self.precision.bytes();
         let what = format!("a network of {count} parameters (with its gradient and optimiser moments)");
         Ok(flow_data::budget::check_allocation(&what, count * 4, bytes)?)
@@ -165,10 +234,11 @@ impl ModelConfig {
 
     /// `(in, out)` of each linear map, first to last.
     pub fn linear_shapes(&self) -> Vec<(usize, usize)> {
+        let Architecture::Mlp(mlp) = self.architecture;
         let input = self.input_width();
-        let mut shapes = vec![(input, self.hidden)];
-        shapes.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
-        shapes.push((self.hidden, self.dim));
+        let mut shapes = vec![(input, mlp.hidden)];
+        shapes.extend((1..mlp.layers).map(|_| (mlp.hidden, mlp.hidden)));
+        shapes.push((mlp.hidden, self.dim));
         shapes
     }
 
@@ -203,9 +273,10 @@ impl ModelConfig {
         } else {
             format!(", conditioned on {}", self.condition.describe())
         };
+        let Architecture::Mlp(mlp) = self.architecture;
         format!(
             "dim {}, {} hidden layers of {}, {:?}, {time}{condition}",
-            self.dim, self.layers, self.hidden, self.activation
+            self.dim, mlp.layers, mlp.hidden, mlp.activation
         )
         .to_lowercase()
     }
@@ -348,7 +419,8 @@ impl VelocityNet {
             )));
         }
         let parameters = Vec::<f32>::try_from(self.flat.detach())?;
-        Ok(flow_native::Mlp::new(self.config.linear_shapes(), self.config.activation, parameters)?)
+        let activation = self.config.architecture.as_mlp().activation;
+        Ok(flow_native::Mlp::new(self.config.linear_shapes(), activation, parameters)?)
     }
 
     /// Overwrites the parameters with a flat host vector in this network's
@@ -399,7 +471,7 @@ impl VelocityNet {
         for (i, slot) in self.slots.iter().enumerate() {
             h = h.linear(&slot.weight(&self.flat), Some(&slot.bias(&self.flat)));
             if i < last {
-                h = activate(self.config.activation, &h);
+                h = activate(self.config.architecture.as_mlp().activation, &h);
             }
         }
         h

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use flow_data::ConditionShape;
 use flow_model::checkpoint::{self, load, load_into, save};
 use flow_model::{
-    Activation, DeviceChoice, ModelConfig, ModelError, Precision, TensorState, TimeEmbedding, VelocityNet,
-    array_to_tensor, tensor_to_array,
+    Activation, Architecture, DeviceChoice, Mlp, ModelConfig, ModelError, Precision, TensorState,
+    TimeEmbedding, VelocityNet, array_to_tensor, tensor_to_array,
 };
 use flow_ode::{Record, Solver, TimeGrid, VelocityField, integrate};
 use ndarray::{Array2, array};
@@ -73,9 +73,7 @@ fn any_dimension_width_depth_activation_and_embedding() {
     for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
         let config = ModelConfig {
             dim: 5,
-            hidden: 16,
-            layers: 2,
-            activation,
+            architecture: Architecture::Mlp(Mlp { hidden: 16, layers: 2, activation }),
             time_embedding: TimeEmbedding::Sinusoidal { frequencies: 4 },
             precision: Precision::F64,
             ..ModelConfig::default()
@@ -85,7 +83,7 @@ fn any_dimension_width_depth_activation_and_embedding() {
         assert_eq!(model.velocity_at(&x, 0.5).size(), [3, 5]);
         assert_eq!(model.config().linear_shapes(), [(13, 16), (16, 16), (16, 5)]);
     }
-    let bad = ModelConfig { layers: 0, ..ModelConfig::default() };
+    let bad = ModelConfig::with_mlp(Mlp { layers: 0, ..Mlp::default() });
     assert!(VelocityNet::new(bad, Device::Cpu).is_err());
 }
 
@@ -135,7 +133,7 @@ fn bad_checkpoints_are_errors_that_name_the_problem() {
     let missing = dir.join("missing.safetensors");
     assert!(matches!(load(&missing, Device::Cpu), Err(ModelError::Io { .. })));
 
-    let mut wider = net(ModelConfig { hidden: 32, ..ModelConfig::default() }, 4);
+    let mut wider = net(ModelConfig::with_mlp(Mlp { hidden: 32, ..Mlp::default() }), 4);
     let message = load_into(&mut wider, &good).expect_err("other architecture fails").to_string();
     assert!(message.contains("checkpoint is for dim 2, 3 hidden layers of 64"), "{message}");
 
@@ -177,6 +175,24 @@ fn bad_checkpoints_are_errors_that_name_the_problem() {
     // A tensor of another name stands where one the network needs should be.
     let message = tamper("renamed.safetensors", r#""2.weight""#, r#""9.weight""#);
     assert!(message.ends_with("renamed.safetensors: tensor `2.weight` is missing"), "{message}");
+
+    // The header names the format and the architecture; the first format (no `architecture`,
+    // an MLP's fields alone) still loads, as the same MLP; an unknown architecture is refused.
+    assert!(header.contains(r#""format":"flowmatch-velocity/2""#), "{header}");
+    assert!(header.contains(r#"\"architecture\":\"mlp\""#), "{header}");
+    let first = header
+        .replace(r#""format":"flowmatch-velocity/2""#, r#""format":"flowmatch-velocity-mlp/1""#)
+        .replace(r#"\"architecture\":\"mlp\","#, "");
+    assert!(!first.contains("architecture"), "{first}");
+    let mut file = (first.len() as u64).to_le_bytes().to_vec();
+    file.extend(first.bytes());
+    file.extend(&bytes[8 + header_len..]);
+    let v1 = dir.join("v1.safetensors");
+    std::fs::write(&v1, file).expect("write");
+    let loaded = load(&v1, Device::Cpu).expect("a first-format file loads");
+    assert_eq!(*loaded.net.config(), ModelConfig { dim: 2, ..ModelConfig::default() });
+    let message = tamper("unet.safetensors", r#"\"architecture\":\"mlp\""#, r#"\"architecture\":\"unet\""#);
+    assert!(message.contains("bad architecture") && message.contains("unet"), "{message}");
 
     let mut poisoned = bytes.clone();
     poisoned[8 + header_len..8 + header_len + 4].copy_from_slice(&f32::NAN.to_le_bytes());
@@ -258,7 +274,7 @@ fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
         (
             ModelConfig {
                 dim: 3,
-                activation: Activation::Silu,
+                architecture: Architecture::Mlp(Mlp { activation: Activation::Silu, ..Mlp::default() }),
                 time_embedding: TimeEmbedding::Sinusoidal { frequencies: 2 },
                 ..ModelConfig::default()
             },
@@ -306,7 +322,8 @@ fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
 #[test]
 fn native_kernels_agree_with_libtorch() {
     for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
-        let model = net(ModelConfig { activation, dim: 3, hidden: 40, ..ModelConfig::default() }, 8);
+        let mlp = Mlp { activation, hidden: 40, ..Mlp::default() };
+        let model = net(ModelConfig { dim: 3, ..ModelConfig::with_mlp(mlp) }, 8);
         let x = Tensor::randn([700, 3], (Kind::Float, Device::Cpu));
         let t = Tensor::rand([700, 1], (Kind::Float, Device::Cpu));
         let theirs = tch::no_grad(|| model.forward(&x, &t));
@@ -411,8 +428,7 @@ fn sizes_are_counted_exactly_before_anything_is_allocated() {
     // ·1 000 + 999 999·1 001·1 000 + 1 001·2 parameters, each kept four times (weights, gradient,
     // two moments) in f32: 16.0 TB.
     let huge = ModelConfig {
-        hidden: 1_000,
-        layers: 1_000_000,
+        architecture: Architecture::mlp(1_000, 1_000_000),
         condition: ConditionShape { classes: 3, values: 0 },
         ..ModelConfig::default()
     };
@@ -422,13 +438,17 @@ fn sizes_are_counted_exactly_before_anything_is_allocated() {
     assert!(message.starts_with(expected), "{message}");
     for (config, problem) in [
         (ModelConfig { dim: 0, ..ModelConfig::default() }, "dimension"),
-        (ModelConfig { hidden: 0, ..ModelConfig::default() }, "hidden width"),
-        (ModelConfig { layers: 0, ..ModelConfig::default() }, "hidden layer"),
+        (ModelConfig::with_mlp(Mlp { hidden: 0, ..Mlp::default() }), "hidden width"),
+        (ModelConfig::with_mlp(Mlp { layers: 0, ..Mlp::default() }), "hidden layer"),
     ] {
         let message = config.validate().expect_err(problem).to_string();
         assert!(message.contains(problem), "{message}");
     }
-    assert!(ModelConfig { dim: 1, hidden: 1, layers: 1, ..ModelConfig::default() }.validate().is_ok());
+    assert!(
+        ModelConfig { dim: 1, architecture: Architecture::mlp(1, 1), ..ModelConfig::default() }
+            .validate()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -466,7 +486,7 @@ fn state_tensors_keep_their_kind_and_values_and_checkpoints_load_into_their_own_
     assert!(fresh.flat_parameters().equal(saved.flat_parameters()));
     // ...and not into one of another dimension or activation, even with the same tensor shapes.
     for other in [
-        ModelConfig { activation: Activation::Silu, ..ModelConfig::default() },
+        ModelConfig::with_mlp(Mlp { activation: Activation::Silu, ..Mlp::default() }),
         ModelConfig { dim: 3, ..ModelConfig::default() },
     ] {
         let mut wrong = net(other, 7);

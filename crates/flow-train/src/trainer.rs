@@ -350,8 +350,7 @@ pub fn train(
 /// not fit in the memory available.
 fn check_batch_memory(net: &VelocityNet, config: &TrainConfig) -> Result<()> {
     let model = net.config();
-    // Values kept per point: inputs and targets, and four per hidden unit.
-    let per_point = (model.dim as u128 + 1) * 4 + (model.hidden as u128) * (model.layers as u128) * 4;
+    let per_point = model.training_values_per_row();
     let what = format!("a batch of {} points", config.batch_size);
     let values = config.batch_size as u128 * per_point;
     Ok(flow_data::budget::check_allocation(&what, values, model.precision.bytes())?)

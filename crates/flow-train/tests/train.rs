@@ -415,7 +415,7 @@ fn checkpoints_of_the_first_format_still_load_with_their_run_metadata() {
             )
         }
     );
-    assert_eq!(moons.net.config().hidden, 8);
+    assert_eq!(moons.net.config().architecture.as_mlp().hidden, 8);
     assert!(matches!(
         moons.target().expect("built in"),
         Some(PointSource::Builtin { dataset: Dataset::Moons, dim: 2 })

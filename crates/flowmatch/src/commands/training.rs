@@ -115,9 +115,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let conditional = !pairs.condition().is_none();
     let model = ModelConfig {
         dim: pairs.dim(),
-        hidden: args.hidden,
-        layers: args.layers,
-        activation: args.activation,
+        architecture: flow_model::Architecture::Mlp(flow_model::Mlp {
+            hidden: args.hidden,
+            layers: args.layers,
+            activation: args.activation,
+        }),
         time_embedding: args.time_embedding,
         precision: Precision::F32,
         condition: pairs.condition(),

@@ -191,7 +191,7 @@ impl Runs {
             p.steps,
             p.batch,
             p.ot_batch,
-            model_config().hidden
+            model_config().architecture.as_mlp().hidden
         );
         self.out.join("checkpoints").join(name)
     }

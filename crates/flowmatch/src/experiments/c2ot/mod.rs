@@ -130,7 +130,7 @@ impl Protocol {
 
 /// Our network for this task: wider than the post's (C2OT's is a 128-wide residual MLP of 400k weights).
 pub fn model_config() -> ModelConfig {
-    ModelConfig { hidden: 128, layers: 3, ..ModelConfig::default() }
+    ModelConfig { architecture: flow_model::Architecture::mlp(128, 3), ..ModelConfig::default() }
 }
 
 /// Our learning rates: the tuned recipe (C2OT: Adam at a constant 3e-4).
@@ -264,7 +264,9 @@ impl Runs {
             }
             None => format!("c2ot-{}-{}x{}-ot{}", method.slug(), p.steps, p.batch, p.ot_batch),
         };
-        self.out.join("checkpoints").join(format!("{name}-h{}-seed{seed}{quick}", model_config().hidden))
+        self.out
+            .join("checkpoints")
+            .join(format!("{name}-h{}-seed{seed}{quick}", model_config().architecture.as_mlp().hidden))
     }
 
     fn scores(&self, method: Method, seed: u64, model: &Integrator) -> Result<Scores> {

@@ -152,7 +152,9 @@ pub fn render(table: &Table) -> String {
         out,
         "- Network: ours, an MLP of {} hidden layers of {} ({}, time appended), not their 128-wide residual \
          MLP with 512-wide blocks (about 400k weights).",
-        table.model.layers, table.model.hidden, table.model.activation
+        table.model.architecture.as_mlp().layers,
+        table.model.architecture.as_mlp().hidden,
+        table.model.architecture.as_mlp().activation
     );
     let _ = writeln!(
         out,

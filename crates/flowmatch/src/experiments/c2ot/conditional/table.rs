@@ -139,7 +139,9 @@ pub fn render(table: &Table) -> String {
         "- Network: ours, an MLP of {} hidden layers of {} ({}), with time and the condition appended to the \
          input (a one-hot moon with a null slot, or the value and a presence flag); theirs is a 128-wide \
          residual MLP that adds a linear projection of the condition (±1, or x).",
-        table.model.layers, table.model.hidden, table.model.activation
+        table.model.architecture.as_mlp().layers,
+        table.model.architecture.as_mlp().hidden,
+        table.model.architecture.as_mlp().activation
     );
     let _ = writeln!(
         out,
