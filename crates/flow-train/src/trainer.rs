@@ -94,6 +94,24 @@ impl Recipe {
             Recipe::Tuned => (5e-3, LrSchedule::Constant),
         }
     }
+
+    /// Flow matching for `steps` of `batch_size` at this recipe's rate and schedule
+    /// (everything else the defaults): what experiments build instead of copying the rates.
+    pub fn flow_matching_config(&self, steps: usize, batch_size: usize) -> TrainConfig {
+        let (lr, lr_schedule) = self.flow_matching();
+        TrainConfig { steps, batch_size, lr, lr_schedule, ..TrainConfig::default() }
+    }
+
+    /// Reflow for `steps` of `batch_size` at this recipe's rate, on the post's warped times (s = 0.5).
+    pub fn reflow_config(&self, steps: usize, batch_size: usize) -> TrainConfig {
+        let (lr, lr_schedule) = self.reflow();
+        TrainConfig {
+            time_sampling: TimeSampling::Warp(0.5),
+            lr,
+            lr_schedule,
+            ..self.flow_matching_config(steps, batch_size)
+        }
+    }
 }
 
 flow_options::named_value!(LrSchedule, "learning-rate schedule");

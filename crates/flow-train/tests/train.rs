@@ -958,6 +958,30 @@ fn schedules_recipes_and_time_draws_follow_their_definitions() {
     }
     assert_eq!((LrSchedule::Constant.name(), LrSchedule::Cosine.name()), ("constant", "cosine"));
     assert!(Recipe::parse("fast").expect_err("unknown").to_string().contains("post, tuned"));
+    // Experiments take whole configurations from the recipe: its rate and schedule, reflow on
+    // the post's warped times, everything else the defaults.
+    let fm = Recipe::Tuned.flow_matching_config(300, 256);
+    assert_eq!(
+        fm,
+        TrainConfig {
+            steps: 300,
+            batch_size: 256,
+            lr: 8e-3,
+            lr_schedule: LrSchedule::Cosine,
+            ..TrainConfig::default()
+        }
+    );
+    let rf = Recipe::Tuned.reflow_config(100, 512);
+    assert_eq!(
+        rf,
+        TrainConfig {
+            steps: 100,
+            batch_size: 512,
+            lr: 5e-3,
+            time_sampling: TimeSampling::Warp(0.5),
+            ..TrainConfig::default()
+        }
+    );
 
     // Each time sampling applied to the same underlying draws: u, warp(u, s), σ(z).
     for sampling in

@@ -15,8 +15,7 @@ use flow_model::{Integrator, ModelConfig, Runtime, VelocityNet};
 use flow_ode::{Record, Solver, TimeGrid};
 use flow_train::Kernel;
 use flow_train::{
-    Backend, Coupling, PairMode, PairSource, Recipe, ReflowSettings, RunOptions, TeacherSettings,
-    TimeSampling, TrainConfig,
+    Backend, Coupling, PairMode, PairSource, Recipe, ReflowSettings, RunOptions, TeacherSettings, TrainConfig,
 };
 use serde_json::Value;
 
@@ -168,13 +167,11 @@ fn quiet(runtime: Runtime) -> RunOptions {
 }
 
 fn config(steps: usize, recipe: Recipe) -> TrainConfig {
-    let (lr, lr_schedule) = recipe.flow_matching();
-    TrainConfig { steps, batch_size: BATCH, lr, lr_schedule, checkpoint_every: 0, ..TrainConfig::default() }
+    TrainConfig { checkpoint_every: 0, ..recipe.flow_matching_config(steps, BATCH) }
 }
 
 fn reflow_config(steps: usize, recipe: Recipe) -> TrainConfig {
-    let (lr, lr_schedule) = recipe.reflow();
-    TrainConfig { time_sampling: TimeSampling::Warp(0.5), lr, lr_schedule, ..config(steps, recipe) }
+    TrainConfig { checkpoint_every: 0, ..recipe.reflow_config(steps, BATCH) }
 }
 
 /// Steps per second of flow matching on `runtime`: the best of three windows

@@ -20,8 +20,7 @@ use flow_data::{Dataset, PointSource};
 use flow_model::{Integrator, ModelConfig, VelocityNet};
 use flow_ode::{Record, Solver, SolverKind, TimeGrid};
 use flow_train::{
-    Coupling, PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunMetadata, RunOptions, TimeSampling,
-    TrainConfig,
+    Coupling, PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunMetadata, RunOptions, TrainConfig,
 };
 use ndarray::Array2;
 
@@ -290,9 +289,7 @@ impl Runs {
 
     /// Flow matching on the protocol's steps and batch, at our recipe's rate.
     fn train_config(&self, seed: u64) -> TrainConfig {
-        let (lr, lr_schedule) = RECIPE.flow_matching();
-        let p = self.protocol;
-        TrainConfig { steps: p.steps, batch_size: p.batch, lr, lr_schedule, seed, ..TrainConfig::default() }
+        TrainConfig { seed, ..RECIPE.flow_matching_config(self.protocol.steps, self.protocol.batch) }
     }
 
     fn model(&self, method: Method, seed: u64) -> Result<VelocityNet> {
@@ -313,16 +310,9 @@ impl Runs {
         };
         if let Some(of) = method.teacher() {
             let teacher = self.model(of, seed)?;
-            let (lr, lr_schedule) = RECIPE.reflow();
             let settings = ReflowSettings {
                 mode: PairMode::Pool(p.reflow_pool),
-                train: TrainConfig {
-                    steps: p.reflow_steps,
-                    time_sampling: TimeSampling::Warp(0.5),
-                    lr,
-                    lr_schedule,
-                    ..config
-                },
+                train: TrainConfig { seed, ..RECIPE.reflow_config(p.reflow_steps, p.batch) },
                 ..ReflowSettings::default()
             };
             let metadata = RunMetadata::reflow(&metadata, &self.dir(of, seed).join(flow_train::MODEL_FILE));

@@ -15,8 +15,7 @@ use flow_eval::likelihood::{self, Divergence};
 use flow_model::{Integrator, ModelConfig, Runtime, VelocityNet};
 use flow_ode::{Solver, SolverKind};
 use flow_train::{
-    PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TimeSampling,
-    TrainConfig,
+    PairMode, PairSource, PointsRef, Recipe, ReflowSettings, RunKind, RunMetadata, RunOptions, TrainConfig,
 };
 use flow_viz::QualitySeries;
 
@@ -108,15 +107,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
 
     let (flow, flow_losses) = cx.time("flow matching", |cx| {
         let pairs = PairSource::independent(PointSource::post_source(), PointSource::post_target())?;
-        let (lr, lr_schedule) = RECIPE.flow_matching();
-        let config = TrainConfig {
-            steps: scale.flow_steps,
-            batch_size: scale.batch_size,
-            lr,
-            lr_schedule,
-            seed: cx.seed,
-            ..TrainConfig::default()
-        };
+        let lr = RECIPE.flow_matching().0;
+        let config =
+            TrainConfig { seed: cx.seed, ..RECIPE.flow_matching_config(scale.flow_steps, scale.batch_size) };
         let (seed, device) = (cx.seed, cx.device);
         // The rate is in the name: a checkpoint of another recipe version is not reused.
         trained_or_loaded(cx, &format!("flow_matching_{}-lr{lr:e}", RECIPE.name()), |dir| {
@@ -128,18 +121,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         })
     })?;
 
-    let (reflow_lr, reflow_schedule) = RECIPE.reflow();
     let reflow_settings = |mode| ReflowSettings {
         mode,
-        train: TrainConfig {
-            steps: scale.reflow_steps,
-            batch_size: scale.batch_size,
-            lr: reflow_lr,
-            lr_schedule: reflow_schedule,
-            seed: cx.seed,
-            time_sampling: TimeSampling::Warp(0.5),
-            ..TrainConfig::default()
-        },
+        train: TrainConfig { seed: cx.seed, ..RECIPE.reflow_config(scale.reflow_steps, scale.batch_size) },
         ..ReflowSettings::default()
     };
     let online_settings = reflow_settings(PairMode::Online);
