@@ -143,10 +143,11 @@ fn config_from_bytes(path: &Path, bytes: &[u8]) -> Result<(ModelConfig, BTreeMap
         metadata.remove("config").ok_or_else(|| not_a_checkpoint(path, "its header has no architecture"))?;
     let bad = |e: serde_json::Error| not_a_checkpoint(path, format!("bad architecture: {e}"));
     let mut config_value: serde_json::Value = serde_json::from_str(&config_json).map_err(bad)?;
-    if first_format && let Some(entries) = config_value.as_object_mut() {
-        entries.insert("architecture".into(), "mlp".into());
+    // The first format had only MLPs and no `architecture`; a file of format 2 must name it.
+    if let Some(entries) = config_value.as_object_mut().filter(|_| !first_format) {
+        entries.entry("architecture").or_insert(serde_json::Value::Null);
     }
-    let config: ModelConfig = serde_json::from_value(config_value).map_err(bad)?;
+    let config = ModelConfig::from_json(config_value).map_err(bad)?;
     check_header_against_tensors(path, bytes, &config)?;
     metadata.remove("format");
     Ok((config, metadata))

@@ -178,6 +178,15 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// A config from its JSON, of either format: one without `architecture` (checkpoints of
+    /// format 1, run records from before the architecture had a name) is an MLP's.
+    pub fn from_json(mut value: serde_json::Value) -> std::result::Result<ModelConfig, serde_json::Error> {
+        if let Some(entries) = value.as_object_mut() {
+            entries.entry("architecture").or_insert_with(|| "mlp".into());
+        }
+        serde_json::from_value(value)
+    }
+
     /// The post's network, with `mlp` for its hidden layers.
     pub fn with_mlp(mlp: Mlp) -> ModelConfig {
         ModelConfig { architecture: Architecture::Mlp(mlp), ..ModelConfig::default() }

@@ -31,8 +31,8 @@ pub use flow_model::{Batch, Kernel, Place};
 pub use pairs::{PairMode, PairSource, TeacherSettings};
 pub use reflow::{ReflowSettings, reflow};
 pub use run::{
-    LOSSES_FILE, MODEL_FILE, PointsRef, RUN_RECORD_FILE, RunKind, RunMetadata, RunOptions, RunRecord,
-    STATE_FILE, TrainedModel, read_losses,
+    LOSSES_FILE, MODEL_FILE, Pairs, PointsRef, RUN_RECORD_FILE, RunKind, RunMetadata, RunOptions, RunRecord,
+    RunSpec, STATE_FILE, TrainedModel, read_losses,
 };
 pub use time_sampling::TimeSampling;
 pub use trainer::{LrSchedule, Recipe, TrainConfig, TrainReport, train};

@@ -174,9 +174,39 @@ impl TrainConfig {
             json["condition_dropout"] = self.condition_dropout.into();
         }
         if self.path != AffinePath::LINE {
-            json["path"] = self.path.describe().into();
+            json["path"] = self.path.scheduler.name().into();
+            if self.path.sigma > 0.0 {
+                json["path_sigma"] = self.path.sigma.into();
+            }
         }
         json
+    }
+
+    /// The settings [`TrainConfig::to_json`] wrote (an entry added since reads as runs had it
+    /// before: no condition dropout, the line); `None` when one is missing or malformed.
+    pub fn from_json(value: &serde_json::Value) -> Option<TrainConfig> {
+        use serde_json::Value;
+        let count = |key: &str| value[key].as_u64().map(|n| n as usize);
+        let scheduler = match value.get("path") {
+            Some(name) => name.as_str()?.parse::<flow_path::Scheduler>().ok()?,
+            None => flow_path::Scheduler::Linear,
+        };
+        let sigma = value.get("path_sigma").map_or(Some(0.0), Value::as_f64)?;
+        Some(TrainConfig {
+            steps: count("steps")?,
+            batch_size: count("batch_size")?,
+            lr: value["lr"].as_f64()?,
+            lr_schedule: value["lr_schedule"].as_str()?.parse().ok()?,
+            ema: match &value["ema"] {
+                Value::Null => None,
+                decay => Some(decay.as_f64()?),
+            },
+            time_sampling: TimeSampling::parse(value["time_sampling"].as_str()?).ok()?,
+            path: AffinePath::new(scheduler, sigma).ok()?,
+            seed: value["seed"].as_u64()?,
+            checkpoint_every: count("checkpoint_every")?,
+            condition_dropout: value.get("condition_dropout").map_or(Some(0.0), Value::as_f64)?,
+        })
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -1223,3 +1223,71 @@ fn the_library_example_trains_samples_and_scores() {
     assert!(number("w2") < 1.8 * number("floor"), "{report}");
     assert!(number("mean_log_density") > -3.1, "{report}");
 }
+
+/// The run spec is run.json's settings: written and read back it is the same spec, a record
+/// of an earlier version reads as the spec it described, and what a resume may change is the
+/// spec's own rule (steps, checkpoints, backend), not a list of keys.
+#[test]
+fn a_run_spec_round_trips_through_its_record_and_decides_what_a_resume_may_change() {
+    use flow_path::{AffinePath, Scheduler};
+    use flow_train::{Coupling, Pairs, Recipe, RunRecord, RunSpec};
+
+    let spec = RunSpec {
+        pairs: Pairs::FlowMatching {
+            source: "gaussian".into(),
+            target: "moons".into(),
+            coupling: Coupling::Sinkhorn(0.1),
+            ot_batch: 512,
+            conditions: vec!["label".into()],
+        },
+        model: Some(ModelConfig::default()),
+        recipe: Recipe::Tuned,
+        training: TrainConfig {
+            path: AffinePath::new(Scheduler::Cosine, 0.05).expect("σ"),
+            condition_dropout: 0.3,
+            time_sampling: TimeSampling::Warp(0.8),
+            ema: Some(0.999),
+            ..Recipe::Tuned.flow_matching_config(300, 256)
+        },
+        backend: Backend::Libtorch,
+    };
+    assert_eq!(RunSpec::from_settings("train", &spec.to_settings()).expect("reads back"), spec);
+    let reflow = RunSpec {
+        pairs: Pairs::Reflow {
+            teacher: PathBuf::from("runs/fm/model.safetensors"),
+            mode: PairMode::Pool(4096),
+            solver: flow_ode::SolverKind::Rk4,
+            steps: 20,
+            rounds: 2,
+            from_teacher: true,
+        },
+        model: None,
+        recipe: Recipe::Post,
+        training: Recipe::Post.reflow_config(1000, 2048),
+        backend: Backend::Auto,
+    };
+    assert_eq!(RunSpec::from_settings("reflow", &reflow.to_settings()).expect("reads back"), reflow);
+
+    // The committed record of an earlier version: a 1-hidden-layer MLP of 8 on moons, 2 steps.
+    let record: RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(fixture("v1-train-moons.run.json")).expect("fixture"))
+            .expect("a record");
+    let old = RunSpec::from_settings(&record.command, &record.settings).expect("an old record reads");
+    assert_eq!(old.model.map(|m| m.architecture), Some(flow_model::Architecture::mlp(8, 1)));
+    assert_eq!((old.training.steps, old.training.batch_size, old.recipe), (2, 16, Recipe::Post));
+    assert!(matches!(old.pairs, Pairs::FlowMatching { coupling: Coupling::Independent, .. }));
+
+    let dir = scratch("spec-resume");
+    std::fs::create_dir_all(&dir).expect("scratch");
+    std::fs::copy(fixture("v1-train-moons.run.json"), dir.join(flow_train::RUN_RECORD_FILE)).expect("copy");
+    let longer = RunSpec {
+        training: TrainConfig { steps: 50, checkpoint_every: 5, ..old.training.clone() },
+        backend: Backend::Native,
+        ..old.clone()
+    };
+    RunRecord::check_resume_spec(&dir, &longer).expect("longer, saved more often, on another backend");
+    let reseeded = RunSpec { training: TrainConfig { seed: 3, ..old.training.clone() }, ..old.clone() };
+    let refused = RunRecord::check_resume_spec(&dir, &reseeded).expect_err("another seed").to_string();
+    assert!(refused.contains("different training.seed (0 before, 3 now)"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,10 +3,12 @@
 mod checkpoints;
 mod metadata;
 mod record;
+mod spec;
 
 pub(crate) use checkpoints::{resume, save};
 pub use metadata::{PointsRef, RunKind, RunMetadata};
 pub use record::RunRecord;
+pub use spec::{Pairs, RunSpec};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

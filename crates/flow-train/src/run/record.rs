@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::RUN_RECORD_FILE;
+use crate::run::{RUN_RECORD_FILE, RunSpec};
 use crate::{Result, TrainError, TrainReport};
 
 /// What `run.json` holds: enough to trace any result to its settings.
@@ -27,10 +27,6 @@ pub struct RunRecord {
     pub resumed_from_step: usize,
     pub final_loss: Option<f32>,
 }
-
-/// Settings a resumed run may change: how long it runs, how often it saves,
-/// and which code computes the same steps.
-const CHANGEABLE_ON_RESUME: [&str; 3] = ["training.steps", "training.checkpoint_every", "training.backend"];
 
 impl RunRecord {
     /// The record of `report`, a run of `command` on `device` with `settings`.
@@ -69,55 +65,22 @@ impl RunRecord {
             .map_err(|e| TrainError::Resume { path, reason: format!("unreadable run record ({e})") })
     }
 
-    /// Before a resumed run starts: it must be the same command with the same
-    /// settings as the one recorded in `dir` (else its continuation would
-    /// silently mix two runs). A run killed before it wrote its record is
-    /// checked only against its training state. A different architecture is
-    /// left to the checkpoint, which reports it with a message of its own.
-    pub fn check_resume(dir: &Path, command: &str, settings: &serde_json::Value) -> Result<()> {
+    /// Before a resumed run of `now` starts: the run recorded in `dir` must be the same
+    /// command with the same spec, but for what a spec lets a resume change (see
+    /// [`RunSpec::check_resume`]). A run killed before it wrote its record is checked only
+    /// against its training state.
+    pub fn check_resume_spec(dir: &Path, now: &RunSpec) -> Result<()> {
         let Some(earlier) = RunRecord::read(dir)? else {
             return Ok(());
         };
-        if earlier.command != command {
-            return Err(TrainError::ResumeMismatch(format!(
-                "{} holds a `{}` run; resume it with `flowmatch {} --resume`",
-                dir.display(),
-                earlier.command,
-                earlier.command
-            )));
-        }
-        let (mut before, mut now) = (Vec::new(), Vec::new());
-        flatten("", &earlier.settings, &mut before);
-        flatten("", settings, &mut now);
-        let differs =
-            |key: &str, value: &String| before.iter().find(|(k, _)| k == key).is_none_or(|(_, v)| v != value);
-        if now.iter().any(|(key, value)| key.starts_with("model.") && differs(key, value)) {
-            return Ok(());
-        }
-        for (key, value) in &now {
-            if CHANGEABLE_ON_RESUME.contains(&key.as_str()) {
-                continue;
-            }
-            let old = before.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-            if &old != value {
-                return Err(TrainError::ResumeMismatch(format!(
-                    "--resume with a different {key} ({old} before, {value} now): resume with the same settings or start a new run in another --out"
-                )));
-            }
-        }
-        Ok(())
+        let path = dir.join(RUN_RECORD_FILE);
+        let recorded = RunSpec::from_settings(&earlier.command, &earlier.settings)
+            .map_err(|e| TrainError::Resume { path, reason: format!("unreadable run record ({e})") })?;
+        recorded.check_resume(now, dir)
     }
-}
 
-/// `a.b.c = value` pairs of a JSON object's leaves.
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, inner) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                flatten(&path, inner, out);
-            }
-        }
-        leaf => out.push((prefix.to_owned(), leaf.to_string())),
+    /// [`RunRecord::check_resume_spec`] for settings as run.json spells them.
+    pub fn check_resume(dir: &Path, command: &str, settings: &serde_json::Value) -> Result<()> {
+        RunRecord::check_resume_spec(dir, &RunSpec::from_settings(command, settings)?)
     }
 }

@@ -9,7 +9,7 @@ use flow_data::PointSource;
 use flow_model::{ModelConfig, Precision, VelocityNet};
 use flow_ode::Solver;
 use flow_train::{
-    Coupling, PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord,
+    Pairs, PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, RunSpec,
     TeacherSettings, TrainConfig, TrainReport,
 };
 use serde_json::json;
@@ -65,14 +65,6 @@ fn check_teacher_outside(teacher: &Path, out: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The record's training settings: the hyper-parameters and the backend asked for
-/// (a runtime choice, recorded beside them as it always was; it may change on resume).
-fn training_record(config: &TrainConfig, runtime: flow_model::Runtime) -> serde_json::Value {
-    let mut record = config.to_json();
-    record["backend"] = json!(runtime.backend.name());
-    record
 }
 
 /// Reports the run; an interrupted run is an error that says where its checkpoint is.
@@ -157,26 +149,28 @@ pub fn train(args: TrainArgs) -> Result<()> {
         metadata,
         runtime,
     };
-    let mut settings = json!({
-        "target": target_label,
-        "source": source_label,
-        "model": model,
-        "recipe": optimiser.recipe.name(),
-        "training": training_record(&config, runtime),
-    });
-    // Recorded only when used, so that runs from before couplings existed still resume.
-    if args.coupling != Coupling::Independent {
-        settings["coupling"] = json!(args.coupling.to_string());
-        settings["ot_batch"] = json!(ot_batch);
-    }
-    if conditional {
-        settings["conditions"] = json!(args.conditions.iter().map(ToString::to_string).collect::<Vec<_>>());
-    }
+    let spec = RunSpec {
+        pairs: Pairs::FlowMatching {
+            source: source_label,
+            target: target_label,
+            coupling: args.coupling,
+            ot_batch,
+            conditions: if conditional {
+                args.conditions.iter().map(ToString::to_string).collect()
+            } else {
+                Vec::new()
+            },
+        },
+        model: Some(model),
+        recipe: optimiser.recipe,
+        training: config.clone(),
+        backend: runtime.backend,
+    };
     if args.resume {
-        RunRecord::check_resume(&args.out, "train", &settings)?;
+        RunRecord::check_resume_spec(&args.out, &spec)?;
     }
     let report = flow_train::train(&mut net, &pairs, &config, &options)?;
-    RunRecord::new("train", &device_label(device), settings, &report).write(&args.out)?;
+    RunRecord::new(spec.command(), &device_label(device), spec.to_settings(), &report).write(&args.out)?;
     finish(&args.out, &report)
 }
 
@@ -219,22 +213,27 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
         metadata,
         runtime,
     };
-    let mut settings_json = json!({
-        "teacher": args.teacher.display().to_string(),
-        "pairs": settings.mode.describe(),
-        "teacher_solver": args.teacher_solver.name(),
-        "teacher_steps": args.teacher_steps,
-        "rounds": settings.rounds,
-        "from_teacher": settings.from_teacher,
-        "recipe": optimiser.recipe.name(),
-        "training": training_record(&settings.train, runtime),
-    });
+    let spec = RunSpec {
+        pairs: Pairs::Reflow {
+            teacher: args.teacher.clone(),
+            mode: settings.mode,
+            solver: args.teacher_solver,
+            steps: args.teacher_steps,
+            rounds: settings.rounds,
+            from_teacher: settings.from_teacher,
+        },
+        model: None,
+        recipe: optimiser.recipe,
+        training: settings.train.clone(),
+        backend: runtime.backend,
+    };
     if args.resume {
-        RunRecord::check_resume(&args.out, "reflow", &settings_json)?;
+        RunRecord::check_resume_spec(&args.out, &spec)?;
     }
+    let mut settings_json = spec.to_settings();
     let (_, rounds) = flow_train::reflow(&teacher.net, &source, &settings, &options)?;
     let last = rounds.last().ok_or_else(|| CliError::runtime("reflow ran no round"))?;
     settings_json["pool_seconds"] = json!(rounds.iter().map(|r| r.pool_seconds).collect::<Vec<_>>());
-    RunRecord::new("reflow", &device_label(device), settings_json, &last.train).write(&args.out)?;
+    RunRecord::new(spec.command(), &device_label(device), settings_json, &last.train).write(&args.out)?;
     finish(&args.out, &last.train)
 }
