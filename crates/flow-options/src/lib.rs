@@ -10,12 +10,17 @@
 //!
 //! Invariants: pure; no option type lists its names twice.
 
+#![warn(missing_docs)]
+
 /// A name that is none of an option's forms.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{name}` (valid: {valid})")]
 pub struct UnknownName {
+    /// What the option is called ("solver").
     pub what: &'static str,
+    /// The name given.
     pub name: String,
+    /// Every form the option takes, comma-separated.
     pub valid: String,
 }
 
@@ -56,6 +61,7 @@ pub trait NamedValue: Copy + 'static {
     /// Every value, in the order help lines list them.
     const ALL: &'static [Self];
 
+    /// The value's name, as flags, records and headers spell it.
     fn name(&self) -> &'static str;
 }
 

@@ -7,13 +7,17 @@ use crate::{PathError, Result, Rows, Scheduler};
 /// σ of I-CFM; 0 is the deterministic path). The default is the line with σ = 0.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct AffinePath {
+    /// α_t and σ_t.
     pub scheduler: Scheduler,
+    /// The scale of the fresh noise added to x_t (0: none).
     pub sigma: f64,
 }
 
 /// What a path gives one batch: the network's input positions and their regression targets.
 pub struct PathSample<R> {
+    /// The points on the path at each row's time: the network's input positions.
     pub x_t: R,
+    /// The path's velocity there: the regression target.
     pub target: R,
 }
 

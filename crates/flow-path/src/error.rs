@@ -1,17 +1,26 @@
 //! The one error type of flow-path.
 
+/// flow-path's results.
 pub type Result<T> = std::result::Result<T, PathError>;
 
+/// What can go wrong with a path; each message names the problem.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PathError {
+    /// A path name that is none of the schedulers'.
     #[error(transparent)]
     UnknownName(#[from] flow_options::UnknownName),
+    /// A noise scale below 0 or not finite.
     #[error("the path's noise scale σ must be finite and at least 0, not {0}")]
     Sigma(f64),
+    /// A noisy path sampled without noise rows.
     #[error("a path with σ = {0} > 0 needs noise rows for every batch")]
     MissingNoise(f64),
+    /// Rows of a batch that do not match its times (`what`: which rows).
     #[error("{what}: {rows} rows for {times} times")]
+    #[allow(missing_docs)]
     Rows { what: &'static str, rows: usize, times: usize },
+    /// A conversion that divides by zero at `t` (the score where σ_t = 0).
     #[error("{what} is singular at t = {t} on the {path} path")]
+    #[allow(missing_docs)]
     Singular { what: &'static str, t: f64, path: &'static str },
 }

@@ -19,6 +19,8 @@
 //! x_t = x₀ + t·(x₁ − x₀) with target x₁ − x₀; a path is a value (adding one
 //! is adding a [`Scheduler`] variant), never code in a training loop.
 
+#![warn(missing_docs)]
+
 mod affine;
 mod error;
 mod rows;

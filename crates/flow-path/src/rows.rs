@@ -9,6 +9,7 @@ pub trait Rows: Sized {
     /// One coefficient per row, in the form the batch multiplies by.
     type Column;
 
+    /// How many points the batch holds.
     fn rows(&self) -> usize;
 
     /// `values` (one per row) as a column this batch can be scaled by.

@@ -22,9 +22,13 @@ pub enum Scheduler {
 /// α_t, σ_t and their derivatives at one time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Coefficients {
+    /// α_t, the data point's weight.
     pub alpha: f64,
+    /// σ_t, the source point's weight.
     pub sigma: f64,
+    /// dα_t/dt.
     pub d_alpha: f64,
+    /// dσ_t/dt.
     pub d_sigma: f64,
 }
 
@@ -46,13 +50,17 @@ pub enum Prediction {
 /// `to = x·x_t + given·from`, the conversion between two predictions at one time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conversion {
+    /// The coefficient of x_t.
     pub x: f64,
+    /// The coefficient of the prediction converted from.
     pub given: f64,
 }
 
 impl Scheduler {
+    /// Every scheduler, in the order help lines list them.
     pub const ALL: [Scheduler; 2] = [Scheduler::Linear, Scheduler::Cosine];
 
+    /// Its name, as `--path` and checkpoint headers spell it.
     pub fn name(self) -> &'static str {
         match self {
             Scheduler::Linear => "linear",

@@ -21,15 +21,19 @@ pub enum Backend {
     /// (a SIMD kernel: AVX-512, AVX2 or NEON), libtorch elsewhere.
     #[default]
     Auto,
+    /// libtorch, on any device and precision.
     Libtorch,
+    /// flow-native's fused CPU kernels (an error for a network they cannot run).
     Native,
 }
 
 flow_options::named_value!(Backend, "backend");
 
 impl Backend {
+    /// Every backend, in the order help lines list them.
     pub const ALL: [Backend; 3] = [Backend::Auto, Backend::Libtorch, Backend::Native];
 
+    /// Its name, as `--backend` and run.json spell it.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Auto => "auto",
@@ -59,7 +63,9 @@ impl Backend {
 /// evaluates a network, so no library code reads the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Runtime {
+    /// The backend asked for (`auto` resolves per network).
     pub backend: Backend,
+    /// The native kernel the native backend computes with.
     pub kernel: Kernel,
 }
 

@@ -13,14 +13,19 @@ use crate::{Backend, ModelError, Result, Runtime, TensorState, VelocityNet};
 /// kernels) or tensors of a kind on a libtorch device (which may be the CPU).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Place {
+    /// Host rows, for the native kernels.
     Rows,
+    /// Tensors of this kind on this device, for libtorch.
     Tensors(Kind, Device),
 }
 
 /// A batch of pairs, `n × d` each, with the targets' condition features
 /// (`n × features`, row-major; empty or `None` for an unconditional model).
+#[allow(missing_docs)]
 pub enum Batch {
+    /// Host rows: sources, targets and the targets' condition features.
     Rows { x0: Array2<f32>, x1: Array2<f32>, features: Vec<f32> },
+    /// Tensors on the training device: sources, targets and condition features.
     Tensors { x0: Tensor, x1: Tensor, features: Option<Tensor> },
 }
 
@@ -38,16 +43,23 @@ pub fn host_rows(tensor: &Tensor) -> Result<Array2<f32>> {
 
 /// Weights, optimiser moments and step: what a resumable checkpoint holds.
 pub struct OptimiserState {
+    /// The raw (not averaged) weights, flat.
     pub parameters: Tensor,
+    /// Adam's first moment.
     pub first: Tensor,
+    /// Adam's second moment.
     pub second: Tensor,
+    /// Updates taken.
     pub step: u64,
 }
 
 /// The training state of one run on the backend its [`Runtime`] resolved: the
 /// optimiser (and, on the native kernels, the network's working copy), the
-/// weight average and the losses not yet read back.
-pub enum Engine {
+/// weight average and the losses not yet read back. Opaque: callers step it,
+/// read its losses, save and restore it.
+pub struct Engine(State);
+
+enum State {
     Libtorch {
         adam: FlatAdam,
         average: Option<Tensor>,
@@ -68,11 +80,11 @@ pub enum Engine {
 impl Engine {
     /// An engine training `net` from its current weights; `ema` keeps an average.
     pub fn new(net: &VelocityNet, runtime: Runtime, lr: f64, ema: bool) -> Result<Engine> {
-        Ok(match runtime.resolve(net)? {
+        Ok(Engine(match runtime.resolve(net)? {
             Backend::Native => {
                 let mlp = net.to_native()?;
                 let count = mlp.parameters().len();
-                Engine::Native {
+                State::Native {
                     average: ema.then(|| mlp.parameters().to_vec()),
                     mlp: Box::new(mlp),
                     workspace: flow_native::Workspace::with_kernel(
@@ -85,18 +97,19 @@ impl Engine {
                     targets: Vec::new(),
                 }
             }
-            _ => Engine::Libtorch {
+            _ => State::Libtorch {
                 adam: FlatAdam::new(net.flat_parameters(), lr),
                 average: ema.then(|| net.flat_parameters().detach().copy()),
                 pending: Vec::new(),
             },
-        })
+        }))
     }
 
+    /// The backend computing the steps: `Native` or `Libtorch`.
     pub fn backend(&self) -> Backend {
-        match self {
-            Engine::Libtorch { .. } => Backend::Libtorch,
-            Engine::Native { .. } => Backend::Native,
+        match &self.0 {
+            State::Libtorch { .. } => Backend::Libtorch,
+            State::Native { .. } => Backend::Native,
         }
     }
 
@@ -112,8 +125,8 @@ impl Engine {
         (lr, ema): (f64, Option<f64>),
         meanwhile: impl FnOnce() -> T,
     ) -> Result<T> {
-        let side = match (self, batch) {
-            (Engine::Libtorch { adam, average, pending }, Batch::Tensors { x0, x1, features }) => {
+        let side = match (&mut self.0, batch) {
+            (State::Libtorch { adam, average, pending }, Batch::Tensors { x0, x1, features }) => {
                 let kind = net.kind();
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
                 let noise = noise.map(|noise| TensorState(crate::array_to_tensor(noise, kind, net.device())));
@@ -139,7 +152,7 @@ impl Engine {
                 meanwhile()
             }
             (
-                Engine::Native { mlp, workspace, adam, average, pending, inputs, targets },
+                State::Native { mlp, workspace, adam, average, pending, inputs, targets },
                 Batch::Rows { x0, x1, features },
             ) => {
                 let sample = path.sample(x0, x1, times, noise)?;
@@ -170,32 +183,32 @@ impl Engine {
 
     /// The native kernel computing the steps, if this engine is native.
     pub fn kernel(&self) -> Option<flow_native::Kernel> {
-        match self {
-            Engine::Libtorch { .. } => None,
-            Engine::Native { workspace, .. } => Some(workspace.kernel()),
+        match &self.0 {
+            State::Libtorch { .. } => None,
+            State::Native { workspace, .. } => Some(workspace.kernel()),
         }
     }
 
     /// Where this engine wants its batches.
     pub fn place(&self, net: &VelocityNet) -> Place {
-        match self {
-            Engine::Libtorch { .. } => Place::Tensors(net.kind(), net.device()),
-            Engine::Native { .. } => Place::Rows,
+        match &self.0 {
+            State::Libtorch { .. } => Place::Tensors(net.kind(), net.device()),
+            State::Native { .. } => Place::Rows,
         }
     }
 
     /// Moves finished losses into `losses`, stopping at the first non-finite
     /// one, which is returned (the step after the last one in `losses`).
     pub fn drain_losses(&mut self, losses: &mut Vec<f32>) -> Result<Option<f32>> {
-        let values = match self {
-            Engine::Libtorch { pending, .. } if !pending.is_empty() => {
+        let values = match &mut self.0 {
+            State::Libtorch { pending, .. } if !pending.is_empty() => {
                 let values = Vec::<f32>::try_from(
                     Tensor::stack(pending, 0).to_device(Device::Cpu).to_kind(Kind::Float),
                 )?;
                 pending.clear();
                 values
             }
-            Engine::Native { pending, .. } => std::mem::take(pending),
+            State::Native { pending, .. } => std::mem::take(pending),
             _ => return Ok(None),
         };
         for value in values {
@@ -209,9 +222,9 @@ impl Engine {
 
     /// The raw (not averaged) weights.
     pub fn raw(&self, net: &VelocityNet) -> Tensor {
-        match self {
-            Engine::Libtorch { .. } => net.flat_parameters().detach(),
-            Engine::Native { mlp, .. } => Tensor::from_slice(mlp.parameters()),
+        match &self.0 {
+            State::Libtorch { .. } => net.flat_parameters().detach(),
+            State::Native { mlp, .. } => Tensor::from_slice(mlp.parameters()),
         }
     }
 
@@ -224,22 +237,22 @@ impl Engine {
     /// then the engine owns the weights (on the native kernels `net` keeps the
     /// weights it started from).
     pub fn publish(&self, net: &mut VelocityNet) -> Result<()> {
-        match self {
-            Engine::Libtorch { average: Some(average), .. } => {
+        match &self.0 {
+            State::Libtorch { average: Some(average), .. } => {
                 tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(average));
             }
-            Engine::Libtorch { average: None, .. } => {}
-            Engine::Native { average: Some(average), .. } => net.set_parameters(average)?,
-            Engine::Native { mlp, average: None, .. } => net.set_parameters(mlp.parameters())?,
+            State::Libtorch { average: None, .. } => {}
+            State::Native { average: Some(average), .. } => net.set_parameters(average)?,
+            State::Native { mlp, average: None, .. } => net.set_parameters(mlp.parameters())?,
         }
         Ok(())
     }
 
     /// The averaged weights, if an average is kept.
     pub fn average(&self, net: &VelocityNet) -> Option<Tensor> {
-        match self {
-            Engine::Libtorch { average, .. } => average.as_ref().map(Tensor::shallow_clone),
-            Engine::Native { average, .. } => {
+        match &self.0 {
+            State::Libtorch { average, .. } => average.as_ref().map(Tensor::shallow_clone),
+            State::Native { average, .. } => {
                 average.as_ref().map(|a| Tensor::from_slice(a).to_kind(net.kind()).to_device(net.device()))
             }
         }
@@ -247,8 +260,8 @@ impl Engine {
 
     /// Weights (raw), moments and step, as tensors for the state file.
     pub fn state(&self, net: &VelocityNet) -> OptimiserState {
-        match self {
-            Engine::Libtorch { adam, .. } => {
+        match &self.0 {
+            State::Libtorch { adam, .. } => {
                 let (first, second) = adam.moments();
                 OptimiserState {
                     parameters: net.flat_parameters().detach(),
@@ -257,7 +270,7 @@ impl Engine {
                     step: adam.step,
                 }
             }
-            Engine::Native { mlp, adam, .. } => {
+            State::Native { mlp, adam, .. } => {
                 let (first, second) = adam.moments();
                 OptimiserState {
                     parameters: Tensor::from_slice(mlp.parameters()),
@@ -277,15 +290,15 @@ impl Engine {
         state: &OptimiserState,
         published: &Tensor,
     ) -> Result<()> {
-        match self {
-            Engine::Libtorch { adam, average, .. } => {
+        match &mut self.0 {
+            State::Libtorch { adam, average, .. } => {
                 if let Some(average) = average {
                     tch::no_grad(|| average.copy_(published));
                 }
                 adam.restore(&state.first, &state.second, state.step);
                 tch::no_grad(|| net.flat_parameters().shallow_clone().copy_(&state.parameters));
             }
-            Engine::Native { mlp, adam, average, .. } => {
+            State::Native { mlp, adam, average, .. } => {
                 if let Some(average) = average {
                     *average = host_values(published)?;
                 }

@@ -10,6 +10,7 @@ use crate::{Coupling, PairMode, Recipe, Result, TrainConfig, TrainError};
 
 /// Where a run's pairs come from: flow matching's data, or reflow's teacher.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)]
 pub enum Pairs {
     /// Flow matching from `source` to `target` (as the header labels them), coupled by
     /// `coupling` in plans of `ot_batch` rows, each target with the conditions `conditions`.
@@ -35,11 +36,14 @@ pub enum Pairs {
 /// Everything that decides what a run computes, and the backend asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {
+    /// Where the pairs come from.
     pub pairs: Pairs,
     /// The network trained (`None` for reflow: the teacher's). `None` also where a record
     /// holds a model entry this version cannot read; the checkpoint then names the mismatch.
     pub model: Option<ModelConfig>,
+    /// The named learning-rate choice (recorded even where `--lr` overrides it).
     pub recipe: Recipe,
+    /// The training settings as resolved from the recipe and flags.
     pub training: TrainConfig,
     /// Which code computes the steps: a runtime choice, recorded beside the training settings.
     pub backend: Backend,
