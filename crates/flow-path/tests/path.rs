@@ -17,8 +17,18 @@ fn every_scheduler_starts_at_the_source_and_ends_at_the_data_with_its_own_deriva
     for scheduler in Scheduler::ALL {
         let start = scheduler.at(0.0);
         let end = scheduler.at(1.0);
-        assert!((start.alpha, start.sigma) == (0.0, 1.0), "{scheduler}: {start:?}");
-        assert!((end.alpha, end.sigma) == (1.0, 0.0), "{scheduler}: {end:?}");
+        match scheduler {
+            // VP only comes close to the source: α₀ = e^{−T(0)/2}, T(0) = ½(β_max − β_min) + β_min.
+            Scheduler::Vp { beta_min, beta_max } => {
+                let t0: f64 = 0.5 * (beta_max - beta_min) + beta_min;
+                assert!((start.alpha - (-0.5 * t0).exp()).abs() < 1e-15, "{scheduler}: {start:?}");
+                assert!((start.sigma - (1.0 - (-t0).exp()).sqrt()).abs() < 1e-15, "{scheduler}: {start:?}");
+            }
+            _ => assert!((start.alpha, start.sigma) == (0.0, 1.0), "{scheduler}: {start:?}"),
+        }
+        // Lipman's target path leaves the data blurred by σ_min.
+        let blur = if let Scheduler::Target { sigma_min } = scheduler { sigma_min } else { 0.0 };
+        assert!(end.alpha == 1.0 && (end.sigma - blur).abs() < 1e-15, "{scheduler}: {end:?}");
         for t in [0.1, 0.37, 0.5, 0.9] {
             let h = 1e-6;
             let (before, here, after) = (scheduler.at(t - h), scheduler.at(t), scheduler.at(t + h));
@@ -71,6 +81,47 @@ fn the_cosine_path_is_torchcfms_variance_preserving_interpolant() {
             assert!((sample.target[[i, j]] - target).abs() < 1e-5, "target ({i}, {j})");
         }
     }
+}
+
+#[test]
+fn polynomial_target_and_vp_paths_are_their_sources_interpolants() {
+    let (x0, x1, t) = (rows(32, 2, 0.3), rows(32, 2, 2.9), times(32));
+    let sampled = |scheduler| {
+        AffinePath::new(scheduler, 0.0).expect("σ = 0").sample(&x0, &x1, &t, None).expect("a batch")
+    };
+    // flow_matching's PolynomialConvexScheduler: x₀ + tⁿ(x₁ − x₀), target n·tⁿ⁻¹(x₁ − x₀).
+    let cubic = sampled(Scheduler::Polynomial { exponent: 3.0 });
+    // torchcfm's TargetConditionalFlowMatcher: t·x₁ + (1 − (1 − σ)t)·x₀, target x₁ − (1 − σ)x₀.
+    let blurred = sampled(Scheduler::Target { sigma_min: 0.1 });
+    // flow_matching's VPScheduler at its defaults, from T(t) as its docstring writes it.
+    let vp = sampled(Scheduler::VP);
+    for i in 0..32 {
+        let ti = f64::from(t[i]);
+        let s = 1.0 - ti;
+        let big_t = 0.5 * s * s * 19.9 + s * 0.1;
+        let d_big_t = -s * 19.9 - 0.1;
+        let (alpha, sigma) = ((-0.5 * big_t).exp(), (1.0 - (-big_t).exp()).sqrt());
+        let (d_alpha, d_sigma) = (-0.5 * d_big_t * alpha, 0.5 * d_big_t * (-big_t).exp() / sigma);
+        for j in 0..2 {
+            let (a, b) = (f64::from(x0[[i, j]]), f64::from(x1[[i, j]]));
+            let close = |found: f32, expected: f64, what: &str| {
+                assert!(
+                    (f64::from(found) - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+                    "{what} ({i}, {j}): {found} vs {expected}"
+                );
+            };
+            close(cubic.x_t[[i, j]], a + ti.powi(3) * (b - a), "polynomial x_t");
+            close(cubic.target[[i, j]], 3.0 * ti * ti * (b - a), "polynomial target");
+            close(blurred.x_t[[i, j]], ti * b + (1.0 - 0.9 * ti) * a, "target x_t");
+            close(blurred.target[[i, j]], b - 0.9 * a, "target target");
+            close(vp.x_t[[i, j]], sigma * a + alpha * b, "vp x_t");
+            close(vp.target[[i, j]], d_sigma * a + d_alpha * b, "vp target");
+        }
+    }
+    // The exponent 1 is the line, to the bit (the convex form with a unit derivative column).
+    let line = AffinePath::LINE.sample(&x0, &x1, &t, None).expect("a batch");
+    let first = sampled(Scheduler::Polynomial { exponent: 1.0 });
+    assert_eq!((first.x_t, first.target), (line.x_t, line.target));
 }
 
 #[test]
@@ -175,20 +226,47 @@ fn conversions_compose_and_invert_and_refuse_where_singular() {
                 }
             }
         }
+        // Singular where σ_t = 0 (the score) and where α_t = 0 (the noise says nothing of v):
+        // the target path keeps σ₁ = σ_min and VP never reaches α = 0, so they are regular there.
         let at_end = scheduler.conversion(Prediction::Velocity, Prediction::Score, 1.0);
-        assert!(matches!(at_end, Err(PathError::Singular { .. })), "{scheduler}: {at_end:?}");
+        let ends_sharp = !matches!(scheduler, Scheduler::Target { .. });
+        assert_eq!(matches!(at_end, Err(PathError::Singular { .. })), ends_sharp, "{scheduler}: {at_end:?}");
         let noise_at_start = scheduler.conversion(Prediction::Noise, Prediction::Velocity, 0.0);
-        assert!(matches!(noise_at_start, Err(PathError::Singular { .. })), "{scheduler}: {noise_at_start:?}");
+        let starts_at_source = !matches!(scheduler, Scheduler::Vp { .. });
+        assert_eq!(
+            matches!(noise_at_start, Err(PathError::Singular { .. })),
+            starts_at_source,
+            "{scheduler}: {noise_at_start:?}"
+        );
     }
 }
 
 #[test]
 fn schedulers_are_named_once() {
     for scheduler in Scheduler::ALL {
-        assert_eq!(scheduler.name().parse::<Scheduler>(), Ok(scheduler));
+        assert_eq!(scheduler.to_string().parse::<Scheduler>(), Ok(scheduler));
     }
     let unknown = "spline".parse::<Scheduler>().expect_err("unknown").to_string();
-    assert_eq!(unknown, "unknown probability path `spline` (valid: linear, cosine)");
+    assert_eq!(
+        unknown,
+        "unknown probability path `spline` (valid: linear, cosine, vp, vp:BMIN,BMAX, polynomial:N, target:SMIN)"
+    );
+    assert_eq!("vp".parse::<Scheduler>(), Ok(Scheduler::Vp { beta_min: 0.1, beta_max: 20.0 }));
+    assert_eq!("vp:0.5,10".parse::<Scheduler>(), Ok(Scheduler::Vp { beta_min: 0.5, beta_max: 10.0 }));
+    assert_eq!("polynomial:3".parse::<Scheduler>(), Ok(Scheduler::Polynomial { exponent: 3.0 }));
+    assert_eq!("target:0.0001".parse::<Scheduler>(), Ok(Scheduler::Target { sigma_min: 1e-4 }));
+    for refused in [
+        "vp:20,0.1",
+        "vp:0,1",
+        "vp:1",
+        "polynomial:0",
+        "polynomial:-1",
+        "polynomial",
+        "target:1",
+        "target:-0.1",
+    ] {
+        assert!(refused.parse::<Scheduler>().is_err(), "{refused}");
+    }
     assert_eq!(AffinePath::default(), AffinePath::LINE);
     assert_eq!(AffinePath::new(Scheduler::Cosine, 0.1).expect("σ").describe(), "cosine, σ = 0.1");
     assert_eq!(AffinePath::LINE.describe(), "linear");

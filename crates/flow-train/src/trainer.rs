@@ -174,7 +174,7 @@ impl TrainConfig {
             json["condition_dropout"] = self.condition_dropout.into();
         }
         if self.path != AffinePath::LINE {
-            json["path"] = self.path.scheduler.name().into();
+            json["path"] = self.path.scheduler.to_string().into();
             if self.path.sigma > 0.0 {
                 json["path_sigma"] = self.path.sigma.into();
             }

@@ -1150,7 +1150,13 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
     use flow_train::RunMetadata;
 
     let start = fresh_net(5);
-    for path in [AffinePath::new(Scheduler::Cosine, 0.0), AffinePath::new(Scheduler::Linear, 0.1)] {
+    for path in [
+        AffinePath::new(Scheduler::Cosine, 0.0),
+        AffinePath::new(Scheduler::Linear, 0.1),
+        AffinePath::new(Scheduler::VP, 0.0),
+        AffinePath::new(Scheduler::Polynomial { exponent: 2.0 }, 0.0),
+        AffinePath::new(Scheduler::Target { sigma_min: 0.01 }, 0.0),
+    ] {
         let path = path.expect("a valid path");
         let run = |backend| {
             let mut net = start.try_clone().expect("a copy");
@@ -1171,7 +1177,7 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
         }
         let recorded = RunMetadata { path, ..RunMetadata::default() };
         let header = recorded.to_header();
-        assert_eq!(header.get("path").map(String::as_str), Some(path.scheduler.name()));
+        assert_eq!(header.get("path"), Some(&path.scheduler.to_string()));
         assert_eq!(RunMetadata::from_header(&header).expect("reads back"), recorded);
     }
     // A model trained on the cosine path carries the Gaussian onto the spiral: its samples come

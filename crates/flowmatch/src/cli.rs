@@ -198,7 +198,7 @@ pub struct TrainArgs {
     pub optimiser: OptimiserArgs,
     #[arg(long, default_value = "uniform", help = one_of::<TimeSampling>("How training times are drawn (warp: s = 0.5)"))]
     pub time_sampling: TimeSampling,
-    #[arg(long, default_value = "linear", help = one_of::<Scheduler>("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM)"))]
+    #[arg(long, default_value = "linear", help = one_of::<Scheduler>("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM; vp[:BMIN,BMAX]: flow_matching's VPScheduler, 0.1,20 by default; polynomial:N: x_t = (1 − tᴺ)x0 + tᴺ·x1; target:SMIN: Lipman et al.'s flow matching with σ_min, x_t = t·x1 + (1 − (1 − SMIN)t)x0, Gaussian source only)"))]
     pub path: Scheduler,
     /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]

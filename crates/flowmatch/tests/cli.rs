@@ -1331,5 +1331,22 @@ fn every_command_that_runs_a_network_takes_a_backend_and_refuses_data_of_another
         "valid: linear, cosine",
     );
     fails(&["train", "--target", "spiral", "--sigma=-1", "--out", &scratch.path("bad")], 2, "--sigma");
+    let vp = train_small(&scratch, "vp", &["--path", "vp:0.1,20"]);
+    succeeds(&["sample", "--model", &vp, "--n", "20", "--out", &scratch.path("v.csv")]);
+    fails(
+        &[
+            "train",
+            "--target",
+            "spiral",
+            "--path",
+            "target:0.01",
+            "--source",
+            "moons",
+            "--out",
+            &scratch.path("bad"),
+        ],
+        2,
+        "Gaussian",
+    );
     scratch.assert_no_temp_files();
 }

@@ -156,7 +156,7 @@ impl RunMetadata {
         }
         // Only off the line, so the line's checkpoints keep the bytes they always had.
         if self.path != AffinePath::LINE {
-            header.insert("path".to_owned(), self.path.scheduler.name().to_owned());
+            header.insert("path".to_owned(), self.path.scheduler.to_string());
             if self.path.sigma > 0.0 {
                 header.insert("path_sigma".to_owned(), self.path.sigma.to_string());
             }

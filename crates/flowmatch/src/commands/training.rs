@@ -119,6 +119,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.flow_matching());
     let path = flow_path::AffinePath::new(args.path, args.sigma)?;
+    if args.path.needs_gaussian_source()
+        && (args.source_data.is_some() || args.source.is_some_and(|s| s != Dataset::Gaussian))
+    {
+        return Err(CliError::usage(format!(
+            "--path {}: Lipman et al.'s path starts from the Gaussian's own samples; drop --source/--source-data",
+            args.path
+        )));
+    }
     let config = TrainConfig {
         steps: args.steps,
         batch_size: args.batch_size,
