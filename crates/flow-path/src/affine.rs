@@ -2,15 +2,71 @@
 
 use crate::{PathError, Result, Rows, Scheduler};
 
-/// x_t = σ_t x₀ + α_t x₁ + σ·ε with target α̇_t x₁ + σ̇_t x₀: the scheduler's
-/// interpolant, blurred by fresh noise ε ~ N(0, I) of scale `sigma` (torchcfm's
-/// σ of I-CFM; 0 is the deterministic path). The default is the line with σ = 0.
+/// x_t = σ_t x₀ + α_t x₁ + s_t·ε with target α̇_t x₁ + σ̇_t x₀ + ṡ_t·ε: the scheduler's
+/// interpolant, blurred by fresh noise ε ~ N(0, I) of scale s_t = `sigma` (constant: torchcfm's
+/// σ of I-CFM, whose target keeps x₁ − x₀) or s_t = σ√(t(1 − t)) (the Brownian bridge of
+/// Schrödinger-bridge CFM). σ = 0 is the deterministic path; the default is the line.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct AffinePath {
     /// α_t and σ_t.
     pub scheduler: Scheduler,
-    /// The scale of the fresh noise added to x_t (0: none).
+    /// The scale σ of the fresh noise added to x_t (0: none).
     pub sigma: f64,
+    /// How the noise's scale changes with time.
+    pub noise: NoiseShape,
+}
+
+/// How the noise added to x_t scales with time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NoiseShape {
+    /// σ at every t, the target unchanged (I-CFM).
+    #[default]
+    Constant,
+    /// σ√(t(1 − t)), zero at both ends, its rate of change in the target: torchcfm's
+    /// `SchrodingerBridgeConditionalFlowMatcher`, u_t = x₁ − x₀ + (1 − 2t)/(2t(1 − t) + 10⁻⁸)·(x_t − μ_t).
+    Bridge,
+}
+
+/// A path by the name `--path` takes: a scheduler's, or `bridge` (the line with bridge noise).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PathName {
+    /// A scheduler's path with constant noise.
+    Scheduled(Scheduler),
+    /// The Brownian bridge between the pair.
+    Bridge,
+}
+
+impl flow_options::NamedOption for PathName {
+    const WHAT: &'static str = "probability path";
+
+    fn forms() -> Vec<&'static str> {
+        let mut forms = Scheduler::forms();
+        forms.push("bridge");
+        forms
+    }
+
+    fn from_form(text: &str) -> Option<PathName> {
+        match text {
+            "bridge" => Some(PathName::Bridge),
+            other => Scheduler::from_form(other).map(PathName::Scheduled),
+        }
+    }
+}
+
+impl std::str::FromStr for PathName {
+    type Err = flow_options::UnknownName;
+    fn from_str(text: &str) -> std::result::Result<PathName, flow_options::UnknownName> {
+        flow_options::NamedOption::parse_option(text)
+    }
+}
+
+impl std::fmt::Display for PathName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathName::Scheduled(scheduler) => scheduler.fmt(f),
+            PathName::Bridge => f.write_str("bridge"),
+        }
+    }
 }
 
 /// What a path gives one batch: the network's input positions and their regression targets.
@@ -23,14 +79,39 @@ pub struct PathSample<R> {
 
 impl AffinePath {
     /// The straight line x_t = x₀ + t(x₁ − x₀) with target x₁ − x₀.
-    pub const LINE: AffinePath = AffinePath { scheduler: Scheduler::Linear, sigma: 0.0 };
+    pub const LINE: AffinePath =
+        AffinePath { scheduler: Scheduler::Linear, sigma: 0.0, noise: NoiseShape::Constant };
 
-    /// `scheduler` with noise scale `sigma` (finite, ≥ 0).
+    /// `scheduler` with constant noise of scale `sigma` (finite, ≥ 0).
     pub fn new(scheduler: Scheduler, sigma: f64) -> Result<AffinePath> {
         if !(sigma.is_finite() && sigma >= 0.0) {
             return Err(PathError::Sigma(sigma));
         }
-        Ok(AffinePath { scheduler, sigma })
+        Ok(AffinePath { scheduler, sigma, noise: NoiseShape::Constant })
+    }
+
+    /// The Brownian bridge of scale `sigma` (finite, > 0) around the line.
+    pub fn bridge(sigma: f64) -> Result<AffinePath> {
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return Err(PathError::BridgeSigma(sigma));
+        }
+        Ok(AffinePath { scheduler: Scheduler::Linear, sigma, noise: NoiseShape::Bridge })
+    }
+
+    /// The path `name` names, with noise scale `sigma`.
+    pub fn named(name: PathName, sigma: f64) -> Result<AffinePath> {
+        match name {
+            PathName::Scheduled(scheduler) => AffinePath::new(scheduler, sigma),
+            PathName::Bridge => AffinePath::bridge(sigma),
+        }
+    }
+
+    /// Its name, as [`AffinePath::named`] takes it.
+    pub fn name(&self) -> PathName {
+        match self.noise {
+            NoiseShape::Constant => PathName::Scheduled(self.scheduler),
+            NoiseShape::Bridge => PathName::Bridge,
+        }
     }
 
     /// Whether `sample` needs a noise row per point.
@@ -71,18 +152,35 @@ impl AffinePath {
             if noise.rows() != times.len() {
                 return Err(PathError::Rows { what: "noise rows", rows: noise.rows(), times: times.len() });
             }
-            let scale = vec![self.sigma as f32; times.len()];
+            let (scale, rate): (Vec<f32>, Vec<f32>) = times
+                .iter()
+                .map(|&t| {
+                    let t = f64::from(t);
+                    match self.noise {
+                        NoiseShape::Constant => (self.sigma as f32, 0.0),
+                        NoiseShape::Bridge => {
+                            let scale = self.sigma * (t * (1.0 - t)).sqrt();
+                            // torchcfm's σ'_t/σ_t, with its 10⁻⁸ where t(1 − t) vanishes.
+                            let rate = (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t) + 1e-8) * scale;
+                            (scale as f32, rate as f32)
+                        }
+                    }
+                })
+                .unzip();
             sample.x_t = sample.x_t.plus_scaled(&x0.column(&scale), noise);
+            if self.noise == NoiseShape::Bridge {
+                sample.target = sample.target.plus_scaled(&x0.column(&rate), noise);
+            }
         }
         Ok(sample)
     }
 
-    /// How the path reads in messages and run records: `linear`, or `cosine, σ = 0.1`.
+    /// How the path reads in messages and reports: `linear`, or `cosine, σ = 0.1`.
     pub fn describe(&self) -> String {
         if self.sigma > 0.0 {
-            format!("{}, σ = {}", self.scheduler, self.sigma)
+            format!("{}, σ = {}", self.name(), self.sigma)
         } else {
-            self.scheduler.to_string()
+            self.name().to_string()
         }
     }
 }

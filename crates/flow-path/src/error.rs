@@ -12,6 +12,9 @@ pub enum PathError {
     /// A noise scale below 0 or not finite.
     #[error("the path's noise scale σ must be finite and at least 0, not {0}")]
     Sigma(f64),
+    /// A bridge without noise, which would be the line.
+    #[error("the bridge needs a noise scale σ > 0 (--sigma; SB-CFM's default is 1), not {0}")]
+    BridgeSigma(f64),
     /// A noisy path sampled without noise rows.
     #[error("a path with σ = {0} > 0 needs noise rows for every batch")]
     MissingNoise(f64),

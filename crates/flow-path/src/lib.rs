@@ -26,7 +26,7 @@ mod error;
 mod rows;
 mod scheduler;
 
-pub use affine::{AffinePath, PathSample};
+pub use affine::{AffinePath, NoiseShape, PathName, PathSample};
 pub use error::{PathError, Result};
 pub use rows::Rows;
 pub use scheduler::{Coefficients, Conversion, Prediction, Scheduler};

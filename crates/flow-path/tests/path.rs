@@ -1,6 +1,6 @@
 //! flow-path's one test binary: interpolants, targets and conversions against closed forms.
 
-use flow_path::{AffinePath, PathError, Prediction, Scheduler};
+use flow_path::{AffinePath, PathError, PathName, Prediction, Scheduler};
 use ndarray::Array2;
 
 /// Deterministic, irregular values: enough to catch a swapped or dropped term.
@@ -122,6 +122,33 @@ fn polynomial_target_and_vp_paths_are_their_sources_interpolants() {
     let line = AffinePath::LINE.sample(&x0, &x1, &t, None).expect("a batch");
     let first = sampled(Scheduler::Polynomial { exponent: 1.0 });
     assert_eq!((first.x_t, first.target), (line.x_t, line.target));
+}
+
+#[test]
+fn the_bridge_is_schrodinger_bridge_cfms_path_and_target() {
+    let (x0, x1, t, noise) = (rows(24, 2, 0.4), rows(24, 2, 1.7), times(24), rows(24, 2, 3.3));
+    let bridge = AffinePath::bridge(0.5).expect("σ > 0");
+    let sample = bridge.sample(&x0, &x1, &t, Some(&noise)).expect("a batch");
+    for i in 0..24 {
+        let ti = f64::from(t[i]);
+        let scale = 0.5 * (ti * (1.0 - ti)).sqrt();
+        // torchcfm: u_t = (1 − 2t)/(2t(1 − t) + 1e-8)·(x_t − μ_t) + x₁ − x₀, x_t − μ_t = σ_t·ε.
+        let rate = (1.0 - 2.0 * ti) / (2.0 * ti * (1.0 - ti) + 1e-8);
+        for j in 0..2 {
+            let (a, b, e) = (f64::from(x0[[i, j]]), f64::from(x1[[i, j]]), f64::from(noise[[i, j]]));
+            let x_t = a + ti * (b - a) + scale * e;
+            let target = rate * (x_t - (a + ti * (b - a))) + b - a;
+            assert!((f64::from(sample.x_t[[i, j]]) - x_t).abs() < 1e-5, "x_t ({i}, {j})");
+            assert!((f64::from(sample.target[[i, j]]) - target).abs() < 1e-4, "target ({i}, {j})");
+        }
+    }
+    assert_eq!(bridge.name(), PathName::Bridge);
+    assert_eq!("bridge".parse::<PathName>(), Ok(PathName::Bridge));
+    assert_eq!(AffinePath::named(PathName::Bridge, 0.5), Ok(bridge));
+    assert_eq!("cosine".parse::<PathName>(), Ok(PathName::Scheduled(Scheduler::Cosine)));
+    assert_eq!(AffinePath::bridge(0.0), Err(PathError::BridgeSigma(0.0)));
+    assert!(bridge.sample(&x0, &x1, &t, None).is_err(), "a bridge needs its noise");
+    assert_eq!(bridge.describe(), "bridge, σ = 0.5");
 }
 
 #[test]

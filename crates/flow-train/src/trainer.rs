@@ -174,7 +174,7 @@ impl TrainConfig {
             json["condition_dropout"] = self.condition_dropout.into();
         }
         if self.path != AffinePath::LINE {
-            json["path"] = self.path.scheduler.to_string().into();
+            json["path"] = self.path.name().to_string().into();
             if self.path.sigma > 0.0 {
                 json["path_sigma"] = self.path.sigma.into();
             }
@@ -187,9 +187,9 @@ impl TrainConfig {
     pub fn from_json(value: &serde_json::Value) -> Option<TrainConfig> {
         use serde_json::Value;
         let count = |key: &str| value[key].as_u64().map(|n| n as usize);
-        let scheduler = match value.get("path") {
-            Some(name) => name.as_str()?.parse::<flow_path::Scheduler>().ok()?,
-            None => flow_path::Scheduler::Linear,
+        let name = match value.get("path") {
+            Some(name) => name.as_str()?.parse::<flow_path::PathName>().ok()?,
+            None => flow_path::PathName::Scheduled(flow_path::Scheduler::Linear),
         };
         let sigma = value.get("path_sigma").map_or(Some(0.0), Value::as_f64)?;
         Some(TrainConfig {
@@ -202,7 +202,7 @@ impl TrainConfig {
                 decay => Some(decay.as_f64()?),
             },
             time_sampling: TimeSampling::parse(value["time_sampling"].as_str()?).ok()?,
-            path: AffinePath::new(scheduler, sigma).ok()?,
+            path: AffinePath::named(name, sigma).ok()?,
             seed: value["seed"].as_u64()?,
             checkpoint_every: count("checkpoint_every")?,
             condition_dropout: value.get("condition_dropout").map_or(Some(0.0), Value::as_f64)?,

@@ -1156,6 +1156,7 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
         AffinePath::new(Scheduler::VP, 0.0),
         AffinePath::new(Scheduler::Polynomial { exponent: 2.0 }, 0.0),
         AffinePath::new(Scheduler::Target { sigma_min: 0.01 }, 0.0),
+        AffinePath::bridge(0.5),
     ] {
         let path = path.expect("a valid path");
         let run = |backend| {
@@ -1177,7 +1178,7 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
         }
         let recorded = RunMetadata { path, ..RunMetadata::default() };
         let header = recorded.to_header();
-        assert_eq!(header.get("path"), Some(&path.scheduler.to_string()));
+        assert_eq!(header.get("path"), Some(&path.name().to_string()));
         assert_eq!(RunMetadata::from_header(&header).expect("reads back"), recorded);
     }
     // A model trained on the cosine path carries the Gaussian onto the spiral: its samples come

@@ -8,7 +8,7 @@ use flow_data::{ConditionSpec, Dataset};
 use flow_model::{Activation, DeviceChoice, TimeEmbedding};
 use flow_ode::SolverKind;
 use flow_options::NamedOption;
-use flow_path::Scheduler;
+use flow_path::PathName;
 use flow_train::{Backend, Coupling, LrSchedule, PairMode, Recipe, TimeSampling};
 
 #[derive(Parser)]
@@ -198,9 +198,9 @@ pub struct TrainArgs {
     pub optimiser: OptimiserArgs,
     #[arg(long, default_value = "uniform", help = one_of::<TimeSampling>("How training times are drawn (warp: s = 0.5)"))]
     pub time_sampling: TimeSampling,
-    #[arg(long, default_value = "linear", help = one_of::<Scheduler>("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM; vp[:BMIN,BMAX]: flow_matching's VPScheduler, 0.1,20 by default; polynomial:N: x_t = (1 − tᴺ)x0 + tᴺ·x1; target:SMIN: Lipman et al.'s flow matching with σ_min, x_t = t·x1 + (1 − (1 − SMIN)t)x0, Gaussian source only)"))]
-    pub path: Scheduler,
-    /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none).
+    #[arg(long, default_value = "linear", help = one_of::<PathName>("The probability path x_t and its target velocity (linear: x_t = (1 − t)x0 + t·x1, target x1 − x0, I-CFM and rectified flow; cosine: x_t = cos(πt/2)x0 + sin(πt/2)x1, torchcfm's variance-preserving CFM; vp[:BMIN,BMAX]: flow_matching's VPScheduler, 0.1,20 by default; polynomial:N: x_t = (1 − tᴺ)x0 + tᴺ·x1; target:SMIN: Lipman et al.'s flow matching with σ_min, x_t = t·x1 + (1 − (1 − SMIN)t)x0, Gaussian source only; bridge: the Brownian bridge of Schrödinger-bridge CFM, x_t = (1 − t)x0 + t·x1 + σ√(t(1 − t))ε, with --sigma σ > 0 and, for SB-CFM, --coupling sinkhorn)"))]
+    pub path: PathName,
+    /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none); for --path bridge, the bridge's σ.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
     pub sigma: f64,
     #[arg(long, default_value_t = 64, value_parser = positive())]

@@ -113,9 +113,9 @@ impl From<flow_viz::VizError> for CliError {
 impl From<flow_path::PathError> for CliError {
     fn from(error: flow_path::PathError) -> CliError {
         match error {
-            flow_path::PathError::UnknownName(_) | flow_path::PathError::Sigma(_) => {
-                CliError::Usage(error.to_string())
-            }
+            flow_path::PathError::UnknownName(_)
+            | flow_path::PathError::Sigma(_)
+            | flow_path::PathError::BridgeSigma(_) => CliError::Usage(error.to_string()),
             _ => CliError::Runtime(error.to_string()),
         }
     }

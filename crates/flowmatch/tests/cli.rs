@@ -1331,6 +1331,10 @@ fn every_command_that_runs_a_network_takes_a_backend_and_refuses_data_of_another
         "valid: linear, cosine",
     );
     fails(&["train", "--target", "spiral", "--sigma=-1", "--out", &scratch.path("bad")], 2, "--sigma");
+    let bridge =
+        train_small(&scratch, "bridge", &["--path", "bridge", "--sigma", "0.5", "--coupling", "sinkhorn"]);
+    succeeds(&["sample", "--model", &bridge, "--n", "20", "--out", &scratch.path("b.csv")]);
+    fails(&["train", "--target", "spiral", "--path", "bridge", "--out", &scratch.path("bad")], 2, "σ > 0");
     let vp = train_small(&scratch, "vp", &["--path", "vp:0.1,20"]);
     succeeds(&["sample", "--model", &vp, "--n", "20", "--out", &scratch.path("v.csv")]);
     fails(

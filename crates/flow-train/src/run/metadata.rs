@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_data::{ConditionSpec, Dataset, PointSource};
-use flow_path::{AffinePath, Scheduler};
+use flow_path::{AffinePath, PathName, Scheduler};
 
 use crate::{Result, TrainError};
 
@@ -156,7 +156,7 @@ impl RunMetadata {
         }
         // Only off the line, so the line's checkpoints keep the bytes they always had.
         if self.path != AffinePath::LINE {
-            header.insert("path".to_owned(), self.path.scheduler.to_string());
+            header.insert("path".to_owned(), self.path.name().to_string());
             if self.path.sigma > 0.0 {
                 header.insert("path_sigma".to_owned(), self.path.sigma.to_string());
             }
@@ -188,9 +188,9 @@ impl RunMetadata {
             None | Some("") => None,
             Some(text) => Some(points("target", text)?),
         };
-        let scheduler = match header.get("path") {
-            Some(name) => name.parse::<Scheduler>().map_err(|e| bad_entry("path", e))?,
-            None => Scheduler::Linear,
+        let name = match header.get("path") {
+            Some(name) => name.parse::<PathName>().map_err(|e| bad_entry("path", e))?,
+            None => PathName::Scheduled(Scheduler::Linear),
         };
         let sigma = match header.get("path_sigma") {
             Some(text) => {
@@ -198,7 +198,7 @@ impl RunMetadata {
             }
             None => 0.0,
         };
-        let path = AffinePath::new(scheduler, sigma).map_err(|e| bad_entry("path_sigma", e))?;
+        let path = AffinePath::named(name, sigma).map_err(|e| bad_entry("path_sigma", e))?;
         Ok(RunMetadata {
             kind,
             source,

@@ -118,8 +118,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.flow_matching());
-    let path = flow_path::AffinePath::new(args.path, args.sigma)?;
-    if args.path.needs_gaussian_source()
+    let path = flow_path::AffinePath::named(args.path, args.sigma)?;
+    if path.scheduler.needs_gaussian_source()
         && (args.source_data.is_some() || args.source.is_some_and(|s| s != Dataset::Gaussian))
     {
         return Err(CliError::usage(format!(
