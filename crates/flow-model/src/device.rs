@@ -55,12 +55,7 @@ impl flow_options::NamedOption for DeviceChoice {
     }
 }
 
-impl std::str::FromStr for DeviceChoice {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<DeviceChoice, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(DeviceChoice);
 
 impl std::fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

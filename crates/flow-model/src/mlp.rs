@@ -57,12 +57,7 @@ impl TimeEmbedding {
     }
 }
 
-impl std::str::FromStr for TimeEmbedding {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<TimeEmbedding, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(TimeEmbedding);
 
 impl std::fmt::Display for TimeEmbedding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -92,12 +92,7 @@ macro_rules! named_value {
             }
         }
 
-        impl std::str::FromStr for $type {
-            type Err = $crate::UnknownName;
-            fn from_str(text: &str) -> std::result::Result<$type, $crate::UnknownName> {
-                <$type as $crate::NamedOption>::parse_option(text)
-            }
-        }
+        $crate::from_str_by_forms!($type);
 
         impl std::fmt::Display for $type {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,4 +100,18 @@ macro_rules! named_value {
             }
         }
     };
+}
+
+/// `FromStr` through [`NamedOption::parse_option`] (error: [`UnknownName`]), for option types
+/// whose forms carry parameters (their `Display` is their own).
+#[macro_export]
+macro_rules! from_str_by_forms {
+    ($($type:ty),+ $(,)?) => {$(
+        impl std::str::FromStr for $type {
+            type Err = $crate::UnknownName;
+            fn from_str(text: &str) -> std::result::Result<$type, $crate::UnknownName> {
+                <$type as $crate::NamedOption>::parse_option(text)
+            }
+        }
+    )+};
 }

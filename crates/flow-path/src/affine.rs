@@ -53,12 +53,7 @@ impl flow_options::NamedOption for PathName {
     }
 }
 
-impl std::str::FromStr for PathName {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<PathName, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(PathName);
 
 impl std::fmt::Display for PathName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -223,12 +223,7 @@ impl flow_options::NamedOption for Scheduler {
     }
 }
 
-impl std::str::FromStr for Scheduler {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<Scheduler, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(Scheduler);
 
 impl std::fmt::Display for Scheduler {
     /// The form that parses back to it: `linear`, `vp:0.1,20`, `polynomial:2`, `target:0.01`.

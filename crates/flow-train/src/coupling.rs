@@ -193,12 +193,7 @@ impl flow_options::NamedOption for Coupling {
     }
 }
 
-impl std::str::FromStr for Coupling {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<Coupling, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(Coupling);
 
 impl std::fmt::Display for Coupling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -78,12 +78,7 @@ impl flow_options::NamedOption for PairMode {
     }
 }
 
-impl std::str::FromStr for PairMode {
-    type Err = flow_options::UnknownName;
-    fn from_str(text: &str) -> std::result::Result<PairMode, flow_options::UnknownName> {
-        flow_options::NamedOption::parse_option(text)
-    }
-}
+flow_options::from_str_by_forms!(PairMode);
 
 impl std::fmt::Display for PairMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
