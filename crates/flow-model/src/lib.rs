@@ -25,9 +25,7 @@ mod mlp;
 mod state;
 pub mod testing;
 
-pub use backend::{
-    Backend, Batch, Engine, FlatAdam, NativeField, OptimiserState, Place, Runtime, host_rows, host_values,
-};
+pub use backend::{Backend, Batch, Engine, FlatAdam, NativeField, OptimiserState, Place, Runtime};
 pub use device::{DeviceChoice, device_name};
 pub use error::{ModelError, Result};
 pub use flow_native::Kernel;

@@ -1,7 +1,7 @@
 //! Where training pairs come from: independent draws, a teacher per batch, or a pool made once.
 
 use flow_data::{ConditionShape, ConditionedTarget, PointSource};
-use flow_model::{Batch, Integrator, Place, Runtime, VelocityNet, array_to_tensor, host_rows};
+use flow_model::{Batch, Integrator, Place, Runtime, VelocityNet, array_to_tensor, tensor_to_array};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 use rand::Rng;
@@ -294,7 +294,9 @@ impl PairSource {
             }
         };
         Ok(match place {
-            Place::Rows => Batch::Rows { x0: host_rows(&x0)?, x1: host_rows(&x1)?, features: Vec::new() },
+            Place::Rows => {
+                Batch::Rows { x0: tensor_to_array(&x0)?, x1: tensor_to_array(&x1)?, features: Vec::new() }
+            }
             Place::Tensors(kind, device) => Batch::Tensors {
                 x0: x0.to_kind(kind).to_device(device),
                 x1: x1.to_kind(kind).to_device(device),

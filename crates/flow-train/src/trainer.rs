@@ -255,7 +255,7 @@ pub struct TrainReport {
 }
 
 /// A step's batch of pairs, their times and (for a noisy path) the noise rows.
-type Drawn = (Batch, Vec<f32>, Option<ndarray::Array2<f32>>);
+type StepDraw = (Batch, Vec<f32>, Option<ndarray::Array2<f32>>);
 
 /// Losses are read back from the device this often: the non-finite check does
 /// not force a host synchronisation on every step.
@@ -330,7 +330,7 @@ pub fn train(
         "training"
     );
 
-    let draw = |rng: &mut ChaCha8Rng| -> Result<Drawn> {
+    let draw = |rng: &mut ChaCha8Rng| -> Result<StepDraw> {
         let batch = pairs.next_batch(config.batch_size, rng, place, config.condition_dropout)?;
         let times = (0..config.batch_size).map(|_| config.time_sampling.draw(rng) as f32).collect();
         // Drawn only for a noisy path, so σ = 0 runs keep their batches.

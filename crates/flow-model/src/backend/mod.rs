@@ -8,7 +8,7 @@ mod training;
 
 pub use flat_adam::FlatAdam;
 pub use native::NativeField;
-pub use training::{Batch, Engine, OptimiserState, Place, host_rows, host_values};
+pub use training::{Batch, Engine, OptimiserState, Place};
 
 use flow_native::Kernel;
 

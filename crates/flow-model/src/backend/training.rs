@@ -30,15 +30,8 @@ pub enum Batch {
 }
 
 /// A tensor's values as host `f32`s, in row-major order.
-pub fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {
+fn host_values(tensor: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1))?)
-}
-
-/// An n × d tensor as host rows.
-pub fn host_rows(tensor: &Tensor) -> Result<Array2<f32>> {
-    let (rows, cols) = (tensor.size()[0] as usize, tensor.size()[1] as usize);
-    Array2::from_shape_vec((rows, cols), host_values(tensor)?)
-        .map_err(|e| ModelError::Internal(format!("a {rows} × {cols} batch read back wrongly: {e}")))
 }
 
 /// Weights, optimiser moments and step: what a resumable checkpoint holds.
@@ -73,7 +66,6 @@ enum State {
         average: Option<Vec<f32>>,
         pending: Vec<f32>,
         inputs: Vec<f32>,
-        targets: Vec<f32>,
     },
 }
 
@@ -94,7 +86,6 @@ impl Engine {
                     adam: flow_native::Adam::new(count, lr),
                     pending: Vec::new(),
                     inputs: Vec::new(),
-                    targets: Vec::new(),
                 }
             }
             _ => State::Libtorch {
@@ -152,13 +143,16 @@ impl Engine {
                 meanwhile()
             }
             (
-                State::Native { mlp, workspace, adam, average, pending, inputs, targets },
+                State::Native { mlp, workspace, adam, average, pending, inputs },
                 Batch::Rows { x0, x1, features },
             ) => {
                 let sample = path.sample(x0, x1, times, noise)?;
                 VelocityNet::host_inputs(&sample.x_t, |i| times[i], features, inputs);
-                targets.clear();
-                targets.extend(sample.target.iter().copied());
+                // Arrays the path computes are in standard layout: the targets as they lie.
+                let targets = sample
+                    .target
+                    .as_slice()
+                    .ok_or_else(|| ModelError::Internal("path targets out of row order".into()))?;
                 let ((loss, gradient), side) =
                     workspace.loss_and_gradient_while(mlp, inputs, targets, meanwhile)?;
                 adam.lr = lr;
