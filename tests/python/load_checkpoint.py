@@ -12,7 +12,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-ACTIVATIONS = {"gelu": torch.nn.GELU, "silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+ACTIVATIONS = {
+    "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU,
+    "relu": torch.nn.ReLU,
+    "tanh": torch.nn.Tanh,
+    "selu": torch.nn.SELU,
+}
 
 
 def build(path):

@@ -33,7 +33,8 @@ E = [35 / 384 - 5179 / 57600, 0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 64
 def load(path):
     with safe_open(path, "pt") as f:
         cfg = json.loads(f.metadata()["config"])
-    act = {"gelu": torch.nn.GELU, "silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[cfg["activation"]]
+    act = {"gelu": torch.nn.GELU, "silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
+       "selu": torch.nn.SELU}[cfg["activation"]]
     sizes = [cfg["dim"] + 1] + [cfg["hidden"]] * cfg["layers"] + [cfg["dim"]]
     layers = []
     for i in range(len(sizes) - 1):

@@ -2,6 +2,7 @@
 
 use flow_data::ConditionShape;
 use flow_ode::{Fallible, VelocityField};
+use flow_path::ScheduleChange;
 use ndarray::Array2;
 use tch::Tensor;
 
@@ -23,6 +24,29 @@ pub struct PointsSolution {
 pub struct Integrator {
     net: VelocityNet,
     native: Option<NativeField>,
+    /// Follow another scheduler's paths than the one the network was trained on.
+    schedule: Option<ScheduleChange>,
+}
+
+/// A field followed along another scheduler's paths: ū(x, r) = (ṡ/s)·x + sṫ·u(x/s, t_r)
+/// (see [`ScheduleChange`]); with no change, the field itself.
+struct Rescheduled<'a, F> {
+    field: &'a F,
+    change: Option<ScheduleChange>,
+}
+
+impl<S: flow_ode::State, F: VelocityField<S>> VelocityField<S> for Rescheduled<'_, F> {
+    type Error = F::Error;
+
+    fn velocity(&self, x: &S, r: f64) -> std::result::Result<S, F::Error> {
+        let Some(change) = self.change else {
+            return self.field.velocity(x, r);
+        };
+        let at = change.at(r);
+        let on_trained_path = x.combine(&[(1.0 / at.scale - 1.0, x)]);
+        let u = self.field.velocity(&on_trained_path, at.t)?;
+        Ok(u.combine(&[(at.velocity_rate - 1.0, &u), (at.x_rate, x)]))
+    }
 }
 
 impl Integrator {
@@ -34,7 +58,13 @@ impl Integrator {
             Backend::Native => Some(NativeField::with_kernel(net, runtime.kernel)?),
             _ => None,
         };
-        Ok(Integrator { net: net.try_clone()?, native })
+        Ok(Integrator { net: net.try_clone()?, native, schedule: None })
+    }
+
+    /// The same network followed along `change.sampled`'s paths (it was trained on
+    /// `change.trained`'s): the same end marginals, other paths between.
+    pub fn with_schedule(self, change: ScheduleChange) -> Integrator {
+        Integrator { schedule: (!change.is_identity()).then_some(change), ..self }
     }
 
     pub fn net(&self) -> &VelocityNet {
@@ -120,9 +150,11 @@ impl Integrator {
         T: VelocityField<TensorState>,
         ModelError: From<N::Error> + From<T::Error>,
     {
+        let torch = &Rescheduled { field: torch, change: self.schedule };
         let solution = match native {
             // Points of another dimension go to libtorch, which names the mismatch.
             Some(field) if start.ncols() == self.net.config().dim => {
+                let field = &Rescheduled { field, change: self.schedule };
                 let solution = flow_ode::integrate(field, start.clone(), grid, solver, record)?;
                 PointsSolution { points: solution.state, nfe: solution.nfe, trajectory: solution.trajectory }
             }

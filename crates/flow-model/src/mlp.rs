@@ -15,6 +15,7 @@ fn activate(activation: Activation, x: &Tensor) -> Tensor {
         Activation::Silu => x.silu(),
         Activation::Relu => x.relu(),
         Activation::Tanh => x.tanh(),
+        Activation::Selu => x.selu(),
     }
 }
 

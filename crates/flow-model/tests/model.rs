@@ -70,7 +70,7 @@ fn default_network_is_the_posts() {
 
 #[test]
 fn any_dimension_width_depth_activation_and_embedding() {
-    for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+    for activation in Activation::ALL {
         let config = ModelConfig {
             dim: 5,
             architecture: Architecture::Mlp(Mlp { hidden: 16, layers: 2, activation }),
@@ -321,7 +321,7 @@ fn checkpoint_loads_in_pytorch_with_the_documented_recipe() {
 
 #[test]
 fn native_kernels_agree_with_libtorch() {
-    for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+    for activation in Activation::ALL {
         let mlp = Mlp { activation, hidden: 40, ..Mlp::default() };
         let model = net(ModelConfig { dim: 3, ..ModelConfig::with_mlp(mlp) }, 8);
         let x = Tensor::randn([700, 3], (Kind::Float, Device::Cpu));

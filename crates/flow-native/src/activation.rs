@@ -18,10 +18,13 @@ pub enum Activation {
     Silu,
     Relu,
     Tanh,
+    /// Self-normalising ELU (PyTorch's `nn.SELU`), the activation of torchcfm's 2-D benchmark network.
+    Selu,
 }
 
 impl Activation {
-    pub const ALL: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
+    pub const ALL: [Activation; 5] =
+        [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh, Activation::Selu];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +32,7 @@ impl Activation {
             Activation::Silu => "silu",
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
+            Activation::Selu => "selu",
         }
     }
 }
@@ -89,6 +93,7 @@ fn activate_with<const FMA: bool>(activation: Activation, values: &mut [f32], sl
         Activation::Silu => each(values, slopes, silu::<FMA>),
         Activation::Relu => each(values, slopes, relu),
         Activation::Tanh => each(values, slopes, tanh::<FMA>),
+        Activation::Selu => each(values, slopes, selu::<FMA>),
     }
 }
 
@@ -176,6 +181,28 @@ fn relu(z: f32) -> (f32, f32) {
     if z > 0.0 { (z, 1.0) } else { (0.0, 0.0) }
 }
 
+/// SELU's constants as PyTorch writes them (`torch.nn.functional.selu`).
+const SELU_SCALE: f32 = 1.050_701;
+const SELU_ALPHA: f32 = 1.673_263_2;
+
+/// Below this, SELU's slope is taken as zero (under 4e-18) and its value as its limit
+/// −scale·α, so no lane computes the subnormal eᶻ of a very negative z.
+const SELU_FLAT_BELOW: f32 = -40.0;
+
+/// scale·z for z > 0, scale·α·(eᶻ − 1) otherwise; its slope scale or scale·α·eᶻ.
+#[inline(always)]
+fn selu<const FMA: bool>(z: f32) -> (f32, f32) {
+    let e = exp::<FMA>(z.min(0.0));
+    let negative = SELU_SCALE * SELU_ALPHA;
+    if z > 0.0 {
+        (SELU_SCALE * z, SELU_SCALE)
+    } else if z < SELU_FLAT_BELOW {
+        (-negative, 0.0)
+    } else {
+        (madd::<FMA>(negative, e, -negative), negative * e)
+    }
+}
+
 #[inline(always)]
 fn tanh<const FMA: bool>(z: f32) -> (f32, f32) {
     let e = exp::<FMA>(-2.0 * z.abs());
@@ -194,8 +221,17 @@ mod tests {
         // an order of magnitude on Intel CPUs.
         for i in -20_000..=20_000 {
             let z = i as f32 * 0.01;
-            let functions: [fn(f32) -> (f32, f32); 7] =
-                [gelu::<false>, gelu::<true>, silu::<false>, silu::<true>, relu, tanh::<false>, tanh::<true>];
+            let functions: [fn(f32) -> (f32, f32); 9] = [
+                gelu::<false>,
+                gelu::<true>,
+                silu::<false>,
+                silu::<true>,
+                relu,
+                tanh::<false>,
+                tanh::<true>,
+                selu::<false>,
+                selu::<true>,
+            ];
             for f in functions {
                 let (value, slope) = f(z);
                 assert!(!value.is_subnormal() && !slope.is_subnormal(), "z = {z}: ({value}, {slope})");
@@ -240,7 +276,7 @@ mod tests {
     #[test]
     fn every_kernel_applies_its_own_instruction_sets_rounding() {
         let inputs: Vec<f32> = (-2_000..=2_000).map(|i| i as f32 * 0.005).collect();
-        for activation in [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh] {
+        for activation in Activation::ALL {
             let fused = applied_with::<true>(activation, &inputs);
             let separate = applied_with::<false>(activation, &inputs);
             // Fused and separate roundings differ somewhere, so the comparison below can tell
@@ -264,6 +300,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn selu_matches_its_definition_and_slope() {
+        // PyTorch's constants to f64, and SELU's derivative by central differences.
+        let (scale, alpha) = (1.050_700_987_355_480_5_f64, 1.673_263_242_354_377_3_f64);
+        let reference = |z: f64| if z > 0.0 { scale * z } else { scale * alpha * z.exp_m1() };
+        for i in -6_000..=6_000 {
+            let z = i as f32 * 0.01;
+            for (value, slope) in [selu::<false>(z), selu::<true>(z)] {
+                let expected = reference(f64::from(z));
+                assert!((f64::from(value) - expected).abs() < 2e-7 * (1.0 + expected.abs()), "selu({z})");
+                if z.abs() > 0.01 {
+                    let h = 1e-4;
+                    let numeric = (reference(f64::from(z) + h) - reference(f64::from(z) - h)) / (2.0 * h);
+                    assert!(
+                        (f64::from(slope) - numeric).abs() < 1e-5 * (1.0 + numeric.abs()),
+                        "slope at {z}"
+                    );
+                }
+            }
+        }
+        assert_eq!(selu::<true>(0.0), (0.0, (SELU_SCALE * SELU_ALPHA)));
     }
 
     #[test]

@@ -464,10 +464,13 @@ fn backward_block(
 }
 
 /// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8), the same
-/// arithmetic as `torch.optim.Adam` without weight decay.
+/// arithmetic as `torch.optim.Adam`; with a weight decay, `torch.optim.AdamW`'s
+/// decoupled one (each weight shrunk by 1 − lr·λ before the Adam step).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     pub lr: f64,
+    /// AdamW's decoupled weight decay λ (0: plain Adam, untouched arithmetic).
+    pub weight_decay: f64,
     /// Updates taken so far (bias correction uses it; resuming restores it).
     pub step: u64,
     first_moment: Vec<f32>,
@@ -480,7 +483,18 @@ impl Adam {
     const EPS: f32 = 1e-8;
 
     pub fn new(parameters: usize, lr: f64) -> Adam {
-        Adam { lr, step: 0, first_moment: vec![0.0; parameters], second_moment: vec![0.0; parameters] }
+        Adam {
+            lr,
+            weight_decay: 0.0,
+            step: 0,
+            first_moment: vec![0.0; parameters],
+            second_moment: vec![0.0; parameters],
+        }
+    }
+
+    /// The same optimiser with AdamW's decoupled weight decay λ.
+    pub fn with_weight_decay(self, weight_decay: f64) -> Adam {
+        Adam { weight_decay, ..self }
     }
 
     pub fn update(&mut self, parameters: &mut [f32], gradient: &[f32]) {
@@ -492,6 +506,11 @@ impl Adam {
         // 1 − β in f64, then rounded, as PyTorch passes it (1 − 0.999f32 would be 1.3e-5 off).
         let (new1, keep2, new2) =
             ((1.0 - Adam::BETA1) as f32, Adam::BETA2 as f32, (1.0 - Adam::BETA2) as f32);
+        if self.weight_decay > 0.0 {
+            // torch's param.mul_(1 − lr·λ), the factor from f64 as Python passes it.
+            let shrink = (1.0 - self.lr * self.weight_decay) as f32;
+            parameters.iter_mut().for_each(|p| *p *= shrink);
+        }
         for (((p, &g), m), v) in
             parameters.iter_mut().zip(gradient).zip(&mut self.first_moment).zip(&mut self.second_moment)
         {

@@ -45,6 +45,10 @@ fn reference_activation(activation: Activation, z: f64) -> f64 {
         Activation::Silu => z / (1.0 + (-z).exp()),
         Activation::Relu => z.max(0.0),
         Activation::Tanh => z.tanh(),
+        // PyTorch's constants (torch.nn.functional.selu).
+        Activation::Selu => {
+            1.050_700_987_355_480_5 * if z > 0.0 { z } else { 1.673_263_242_354_377_3 * z.exp_m1() }
+        }
     }
 }
 
@@ -80,7 +84,7 @@ fn to_f64(values: &[f32]) -> Vec<f64> {
     values.iter().map(|&v| v as f64).collect()
 }
 
-const ACTIVATIONS: [Activation; 4] = [Activation::Gelu, Activation::Silu, Activation::Relu, Activation::Tanh];
+const ACTIVATIONS: [Activation; 5] = Activation::ALL;
 
 #[test]
 fn outputs_match_the_f64_reference_for_every_activation() {
@@ -101,7 +105,7 @@ fn gradient_matches_central_differences_of_the_reference() {
     let (inputs, targets) = batch(300, 3);
     let x = to_f64(&inputs);
     // ReLU's kinks make finite differences unreliable; the smooth activations cover the backward pass.
-    for activation in [Activation::Gelu, Activation::Silu, Activation::Tanh] {
+    for activation in [Activation::Gelu, Activation::Silu, Activation::Tanh, Activation::Selu] {
         let mlp = network(activation, 4);
         let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
         let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
@@ -315,6 +319,37 @@ fn adam_follows_pytorchs_update_over_several_steps() {
 }
 
 #[test]
+fn adamw_decays_the_weights_before_each_adam_step_as_pytorch_does() {
+    // torch.optim.AdamW: p ← p·(1 − lr·λ), then Adam's step, whose moments see the gradient
+    // alone. λ is large enough that the decay moves p far beyond the tolerance, so a missing,
+    // coupled (λp added to the gradient) or misplaced decay fails.
+    let (lr, decay) = (0.01f64, 5.0f64);
+    let gradients: [[f32; 2]; 4] = [[0.3, -4.0], [-0.2, -3.0], [0.5, 1.0], [0.1, -0.5]];
+    let mut parameters = vec![1.0f32, -2.0];
+    let mut adamw = Adam::new(2, lr).with_weight_decay(decay);
+    // Plain Adam on the same gradients gives each step's Adam move (from a zero parameter).
+    let mut plain = Adam::new(2, lr);
+    let mut expected = [1.0f64, -2.0];
+    for g in &gradients {
+        let mut adam_move = vec![0.0f32; 2];
+        plain.update(&mut adam_move, g);
+        adamw.update(&mut parameters, g);
+        for i in 0..2 {
+            expected[i] = expected[i] * (1.0 - lr * decay) + f64::from(adam_move[i]);
+        }
+    }
+    for i in 0..2 {
+        assert!(
+            (f64::from(parameters[i]) - expected[i]).abs() < 1e-5,
+            "{i}: {} vs {}",
+            parameters[i],
+            expected[i]
+        );
+    }
+    assert_eq!(adamw.moments(), plain.moments());
+}
+
+#[test]
 fn a_batch_of_two_waves_sums_its_blocks_gradients_in_row_order() {
     // 16 384 rows with 2 outputs: the loss's scale 2/(rows·outputs) is 2⁻¹⁴, and 2⁻⁸ for one
     // block of 256 rows alone. Scaling by a power of two is exact, so each block's gradient in
@@ -421,8 +456,9 @@ fn jacobian_vector_products_match_central_differences_of_the_reference() {
                     }
                 }
             }
-            // ReLU's kink sits inside a difference step for a few points: allow it more.
-            let bound = if activation == Activation::Relu { 5e-2 } else { 1e-4 };
+            // ReLU's and SELU's kinks (a slope that jumps at 0) sit inside a difference step for
+            // a few points: allow them more.
+            let bound = if matches!(activation, Activation::Relu | Activation::Selu) { 5e-2 } else { 1e-4 };
             assert!(worst < bound, "{kernel} {activation:?}: largest product difference {worst}");
         }
     }

@@ -64,6 +64,27 @@ impl std::fmt::Display for PathName {
     }
 }
 
+/// One coordinate of x_t's law and of the marginal velocity v(x, t) = intercept + slope·x, for
+/// a Gaussian target reached from the standard Gaussian ([`AffinePath::gaussian_marginal`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GaussianMarginal {
+    /// E[x_t].
+    pub mean: f64,
+    /// Var[x_t].
+    pub variance: f64,
+    /// ∂v/∂x: half the variance's rate of change over the variance.
+    pub slope: f64,
+    /// v at x = 0.
+    pub intercept: f64,
+}
+
+impl GaussianMarginal {
+    /// The marginal velocity at `x`.
+    pub fn velocity(&self, x: f64) -> f64 {
+        self.intercept + self.slope * x
+    }
+}
+
 /// What a path gives one batch: the network's input positions and their regression targets.
 pub struct PathSample<R> {
     /// The points on the path at each row's time: the network's input positions.
@@ -150,16 +171,8 @@ impl AffinePath {
             let (scale, rate): (Vec<f32>, Vec<f32>) = times
                 .iter()
                 .map(|&t| {
-                    let t = f64::from(t);
-                    match self.noise {
-                        NoiseShape::Constant => (self.sigma as f32, 0.0),
-                        NoiseShape::Bridge => {
-                            let scale = self.sigma * (t * (1.0 - t)).sqrt();
-                            // torchcfm's σ'_t/σ_t, with its 10⁻⁸ where t(1 − t) vanishes.
-                            let rate = (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t) + 1e-8) * scale;
-                            (scale as f32, rate as f32)
-                        }
-                    }
+                    let (scale, rate) = self.noise_at(f64::from(t));
+                    (scale as f32, rate as f32)
                 })
                 .unzip();
             sample.x_t = sample.x_t.plus_scaled(&x0.column(&scale), noise);
@@ -168,6 +181,41 @@ impl AffinePath {
             }
         }
         Ok(sample)
+    }
+
+    /// The noise's scale s_t and its rate ṡ_t at `t` (ṡ = 0 for constant noise, which
+    /// leaves the target alone).
+    pub fn noise_at(&self, t: f64) -> (f64, f64) {
+        match self.noise {
+            NoiseShape::Constant => (self.sigma, 0.0),
+            NoiseShape::Bridge => {
+                let scale = self.sigma * (t * (1.0 - t)).sqrt();
+                // torchcfm's σ'_t/σ_t, with its 10⁻⁸ where t(1 − t) vanishes.
+                (scale, (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t) + 1e-8) * scale)
+            }
+        }
+    }
+
+    /// The marginal of x_t, and its velocity, when x₀ ~ N(0, 1) and x₁ ~ N(`mean`, `variance`)
+    /// are drawn independently, one coordinate at a time: a closed form every affine path
+    /// has, so a trained field can be checked against it.
+    ///
+    /// x_t = σ_t x₀ + α_t x₁ + s_t ε is a sum of independent Gaussians: its mean is α_t μ and
+    /// its variance V_t = σ_t² + α_t² v + s_t². Its target u = σ̇_t x₀ + α̇_t x₁ + ṡ_t ε is
+    /// jointly Gaussian with it, so the marginal velocity E[u | x_t = x] is the linear
+    /// regression E[u] + Cov(u, x_t)/V_t · (x − α_t μ), with E[u] = α̇_t μ and
+    /// Cov(u, x_t) = σ̇_t σ_t + α̇_t α_t v + ṡ_t s_t = V̇_t / 2.
+    pub fn gaussian_marginal(&self, t: f64, mean: f64, variance: f64) -> GaussianMarginal {
+        let c = self.scheduler.at(t);
+        let (scale, rate) = self.noise_at(t);
+        let spread = c.sigma * c.sigma + c.alpha * c.alpha * variance + scale * scale;
+        let slope = (c.d_sigma * c.sigma + c.d_alpha * c.alpha * variance + rate * scale) / spread;
+        GaussianMarginal {
+            mean: c.alpha * mean,
+            variance: spread,
+            slope,
+            intercept: c.d_alpha * mean - slope * c.alpha * mean,
+        }
     }
 
     /// How the path reads in messages and reports: `linear`, or `cosine, σ = 0.1`.

@@ -22,6 +22,11 @@ pub enum PathError {
     #[error("{what}: {rows} rows for {times} times")]
     #[allow(missing_docs)]
     Rows { what: &'static str, rows: usize, times: usize },
+    /// A schedule change to or from a path whose end marginal is not the data's.
+    #[error(
+        "cannot change the schedule to or from `{0}`: its data end keeps the blur σ_min (use linear, cosine, vp or polynomial:N)"
+    )]
+    Reschedule(String),
     /// A conversion that divides by zero at `t` (the score where σ_t = 0).
     #[error("{what} is singular at t = {t} on the {path} path")]
     #[allow(missing_docs)]

@@ -9,7 +9,8 @@
 //! (flow-model's implementation). [`Scheduler::conversion`] gives the
 //! closed-form maps between a velocity and the noise, data and score
 //! predictions of a path from the standard Gaussian, which stochastic
-//! samplers and likelihoods need.
+//! samplers and likelihoods need; [`ScheduleChange`] samples a model trained on
+//! one scheduler along another's paths.
 //!
 //! The vocabulary follows facebookresearch/flow_matching (`path/`,
 //! `path/scheduler/`): time runs from the source at t = 0 to the data at t = 1.
@@ -25,8 +26,10 @@ mod affine;
 mod error;
 mod rows;
 mod scheduler;
+mod transform;
 
-pub use affine::{AffinePath, NoiseShape, PathName, PathSample};
+pub use affine::{AffinePath, GaussianMarginal, NoiseShape, PathName, PathSample};
 pub use error::{PathError, Result};
 pub use rows::Rows;
 pub use scheduler::{Coefficients, Conversion, Prediction, Scheduler};
+pub use transform::{Reparametrisation, ScheduleChange};

@@ -298,3 +298,159 @@ fn schedulers_are_named_once() {
     assert_eq!(AffinePath::new(Scheduler::Cosine, 0.1).expect("σ").describe(), "cosine, σ = 0.1");
     assert_eq!(AffinePath::LINE.describe(), "linear");
 }
+
+/// Every affine path between N(0, 1) and N(μ, v), coordinate by coordinate.
+fn every_path() -> Vec<AffinePath> {
+    let mut paths: Vec<AffinePath> =
+        Scheduler::ALL.iter().map(|&s| AffinePath::new(s, 0.0).expect("σ = 0")).collect();
+    paths.push(AffinePath::new(Scheduler::Linear, 0.1).expect("σ"));
+    paths.push(AffinePath::new(Scheduler::Cosine, 0.3).expect("σ"));
+    paths.push(AffinePath::bridge(0.5).expect("σ"));
+    paths
+}
+
+/// x_t's mean and variance and the regression of the target on x_t, from `n` pairs drawn at
+/// time `t`, against [`AffinePath::gaussian_marginal`]'s closed form (derived in its doc
+/// comment): a path whose interpolant or target were off by a term would miss one of the four.
+#[test]
+fn every_path_from_a_gaussian_to_a_gaussian_has_the_closed_form_marginal_and_velocity() {
+    use flow_data::samplers::{gaussian, seeded_rng};
+
+    let (n, means, variances) = (200_000, [1.5f64, -0.5], [0.25f64, 2.0]);
+    let mut rng = seeded_rng(17);
+    let mut x1 = gaussian(n, 2, 1.0, &mut rng);
+    for (j, mut column) in x1.columns_mut().into_iter().enumerate() {
+        column.mapv_inplace(|z| (f64::from(z) * variances[j].sqrt() + means[j]) as f32);
+    }
+    let x0 = gaussian(n, 2, 1.0, &mut rng);
+    let noise = gaussian(n, 2, 1.0, &mut rng);
+    for path in every_path() {
+        // VP's σ̇ is infinite at t = 1 (σ_t ~ √(1 − t)): its target is not defined there.
+        let ends = if matches!(path.scheduler, Scheduler::Vp { .. }) { 0.99 } else { 1.0 };
+        for t in [0.0f32, 0.25, 0.5, 0.9, ends] {
+            let sample = path.sample(&x0, &x1, &vec![t; n], Some(&noise)).expect("a batch");
+            for j in 0..2 {
+                let expected = path.gaussian_marginal(f64::from(t), means[j], variances[j]);
+                let (x, u) = (sample.x_t.column(j), sample.target.column(j));
+                let mean =
+                    |v: &ndarray::ArrayView1<f32>| v.iter().map(|&a| f64::from(a)).sum::<f64>() / n as f64;
+                let (mx, mu) = (mean(&x), mean(&u));
+                let covariance =
+                    |a: &ndarray::ArrayView1<f32>, ma: f64, b: &ndarray::ArrayView1<f32>, mb: f64| {
+                        a.iter().zip(b).map(|(&a, &b)| (f64::from(a) - ma) * (f64::from(b) - mb)).sum::<f64>()
+                            / n as f64
+                    };
+                let (var_x, cov_ux) = (covariance(&x, mx, &x, mx), covariance(&u, mu, &x, mx));
+                let what = format!("{} at t = {t}, coordinate {j}", path.describe());
+                // Sampling errors: the mean's √(V/n), the variance's √(2/n)·V (both < 0.01 here).
+                let tolerance = 6.0 * (expected.variance / n as f64).sqrt();
+                assert!((mx - expected.mean).abs() < tolerance, "{what}: mean {mx} vs {}", expected.mean);
+                assert!(
+                    (var_x - expected.variance).abs() < 0.02 * expected.variance,
+                    "{what}: variance {var_x} vs {}",
+                    expected.variance
+                );
+                if expected.variance > 1e-3 {
+                    // The bridge's target at t = 0 and 1 has the 10⁻⁸ of torchcfm in its rate:
+                    // E[u | x] and the regression agree up to that.
+                    let slope = cov_ux / var_x;
+                    let intercept = mu - slope * mx;
+                    let scale = 1.0 + expected.slope.abs();
+                    assert!(
+                        (slope - expected.slope).abs() < 0.03 * scale,
+                        "{what}: slope {slope} vs {}",
+                        expected.slope
+                    );
+                    let at_mean = intercept + slope * expected.mean;
+                    let expected_at_mean = expected.velocity(expected.mean);
+                    assert!(
+                        (at_mean - expected_at_mean).abs() < 0.03 * (1.0 + expected_at_mean.abs()),
+                        "{what}: v(mean) {at_mean} vs {expected_at_mean}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_bridge_target_is_finite_at_both_ends_and_its_definition_inside() {
+    // u = x₁ − x₀ + (1 − 2t)/(2t(1 − t))·(x_t − μ_t): at the ends the noise is 0 and torchcfm's
+    // 10⁻⁸ keeps the rate finite; inside, the rate is the definition's.
+    let bridge = AffinePath::bridge(0.5).expect("σ > 0");
+    for t in [0.0, 1.0] {
+        assert_eq!(bridge.noise_at(t), (0.0, 0.0), "t = {t}");
+    }
+    for t in [1e-12, 1e-9, 1.0 - 1e-9, 1.0 - 1e-12] {
+        let (scale, rate) = bridge.noise_at(t);
+        assert!(scale.is_finite() && rate.is_finite(), "t = {t}: ({scale}, {rate})");
+    }
+    for t in [1e-4, 0.1, 0.5, 0.8, 1.0 - 1e-4] {
+        let (scale, rate) = bridge.noise_at(t);
+        let h = 1e-7 * t.min(1.0 - t);
+        let numeric = (bridge.noise_at(t + h).0 - bridge.noise_at(t - h).0) / (2.0 * h);
+        assert!((rate - numeric).abs() < 1e-4 * (1.0 + numeric.abs()), "t = {t}: {rate} vs {numeric}");
+        let definition = (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t)) * scale;
+        // Up to torchcfm's 10⁻⁸ beside 2t(1 − t) (5·10⁻⁵ of it at t = 10⁻⁴).
+        assert!(
+            (rate - definition).abs() < 1e-4 * (1.0 + definition.abs()),
+            "t = {t}: {rate} vs {definition}"
+        );
+    }
+}
+
+/// flow_matching's `ScheduleTransformedModel`: the closed-form velocity of one path, rescheduled
+/// onto another, is the other's closed-form velocity; the trained times run from 0 to 1.
+#[test]
+fn a_changed_schedule_turns_one_paths_gaussian_velocity_into_the_others() {
+    use flow_path::ScheduleChange;
+
+    let schedulers =
+        [Scheduler::Linear, Scheduler::Cosine, Scheduler::Polynomial { exponent: 2.0 }, Scheduler::VP];
+    let (mean, variance) = (1.5, 0.25);
+    for trained in schedulers {
+        for sampled in schedulers {
+            let change = ScheduleChange::new(trained, sampled).expect("affine schedulers");
+            let (old, new) =
+                (AffinePath::new(trained, 0.0).expect("σ"), AffinePath::new(sampled, 0.0).expect("σ"));
+            let ratio = |scheduler: Scheduler, t: f64| scheduler.at(t).alpha / scheduler.at(t).sigma;
+            for r in [0.05, 0.3, 0.5, 0.7, 0.95] {
+                if ratio(sampled, r) < ratio(trained, 0.0) {
+                    // Earlier than vp's own start (its α₀ > 0): clamped to its t = 0.
+                    continue;
+                }
+                let at = change.at(r);
+                let truth = new.gaussian_marginal(r, mean, variance);
+                let inner = old.gaussian_marginal(at.t, mean, variance);
+                // The marginals agree after the rescaling: x̄_r = s_r x_t.
+                assert!(
+                    (at.scale * inner.mean - truth.mean).abs() < 1e-6,
+                    "{trained} → {sampled} at {r}: mean"
+                );
+                assert!(
+                    (at.scale.powi(2) * inner.variance - truth.variance).abs() < 1e-6,
+                    "{trained} → {sampled}: var"
+                );
+                for x in [-2.0, 0.0, 0.7, 3.0] {
+                    let ours = at.x_rate * x + at.velocity_rate * inner.velocity(x / at.scale);
+                    let expected = truth.velocity(x);
+                    assert!(
+                        (ours - expected).abs() < 1e-5 * (1.0 + expected.abs()),
+                        "{trained} → {sampled} at r = {r}, x = {x}: {ours} vs {expected}"
+                    );
+                }
+            }
+            if trained == sampled {
+                let at = change.at(0.4);
+                assert!((at.t - 0.4).abs() < 1e-12 && (at.scale - 1.0).abs() < 1e-12, "{trained}: {at:?}");
+            }
+            // From the source (t = 0; vp's own α₀ > 0 starts the others a little later) to the data.
+            let start = if sampled == Scheduler::VP { 0.1 } else { 1e-9 };
+            assert!(change.at(0.0).t < start && change.at(1.0).t > 0.999, "{trained} → {sampled}");
+        }
+    }
+    let blurred = Scheduler::Target { sigma_min: 0.01 };
+    let message = ScheduleChange::new(Scheduler::Linear, blurred).expect_err("blurred end").to_string();
+    assert!(message.contains("target:0.01") && message.contains("σ_min"), "{message}");
+    assert!(ScheduleChange::new(blurred, Scheduler::Cosine).is_err());
+}

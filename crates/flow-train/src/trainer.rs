@@ -125,6 +125,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub lr_schedule: LrSchedule,
+    /// AdamW's decoupled weight decay λ (`torch.optim.AdamW`; 0: Adam, the default).
+    pub weight_decay: f64,
     /// Keep an exponential moving average of the weights with this decay and
     /// save and return it instead of the last weights (`None`: the post's way).
     pub ema: Option<f64>,
@@ -146,6 +148,7 @@ impl Default for TrainConfig {
             batch_size: 2048,
             lr: 1e-3,
             lr_schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
             ema: None,
             time_sampling: TimeSampling::Uniform,
             path: AffinePath::LINE,
@@ -170,6 +173,9 @@ impl TrainConfig {
             "checkpoint_every": self.checkpoint_every,
         });
         // Only when used, so records of unconditional runs (and of the line) read as before.
+        if self.weight_decay > 0.0 {
+            json["weight_decay"] = self.weight_decay.into();
+        }
         if self.condition_dropout > 0.0 {
             json["condition_dropout"] = self.condition_dropout.into();
         }
@@ -197,6 +203,7 @@ impl TrainConfig {
             batch_size: count("batch_size")?,
             lr: value["lr"].as_f64()?,
             lr_schedule: value["lr_schedule"].as_str()?.parse().ok()?,
+            weight_decay: value.get("weight_decay").map_or(Some(0.0), Value::as_f64)?,
             ema: match &value["ema"] {
                 Value::Null => None,
                 decay => Some(decay.as_f64()?),
@@ -220,6 +227,12 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "learning rate must be positive and finite, not {}",
                 self.lr
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "weight decay must be finite and at least 0, not {}",
+                self.weight_decay
             )));
         }
         if let Some(decay) = self.ema
@@ -309,7 +322,7 @@ pub fn train(
         }
         None => None,
     };
-    let mut engine = Engine::new(net, options.runtime, config.lr, config.ema.is_some())?;
+    let mut engine = Engine::new(net, options.runtime, config.lr, config.weight_decay, config.ema.is_some())?;
     let mut rng = batch_rng(config.seed);
     // Grown as the run goes: a capacity of `steps` would abort on a huge --steps.
     let mut losses = Vec::with_capacity(config.steps.min(1 << 16));

@@ -1212,6 +1212,156 @@ fn other_paths_train_alike_on_both_backends_and_are_recorded() {
     assert!(message.contains("path") && message.contains("spline"), "{message}");
 }
 
+/// N((1.5, −0.5), diag(0.25, 2)): a target whose every affine path has a closed-form
+/// marginal velocity (`AffinePath::gaussian_marginal`, derived in its doc comment).
+const GAUSS_MEAN: [f64; 2] = [1.5, -0.5];
+const GAUSS_VARIANCE: [f64; 2] = [0.25, 2.0];
+
+fn gaussian_target() -> PointSource {
+    let mut points = flow_data::samplers::gaussian(20_000, 2, 1.0, &mut flow_data::seeded_rng(41));
+    for (j, mut column) in points.columns_mut().into_iter().enumerate() {
+        column.mapv_inplace(|z| (f64::from(z) * GAUSS_VARIANCE[j].sqrt() + GAUSS_MEAN[j]) as f32);
+    }
+    PointSource::Data(Arc::new(points))
+}
+
+/// Per coordinate, whether `points` have the mean and variance given (within `slack` of the
+/// target's scale: sampling error and what a small network leaves).
+fn assert_moments(points: &ndarray::Array2<f32>, mean: [f64; 2], variance: [f64; 2], slack: f64, what: &str) {
+    let n = points.nrows() as f64;
+    for j in 0..2 {
+        let column = points.column(j);
+        let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let v = column.iter().map(|&x| (f64::from(x) - m).powi(2)).sum::<f64>() / n;
+        assert!(
+            (m - mean[j]).abs() < slack * variance[j].sqrt().max(0.5),
+            "{what}, coordinate {j}: mean {m} vs {}",
+            mean[j]
+        );
+        assert!(
+            (v - variance[j]).abs() < 2.0 * slack * variance[j],
+            "{what}, coordinate {j}: variance {v} vs {}",
+            variance[j]
+        );
+    }
+}
+
+/// Every path trained from the standard Gaussian onto a Gaussian learns the closed-form marginal
+/// velocity on a grid around the marginal, and carries the source onto the target; a model
+/// trained on the cosine path and followed along straight lines (flow_matching's
+/// `ScheduleTransformedModel`) passes the straight path's marginal half-way and ends on the
+/// same target.
+#[test]
+fn every_path_learns_the_closed_form_velocity_of_a_gaussian_flow() {
+    use flow_ode::{Record, TimeGrid};
+    use flow_path::{AffinePath, ScheduleChange, Scheduler};
+    use tch::{Kind, Tensor};
+
+    let pairs = PairSource::independent(gaussian(), gaussian_target()).expect("2-D");
+    let start = gaussian().draw(4000, &mut flow_data::seeded_rng(43)).expect("points");
+    let grid = TimeGrid::uniform(40).expect("steps");
+    let mut cosine_model = None;
+    for path in [
+        Ok(AffinePath::LINE),
+        AffinePath::new(Scheduler::Cosine, 0.0),
+        AffinePath::new(Scheduler::VP, 0.0),
+        AffinePath::new(Scheduler::Polynomial { exponent: 2.0 }, 0.0),
+        AffinePath::new(Scheduler::Target { sigma_min: 0.01 }, 0.0),
+        AffinePath::new(Scheduler::Linear, 0.1),
+        AffinePath::bridge(0.5),
+    ] {
+        let path = path.expect("a valid path");
+        let mut net = fresh_net(7);
+        let config =
+            TrainConfig { path, lr: 8e-3, lr_schedule: flow_train::LrSchedule::Cosine, ..short(1500, 512) };
+        train(&mut net, &pairs, &config, &in_memory()).expect("trains");
+        // The learned velocity against E[u | x_t = x] on a 7 × 7 grid spanning ±2 standard
+        // deviations of x_t, at three times; measured relative to the velocity's own size.
+        let (mut error, mut size) = (0.0f64, 0.0f64);
+        for t in [0.2, 0.5, 0.8] {
+            let marginals = [0, 1].map(|j| path.gaussian_marginal(t, GAUSS_MEAN[j], GAUSS_VARIANCE[j]));
+            let mut points = Vec::new();
+            for a in 0..7 {
+                for b in 0..7 {
+                    for (j, offset) in [(0, a), (1, b)] {
+                        let m = marginals[j];
+                        points.push((m.mean + (offset as f64 - 3.0) / 1.5 * m.variance.sqrt()) as f32);
+                    }
+                }
+            }
+            let x = Tensor::from_slice(&points).view([49, 2]);
+            let times = Tensor::full([49, 1], t, (Kind::Float, Device::Cpu));
+            let v =
+                Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x, &times)).view([-1])).expect("floats");
+            for (i, &found) in v.iter().enumerate() {
+                let expected = marginals[i % 2].velocity(f64::from(points[i]));
+                error += (f64::from(found) - expected).powi(2);
+                size += expected.powi(2);
+            }
+        }
+        let relative = (error / size).sqrt();
+        assert!(
+            relative < 0.1,
+            "{}: velocity off the closed form by {relative:.3} of its size",
+            path.describe()
+        );
+        // Its samples: the source carried onto the target (Lipman's path ends blurred by σ_min,
+        // the noisy line starts from N(0, 1 + σ²) but is integrated from N(0, 1)).
+        let integrator = Integrator::new(&net, runtime()).expect("integrates");
+        let solved = integrator.integrate(&start, &grid, Solver::Rk4, Record::Nothing).expect("samples");
+        assert_moments(&solved.points, GAUSS_MEAN, GAUSS_VARIANCE, 0.1, &path.describe());
+        if path.scheduler == Scheduler::Cosine {
+            cosine_model = Some(net);
+        }
+    }
+    let cosine_model = cosine_model.expect("the cosine path was trained");
+    let change = ScheduleChange::new(Scheduler::Cosine, Scheduler::Linear).expect("affine schedulers");
+    let straight = Integrator::new(&cosine_model, runtime()).expect("integrates").with_schedule(change);
+    let solved = straight.integrate(&start, &grid, Solver::Rk4, Record::Every(20)).expect("samples");
+    assert_moments(&solved.points, GAUSS_MEAN, GAUSS_VARIANCE, 0.1, "cosine model on straight paths");
+    // Half-way, the straight path's marginal (mean ½μ), not the cosine's (mean μ/√2).
+    let (t, middle) = &solved.trajectory[1];
+    assert!((t - 0.5).abs() < 1e-9, "recorded at {t}");
+    let half = [0, 1].map(|j| AffinePath::LINE.gaussian_marginal(0.5, GAUSS_MEAN[j], GAUSS_VARIANCE[j]));
+    assert_moments(middle, half.map(|m| m.mean), half.map(|m| m.variance), 0.1, "straight half-way");
+}
+
+/// torchcfm's benchmark network and optimiser: SELU and AdamW's decoupled weight decay train
+/// alike on both engines step by step, and the decay shrinks the weights against plain Adam.
+#[test]
+fn selu_and_adamw_train_alike_on_both_backends() {
+    use flow_model::{Activation, Architecture, Mlp};
+
+    let start = {
+        let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(11);
+        let mlp = Mlp { activation: Activation::Selu, ..Mlp::default() };
+        let config = ModelConfig { architecture: Architecture::Mlp(mlp), ..ModelConfig::default() };
+        VelocityNet::new(config, Device::Cpu).expect("a SELU network")
+    };
+    let norm = |net: &VelocityNet| f64::try_from(net.flat_parameters().norm()).expect("a norm");
+    let run = |backend, weight_decay| {
+        let mut net = start.try_clone().expect("a copy");
+        let config = TrainConfig { weight_decay, lr: 3e-3, ..short(150, 256) };
+        let report =
+            train(&mut net, &flow_matching_pairs(), &config, &in_memory_on(backend)).expect("trains");
+        (report.losses, norm(&net))
+    };
+    // A decay far above torchcfm's 1e-5, so that 150 steps show it: λ·lr·steps = 0.45.
+    let ((native, native_norm), (torch, torch_norm)) =
+        (run(Backend::Native, 1.0), run(Backend::Libtorch, 1.0));
+    for (step, (a, b)) in native.iter().zip(&torch).enumerate() {
+        assert!((a - b).abs() < 1e-3 * b, "step {}: native {a}, libtorch {b}", step + 1);
+    }
+    assert!((native_norm - torch_norm).abs() < 1e-3 * torch_norm, "{native_norm} vs {torch_norm}");
+    let (_, undecayed) = run(Backend::Native, 0.0);
+    assert!(native_norm < 0.9 * undecayed, "decayed {native_norm}, Adam {undecayed}");
+    let json = TrainConfig { weight_decay: 1e-5, ..short(5, 8) }.to_json();
+    assert_eq!(TrainConfig::from_json(&json).expect("reads back").weight_decay, 1e-5);
+    assert!(short(5, 8).to_json().get("weight_decay").is_none());
+    assert!(TrainConfig { weight_decay: -1.0, ..short(5, 8) }.validate().is_err());
+}
+
 /// The example's code, run here as it runs for a user (its `main` only parses the step count).
 #[path = "../examples/library.rs"]
 #[allow(dead_code)]

@@ -240,6 +240,10 @@ pub struct OptimiserArgs {
     /// Publish an exponential moving average of the weights with this decay (e.g. 0.999).
     #[arg(long, value_parser = ema_decay)]
     pub ema: Option<f64>,
+    /// AdamW's decoupled weight decay λ, as torch.optim.AdamW: each step shrinks the weights by
+    /// 1 − lr·λ before Adam's update (torchcfm's 2-D benchmark: 1e-5; 0: Adam).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
+    pub weight_decay: f64,
 }
 
 impl OptimiserArgs {
@@ -324,6 +328,12 @@ pub struct SampleArgs {
     pub trajectory: Option<usize>,
     #[command(flatten)]
     pub guidance: GuidanceArgs,
+    /// Follow another scheduler's paths than the model was trained on (flow_matching's
+    /// ScheduleTransformedModel): the same source and data marginals, other paths between, e.g.
+    /// a cosine-trained model on straight lines. linear, cosine, vp[:BMIN,BMAX] or polynomial:N;
+    /// the model's own path must be one of them, without noise [default: the model's own].
+    #[arg(long, value_name = "SCHEDULER")]
+    pub path: Option<flow_path::Scheduler>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Output file, .csv or .npy.

@@ -1337,6 +1337,29 @@ fn every_command_that_runs_a_network_takes_a_backend_and_refuses_data_of_another
     fails(&["train", "--target", "spiral", "--path", "bridge", "--out", &scratch.path("bad")], 2, "σ > 0");
     let vp = train_small(&scratch, "vp", &["--path", "vp:0.1,20"]);
     succeeds(&["sample", "--model", &vp, "--n", "20", "--out", &scratch.path("v.csv")]);
+    // torchcfm's benchmark network and optimiser: SELU, AdamW; the decay is recorded.
+    let selu = train_small(&scratch, "selu", &["--activation", "selu", "--weight-decay", "1e-5"]);
+    let record = std::fs::read_to_string(scratch.path("selu/run.json")).expect("run record");
+    assert!(record.contains("\"weight_decay\": 0.00001"), "{record}");
+    succeeds(&["sample", "--model", &selu, "--n", "20", "--out", &scratch.path("s.csv")]);
+    fails(
+        &["train", "--target", "spiral", "--weight-decay=-1", "--out", &scratch.path("bad")],
+        2,
+        "--weight-decay",
+    );
+    // A noiseless model sampled along another scheduler's paths; a noisy or blurred one refused.
+    succeeds(&["sample", "--model", &vp, "--n", "20", "--path", "linear", "--out", &scratch.path("vl.csv")]);
+    fails(
+        &["sample", "--model", &cosine, "--path", "linear", "--out", &scratch.path("x.csv")],
+        2,
+        "noisy path",
+    );
+    fails(&["sample", "--model", &vp, "--path", "target:0.1", "--out", &scratch.path("x.csv")], 2, "σ_min");
+    fails(
+        &["sample", "--model", &vp, "--path", "bridge", "--out", &scratch.path("x.csv")],
+        2,
+        "valid: linear",
+    );
     fails(
         &[
             "train",

@@ -4,9 +4,12 @@ use tch::Tensor;
 
 /// Adam (Kingma & Ba, with PyTorch's defaults β = (0.9, 0.999), ε = 1e-8) over
 /// one flat parameter tensor: a whole update is six tensor operations, however
-/// many layers the network has.
+/// many layers the network has. A weight decay makes it `torch.optim.AdamW`
+/// (decoupled: each weight shrunk by 1 − lr·λ before the Adam step).
 pub struct FlatAdam {
     pub lr: f64,
+    /// AdamW's decoupled weight decay λ (0: plain Adam).
+    pub weight_decay: f64,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -20,6 +23,7 @@ impl FlatAdam {
     pub fn new(parameters: &Tensor, lr: f64) -> FlatAdam {
         FlatAdam {
             lr,
+            weight_decay: 0.0,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -27,6 +31,11 @@ impl FlatAdam {
             first_moment: parameters.zeros_like().detach(),
             second_moment: parameters.zeros_like().detach(),
         }
+    }
+
+    /// The same optimiser with AdamW's decoupled weight decay λ.
+    pub fn with_weight_decay(self, weight_decay: f64) -> FlatAdam {
+        FlatAdam { weight_decay, ..self }
     }
 
     /// One update of `parameters` from its accumulated gradient, which is then cleared.
@@ -37,6 +46,9 @@ impl FlatAdam {
         let bias2 = 1.0 - self.beta2.powi(step);
         tch::no_grad(|| {
             let mut gradient = parameters.grad();
+            if self.weight_decay > 0.0 {
+                let _ = parameters.g_mul_scalar_(1.0 - self.lr * self.weight_decay);
+            }
             // m ← β₁m + (1 − β₁)g as one lerp; v ← β₂v + (1 − β₂)g².
             let _ = self.first_moment.lerp_(&gradient, 1.0 - self.beta1);
             let _ = self.second_moment.g_mul_scalar_(self.beta2);

@@ -70,8 +70,9 @@ enum State {
 }
 
 impl Engine {
-    /// An engine training `net` from its current weights; `ema` keeps an average.
-    pub fn new(net: &VelocityNet, runtime: Runtime, lr: f64, ema: bool) -> Result<Engine> {
+    /// An engine training `net` from its current weights with Adam (AdamW's decoupled
+    /// `weight_decay` when above 0); `ema` keeps an average.
+    pub fn new(net: &VelocityNet, runtime: Runtime, lr: f64, weight_decay: f64, ema: bool) -> Result<Engine> {
         Ok(Engine(match runtime.resolve(net)? {
             Backend::Native => {
                 let mlp = net.to_native()?;
@@ -83,13 +84,13 @@ impl Engine {
                         tch::get_num_threads().max(1) as usize,
                         runtime.kernel,
                     )?,
-                    adam: flow_native::Adam::new(count, lr),
+                    adam: flow_native::Adam::new(count, lr).with_weight_decay(weight_decay),
                     pending: Vec::new(),
                     inputs: Vec::new(),
                 }
             }
             _ => State::Libtorch {
-                adam: FlatAdam::new(net.flat_parameters(), lr),
+                adam: FlatAdam::new(net.flat_parameters(), lr).with_weight_decay(weight_decay),
                 average: ema.then(|| net.flat_parameters().detach().copy()),
                 pending: Vec::new(),
             },

@@ -44,7 +44,10 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         grid = grid.reversed();
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
-    let model = Integrator::new(&checkpoint.net, runtime)?;
+    let mut model = Integrator::new(&checkpoint.net, runtime)?;
+    if let Some(sampled) = args.path {
+        model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
+    }
     let solver = solver(&args.solver)?;
     let solved = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
         Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
@@ -65,6 +68,21 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         solved.nfe
     );
     Ok(())
+}
+
+/// The change from the scheduler `trained` was trained on to `sampled`: only between noiseless
+/// paths, whose marginals are the schedulers' own.
+fn schedule_change(
+    trained: &flow_path::AffinePath,
+    sampled: flow_path::Scheduler,
+) -> Result<flow_path::ScheduleChange> {
+    if trained.sigma > 0.0 {
+        return Err(CliError::usage(format!(
+            "--path {sampled}: the model was trained on the noisy path `{}`, whose marginals no scheduler shares",
+            trained.describe()
+        )));
+    }
+    Ok(flow_path::ScheduleChange::new(trained.scheduler, sampled)?)
 }
 
 /// Fewer points than this make the noise floor and MMD meaningless (MMD's
