@@ -203,6 +203,78 @@ fn shuffle<T, R: Rng + ?Sized>(items: &mut [T], rng: &mut R) {
     }
 }
 
+/// The sets of Tong et al.'s 2-D benchmark (torchcfm's `runner/`), each as its data module
+/// draws it.
+///
+/// scikit-learn's `make_moons(noise = 0.05)` ×2 with x − 1 (the runner's `SKLearnDataModule`).
+pub fn moons_cfm<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let mut rows: Vec<[f64; 2]> = moon_arcs(n);
+    shuffle(&mut rows, rng);
+    for row in &mut rows {
+        for x in row.iter_mut() {
+            *x = (*x + 0.05 * normal(rng)) * 2.0;
+        }
+        row[0] -= 1.0;
+    }
+    from_rows(rows)
+}
+
+/// scikit-learn's `make_s_curve(noise = 0.05)`, its coordinates 0 and 2, ×1.5 (the runner's
+/// `SKLearnDataModule`): t ~ U(−3π/2, 3π/2), (sin t, sign(t)(cos t − 1)) plus noise.
+pub fn s_curve<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n)
+        .map(|_| {
+            let t = 3.0 * PI * (rng.random::<f64>() - 0.5);
+            let (x, z) = (t.sin(), t.signum() * (t.cos() - 1.0));
+            [1.5 * (x + 0.05 * normal(rng)), 1.5 * (z + 0.05 * normal(rng))]
+        })
+        .collect();
+    from_rows(rows)
+}
+
+/// torchdyn's `generate_gaussians(n_gaussians = 8, radius = 5, std_gaussians = 1)`, the
+/// runner's N → 8gaussians target: centres at radius 5 on multiples of 45°, unit variance.
+pub fn eight_gaussians_torchdyn<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n)
+        .map(|_| {
+            let angle = f64::from(rng.random_range(0..8u32)) * PI / 4.0;
+            [5.0 * angle.cos() + normal(rng), 5.0 * angle.sin() + normal(rng)]
+        })
+        .collect();
+    from_rows(rows)
+}
+
+/// The Diffusion Schrödinger Bridge's moon (torchcfm's `runner/.../two_dim.py`, the source of
+/// moons → 8gaussians): `make_moons(noise = 0.1)` standardised by one mean and standard deviation
+/// over both coordinates, ×7. DSB takes them from its sample; these are their limits, in closed
+/// form: the mean ((0 + 1) + (2/π + ½ − 2/π))/4 = 3/8, the second moment
+/// (½ + 3/2 + ½ + ¾ − 2/π)/4 + 0.1² = 0.8225 − 1/(2π).
+pub fn moons_dsb<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let mean = 0.375;
+    let deviation = (0.8225 - 0.5 / PI - mean * mean).sqrt();
+    let mut rows: Vec<[f64; 2]> = moon_arcs(n);
+    shuffle(&mut rows, rng);
+    for row in &mut rows {
+        for x in row.iter_mut() {
+            *x = (*x + 0.1 * normal(rng) - mean) / deviation * 7.0;
+        }
+    }
+    from_rows(rows)
+}
+
+/// DSB's 8 Gaussians (the target of moons → 8gaussians): centres at radius 4 on multiples of
+/// 45°, standard deviation 0.5, all ×3 (radius 12, deviation 1.5).
+pub fn eight_gaussians_dsb<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
+    let rows = (0..n)
+        .map(|_| {
+            let (x, y) = (0.5 * normal(rng), 0.5 * normal(rng));
+            let angle = f64::from(rng.random_range(0..8u32)) * PI / 4.0;
+            [3.0 * (x + 4.0 * angle.cos()), 3.0 * (y + 4.0 * angle.sin())]
+        })
+        .collect();
+    from_rows(rows)
+}
+
 /// A built-in distribution, looked up by name for the CLI and training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dataset {
@@ -214,10 +286,15 @@ pub enum Dataset {
     Checkerboard,
     Circles,
     Uniform,
+    MoonsCfm,
+    SCurve,
+    EightGaussiansTorchdyn,
+    MoonsDsb,
+    EightGaussiansDsb,
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 8] = [
+    pub const ALL: [Dataset; 13] = [
         Dataset::Gaussian,
         Dataset::Spiral,
         Dataset::Moons,
@@ -226,6 +303,11 @@ impl Dataset {
         Dataset::Checkerboard,
         Dataset::Circles,
         Dataset::Uniform,
+        Dataset::MoonsCfm,
+        Dataset::SCurve,
+        Dataset::EightGaussiansTorchdyn,
+        Dataset::MoonsDsb,
+        Dataset::EightGaussiansDsb,
     ];
 
     pub fn name(self) -> &'static str {
@@ -238,6 +320,11 @@ impl Dataset {
             Dataset::Checkerboard => "checkerboard",
             Dataset::Circles => "circles",
             Dataset::Uniform => "uniform",
+            Dataset::MoonsCfm => "moons-cfm",
+            Dataset::SCurve => "scurve",
+            Dataset::EightGaussiansTorchdyn => "8gaussians-torchdyn",
+            Dataset::MoonsDsb => "moons-dsb",
+            Dataset::EightGaussiansDsb => "8gaussians-dsb",
         }
     }
 
@@ -305,7 +392,7 @@ impl Dataset {
         match self {
             Dataset::EightGaussians | Dataset::Checkerboard => 8,
             Dataset::Moons | Dataset::TorchdynMoons | Dataset::Circles => 2,
-            Dataset::Gaussian | Dataset::Spiral | Dataset::Uniform => 0,
+            _ => 0,
         }
     }
 
@@ -328,7 +415,7 @@ impl Dataset {
             Dataset::EightGaussians => Some(eight_gaussians_labeled(n, rng)),
             Dataset::Checkerboard => Some(checkerboard_labeled(n, rng)),
             Dataset::Circles => Some(circles_labeled(n, rng)),
-            Dataset::Gaussian | Dataset::Spiral | Dataset::Uniform => None,
+            _ => None,
         })
     }
 
@@ -351,6 +438,11 @@ impl Dataset {
             Dataset::Checkerboard => checkerboard(n, rng),
             Dataset::Circles => circles(n, rng),
             Dataset::Uniform => uniform_square(n, 1.0, rng),
+            Dataset::MoonsCfm => moons_cfm(n, rng),
+            Dataset::SCurve => s_curve(n, rng),
+            Dataset::EightGaussiansTorchdyn => eight_gaussians_torchdyn(n, rng),
+            Dataset::MoonsDsb => moons_dsb(n, rng),
+            Dataset::EightGaussiansDsb => eight_gaussians_dsb(n, rng),
         })
     }
 }

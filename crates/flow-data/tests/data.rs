@@ -164,7 +164,7 @@ fn dataset_lookup_names_the_valid_choices() {
     let message = Dataset::from_name("spirals").unwrap_err().to_string();
     assert_eq!(
         message,
-        "unknown dataset `spirals` (valid: gaussian, spiral, moons, moons-torchdyn, 8gaussians, checkerboard, circles, uniform)"
+        "unknown dataset `spirals` (valid: gaussian, spiral, moons, moons-torchdyn, 8gaussians, checkerboard, circles, uniform, moons-cfm, scurve, 8gaussians-torchdyn, moons-dsb, 8gaussians-dsb)"
     );
     assert!(matches!(Dataset::Spiral.sample(3, 3, &mut seeded_rng(0)), Err(DataError::Dimension { .. })));
     assert_eq!(Dataset::Gaussian.sample(3, 7, &mut seeded_rng(0)).map(|p| p.dim()).ok(), Some((3, 7)));
@@ -662,4 +662,43 @@ mod conditions {
         assert!(matches!(wrong, Err(DataError::Condition(m)) if m.contains("expected one per point (3)")));
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The sets of Tong et al.'s benchmark, by their moments: each construction's scale and shift
+/// (a ×3 for ×2, a missing −1, an unstandardised moon) moves one of them far out of tolerance.
+#[test]
+fn the_benchmark_sets_have_their_constructions_moments() {
+    use flow_data::samplers::seeded_rng;
+
+    let moments = |dataset: Dataset| {
+        let points = dataset.sample(200_000, 2, &mut seeded_rng(5)).expect("2-D");
+        let n = points.nrows() as f64;
+        let mean = [0, 1].map(|j| points.column(j).iter().map(|&v| f64::from(v)).sum::<f64>() / n);
+        let second = [0, 1].map(|j| points.column(j).iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n);
+        (mean, second)
+    };
+    let close = |found: f64, expected: f64, what: &str| {
+        assert!((found - expected).abs() < 0.02 * (1.0 + expected.abs()), "{what}: {found} vs {expected}");
+    };
+    // make_moons ×2, x − 1: x averages (0 + 1)/2·2 − 1 = 0, y (2/π + ½ − 2/π)/2·2 = ½.
+    let (mean, _) = moments(Dataset::MoonsCfm);
+    close(mean[0], 0.0, "moons-cfm x");
+    close(mean[1], 0.5, "moons-cfm y");
+    // The S-curve ×1.5 over t ~ U(−3π/2, 3π/2): x = 1.5 sin t and z = 1.5 sign(t)(cos t − 1) are
+    // odd (mean 0); E[sin² t] = ½ and E[(cos t − 1)²] = 3/2 + 4/(3π), as E[cos t] = −2/(3π).
+    let (mean, second) = moments(Dataset::SCurve);
+    close(mean[0], 0.0, "scurve x");
+    close(mean[1], 0.0, "scurve z");
+    close(second[0], 2.25 * (0.5 + 0.0025), "scurve x²");
+    close(second[1], 2.25 * (1.5 + 4.0 / (3.0 * std::f64::consts::PI) + 0.0025), "scurve z²");
+    // Eight unit Gaussians at radius 5: E‖x‖² = 25 + 2.
+    let (_, second) = moments(Dataset::EightGaussiansTorchdyn);
+    close(second[0] + second[1], 27.0, "8gaussians-torchdyn ‖x‖²");
+    // DSB's moon standardised ×7: mean 0 and second moment 49, over both coordinates together.
+    let (mean, second) = moments(Dataset::MoonsDsb);
+    close((mean[0] + mean[1]) / 2.0, 0.0, "moons-dsb mean");
+    close((second[0] + second[1]) / 2.0, 49.0, "moons-dsb second moment");
+    // DSB's eight Gaussians ×3: radius 12, deviation 1.5, so E‖x‖² = 144 + 2·2.25.
+    let (_, second) = moments(Dataset::EightGaussiansDsb);
+    close(second[0] + second[1], 148.5, "8gaussians-dsb ‖x‖²");
 }
