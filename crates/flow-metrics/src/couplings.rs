@@ -56,7 +56,22 @@ pub fn sinkhorn_plan(a: &Array2<f32>, b: &Array2<f32>, epsilon: f64) -> Result<A
         // Every point on every other: any plan is optimal, the uniform one included.
         return Ok(Array2::from_elem((n, n), 1.0 / (n * n) as f64));
     }
-    let epsilon = epsilon * mean;
+    entropic_plan(cost, n, epsilon * mean)
+}
+
+/// [`sinkhorn_plan`] with an absolute regularisation `reg` on the squared costs, as POT's
+/// `sinkhorn(a, b, M, reg)` takes it (torchcfm's SB-CFM: reg = 2σ²).
+pub fn sinkhorn_plan_absolute(a: &Array2<f32>, b: &Array2<f32>, reg: f64) -> Result<Array2<f64>> {
+    check_same_shape(a, b)?;
+    if !(reg.is_finite() && reg > 0.0) {
+        return Err(MetricsError::Regularisation(reg));
+    }
+    entropic_plan(squared_costs(a, b), a.nrows(), reg)
+}
+
+/// The entropic plan of `cost` (n × n, row-major) at regularisation `epsilon`, by log-domain
+/// Sinkhorn iterations with ε-scaling.
+fn entropic_plan(cost: Vec<f64>, n: usize, epsilon: f64) -> Result<Array2<f64>> {
     // Start from a c-transform pair, so that every row and column of the kernel holds a 1.
     let mut f: Vec<f64> =
         (0..n).map(|i| (0..n).map(|j| cost[i * n + j]).fold(f64::INFINITY, f64::min)).collect();

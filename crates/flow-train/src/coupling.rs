@@ -1,7 +1,9 @@
 //! How flow matching pairs sources with targets inside a minibatch: independently (the post's), by exact optimal transport, by Sinkhorn's plan, or by condition-aware transport (C2OT).
 
 use flow_data::ConditionShape;
-use flow_metrics::couplings::{condition_weight, ot_pairing, sinkhorn_plan, squared_costs};
+use flow_metrics::couplings::{
+    condition_weight, ot_pairing, sinkhorn_plan, sinkhorn_plan_absolute, squared_costs,
+};
 use ndarray::{Array2, Axis};
 use rand::Rng;
 
@@ -19,6 +21,9 @@ pub enum Coupling {
     /// (a fraction of the batch's mean squared distance), as torchcfm's
     /// `sinkhorn` sampler draws them.
     Sinkhorn(f64),
+    /// Pairs drawn from the entropic plan with this absolute regularisation of the
+    /// squared costs, as POT's `sinkhorn(a, b, M, reg)` and torchcfm's SB-CFM (reg = 2σ²).
+    SinkhornAbsolute(f64),
     /// Condition-aware optimal transport (C2OT, Cheng & Schwing 2025): each source
     /// takes the condition of the target drawn beside it, and a pair's cost gains
     /// w·|c₀ − c₁|². Labels must match (w = ∞: transport within each class); for
@@ -42,7 +47,8 @@ impl Coupling {
     /// C2OT's starting condition weight for continuous conditions.
     const INITIAL_WEIGHT: f64 = 100.0;
     /// The forms the command line accepts.
-    pub const FORMS: [&'static str; 6] = ["independent", "ot", "sinkhorn", "sinkhorn:EPS", "c2ot", "c2ot:R"];
+    pub const FORMS: [&'static str; 7] =
+        ["independent", "ot", "sinkhorn", "sinkhorn:EPS", "sinkhorn-abs:REG", "c2ot", "c2ot:R"];
 
     pub fn parse(text: &str) -> Result<Coupling> {
         Ok(text.parse()?)
@@ -86,6 +92,7 @@ impl Coupling {
             let (rows, columns) = match self {
                 Coupling::Ot => ((0..a.nrows()).collect(), ot_pairing(&a, &b)?),
                 Coupling::Sinkhorn(epsilon) => draw_pairs(&sinkhorn_plan(&a, &b, *epsilon)?, rng),
+                Coupling::SinkhornAbsolute(reg) => draw_pairs(&sinkhorn_plan_absolute(&a, &b, *reg)?, rng),
                 Coupling::C2ot(ratio) => ((0..a.nrows()).collect(), c2ot_pairing(&a, &b, &c, shape, *ratio)?),
                 Coupling::Independent => ((0..a.nrows()).collect(), (0..b.nrows()).collect()),
             };
@@ -180,14 +187,14 @@ impl flow_options::NamedOption for Coupling {
             "sinkhorn" => Some(Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON)),
             "c2ot" => Some(Coupling::C2ot(Coupling::DEFAULT_RATIO)),
             other => {
+                let positive = |text: &str| text.parse::<f64>().ok().filter(|e| e.is_finite() && *e > 0.0);
+                if let Some(reg) = other.strip_prefix("sinkhorn-abs:") {
+                    return positive(reg).map(Coupling::SinkhornAbsolute);
+                }
                 if let Some(ratio) = other.strip_prefix("c2ot:") {
                     return ratio.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0).map(Coupling::C2ot);
                 }
-                other
-                    .strip_prefix("sinkhorn:")
-                    .and_then(|e| e.parse::<f64>().ok())
-                    .filter(|e| e.is_finite() && *e > 0.0)
-                    .map(Coupling::Sinkhorn)
+                other.strip_prefix("sinkhorn:").and_then(positive).map(Coupling::Sinkhorn)
             }
         }
     }
@@ -201,6 +208,7 @@ impl std::fmt::Display for Coupling {
             Coupling::Independent => f.write_str("independent"),
             Coupling::Ot => f.write_str("ot"),
             Coupling::Sinkhorn(epsilon) => write!(f, "sinkhorn:{epsilon}"),
+            Coupling::SinkhornAbsolute(reg) => write!(f, "sinkhorn-abs:{reg}"),
             Coupling::C2ot(ratio) => write!(f, "c2ot:{ratio}"),
         }
     }

@@ -623,11 +623,32 @@ fn couplings_pair_each_minibatch_by_transport_cost() {
     // Independent leaves the batch as drawn; names parse and print back.
     assert_eq!(
         Coupling::Independent.apply((x0.clone(), x1.clone()), 8, &mut rng).expect("as drawn"),
-        (x0, x1)
+        (x0.clone(), x1.clone())
     );
-    for text in ["independent", "ot", "sinkhorn:0.1"] {
+    // The absolute regularisation is the relative one times the batch's mean squared cost: the
+    // same plan, so the same pairs from the same draws.
+    let mean_squared = flow_metrics::couplings::squared_costs(
+        &x0.slice(ndarray::s![..96, ..]).to_owned(),
+        &x1.slice(ndarray::s![..96, ..]).to_owned(),
+    );
+    let mean_squared = mean_squared.iter().sum::<f64>() / mean_squared.len() as f64;
+    let absolute = |seed| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let first = |m: &ndarray::Array2<f32>| m.slice(ndarray::s![..96, ..]).to_owned();
+        Coupling::SinkhornAbsolute(0.05 * mean_squared)
+            .apply((first(&x0), first(&x1)), 96, &mut rng)
+            .expect("sinkhorn")
+    };
+    let relative = {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let first = |m: &ndarray::Array2<f32>| m.slice(ndarray::s![..96, ..]).to_owned();
+        Coupling::Sinkhorn(0.05).apply((first(&x0), first(&x1)), 96, &mut rng).expect("sinkhorn")
+    };
+    assert_eq!(absolute(9), relative);
+    for text in ["independent", "ot", "sinkhorn:0.1", "sinkhorn-abs:2"] {
         assert_eq!(text.parse::<Coupling>().expect("valid").to_string(), text);
     }
+    assert!("sinkhorn-abs:0".parse::<Coupling>().is_err() && "sinkhorn-abs:".parse::<Coupling>().is_err());
     assert_eq!("sinkhorn".parse::<Coupling>().expect("valid"), Coupling::Sinkhorn(Coupling::DEFAULT_EPSILON));
     assert!("sinkhorn:0".parse::<Coupling>().is_err() && "emd".parse::<Coupling>().is_err());
 }

@@ -177,7 +177,7 @@ pub struct TrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
-    #[arg(long, default_value = "independent", help = one_of::<Coupling>("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default, relative to the mean squared distance over the batch's pairs (SB-CFM's absolute 2σ² is EPS = 2σ² ÷ that mean); c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)"))]
+    #[arg(long, default_value = "independent", help = one_of::<Coupling>("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default, relative to the mean squared distance over the batch's pairs; sinkhorn-abs:REG: the same with an absolute REG on squared distances, as POT and torchcfm take it (SB-CFM: REG = 2σ²); c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)"))]
     pub coupling: Coupling,
     /// Train a conditional model on this condition of each target point (repeatable): `label`
     /// (a built-in set's natural label), `coordN` (coordinate N as a value), `COLUMN` or
