@@ -233,14 +233,17 @@ pub fn s_curve<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
 }
 
 /// torchdyn's `generate_gaussians(n_gaussians = 8, radius = 5, std_gaussians = 1)`, the
-/// runner's N → 8gaussians target: centres at radius 5 on multiples of 45°, unit variance.
+/// runner's N → 8gaussians target: centres at radius 5 on multiples of 45°, unit variance, the
+/// same number of points from each (torchdyn draws n/8 per centre; shuffled, as the runner's
+/// random split leaves them), so that a sample's modes are balanced as theirs are.
 pub fn eight_gaussians_torchdyn<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Array2<f32> {
-    let rows = (0..n)
-        .map(|_| {
-            let angle = f64::from(rng.random_range(0..8u32)) * PI / 4.0;
+    let mut rows: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let angle = (i * 8 / n.max(1)) as f64 * PI / 4.0;
             [5.0 * angle.cos() + normal(rng), 5.0 * angle.sin() + normal(rng)]
         })
         .collect();
+    shuffle(&mut rows, rng);
     from_rows(rows)
 }
 

@@ -46,5 +46,29 @@ fn steps(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, steps);
+/// A training step on each path against the line's, at the post's settings (the paths issue:
+/// at most 5 % over the line on the native kernels).
+fn paths(c: &mut Criterion) {
+    use flow_path::{AffinePath, Scheduler};
+    let pairs = PairSource::independent(gaussian(), PointSource::builtin(Dataset::Spiral, 2).expect("2-D"))
+        .expect("same dimension");
+    let runtime = Runtime::requested(Backend::Auto).expect("a kernel this CPU has");
+    let options = RunOptions { runtime, ..RunOptions::default() };
+    let mut paths: Vec<AffinePath> =
+        Scheduler::ALL.iter().map(|&s| AffinePath::new(s, 0.0).expect("σ = 0")).collect();
+    paths.push(AffinePath::new(Scheduler::Linear, 0.1).expect("σ"));
+    paths.push(AffinePath::bridge(1.0).expect("σ"));
+    let mut model = net();
+    let mut group = c.benchmark_group("paths");
+    group.sample_size(20);
+    for path in paths {
+        let config = TrainConfig { steps: 10, checkpoint_every: 0, path, ..TrainConfig::default() };
+        group.bench_function(format!("10 steps, batch 2048, {}", path.describe()), |b| {
+            b.iter(|| train(&mut model, &pairs, &config, &options))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, steps, paths);
 criterion_main!(benches);

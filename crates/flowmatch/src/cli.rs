@@ -428,6 +428,11 @@ pub enum Experiment {
     C2ot,
     /// C2OT's conditional table: moon label and target x, each by flow matching, OT and C2OT.
     C2otConditional,
+    /// Tong et al.'s 2-D benchmark (TorchCFM): W2 and path energy of OT-CFM, I-CFM, FM, SB-CFM, RF
+    /// and ours on their four tasks and protocol (hours for all five seeds; Ctrl-C writes the table
+    /// so far, and a rerun continues).
+    #[value(name = "torchcfm-2d")]
+    Torchcfm2d,
 }
 
 #[derive(Args)]

@@ -29,6 +29,7 @@ pub fn run(command: Command) -> error::Result<()> {
             cli::Experiment::Post => experiments::reproduce::run(args),
             cli::Experiment::C2ot => experiments::c2ot::run(args),
             cli::Experiment::C2otConditional => experiments::c2ot::conditional::run(args),
+            cli::Experiment::Torchcfm2d => experiments::torchcfm::run(args),
         },
         Command::Bench(args) => experiments::bench::run(args),
         Command::Devices(args) => experiments::gpu_bench::devices(args),

@@ -516,6 +516,43 @@ fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step()
 }
 
 #[test]
+fn quick_torchcfm_benchmark_writes_every_row_and_ot_straightens_the_paths() {
+    let scratch = Scratch::new("torchcfm-2d");
+    let out = scratch.path("bench");
+    succeeds(&["reproduce", "--experiment", "torchcfm-2d", "--quick", "--device", "cpu", "--out", &out]);
+    let table = std::fs::read_to_string(format!("{out}/torchcfm-2d.md")).expect("table");
+    for needle in
+        ["/ 0.303", "/ 1.557", "| FM (σ_min = 0.1) | ", "not defined", "(torchcfm-2d.png)", "*floor"]
+    {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+    assert!(!table.contains("Stopped part-way"), "{table}");
+    // NPE of N → S-curve: OT pairs make the paths far closer to the transport's energy.
+    let npe = |method: &str| -> f64 {
+        let npe_table = table.split("## NPE").nth(1).expect("NPE table");
+        let row = npe_table.lines().find(|l| l.starts_with(&format!("| {method} |"))).expect("row");
+        let cell = row.split('|').nth(4).expect("N → S-curve cell");
+        cell.trim_matches(|c| c == ' ' || c == '*')
+            .split('±')
+            .next()
+            .expect("mean")
+            .trim()
+            .parse()
+            .expect("number")
+    };
+    let (independent, ot) = (npe("ours: line, σ = 0"), npe("ours: OT line, σ = 0"));
+    assert!(ot < 0.7 * independent, "OT NPE {ot} against independent {independent}");
+    // A second run measures nothing again: every model and its scores are kept, the cells the same.
+    let scores = |text: &str| {
+        text.split("## Protocol").next().and_then(|t| t.split("## W2").nth(1)).map(str::to_owned)
+    };
+    succeeds(&["reproduce", "--experiment", "torchcfm-2d", "--quick", "--device", "cpu", "--out", &out]);
+    let again = std::fs::read_to_string(format!("{out}/torchcfm-2d.md")).expect("table");
+    assert_eq!(scores(&again), scores(&table));
+    scratch.assert_no_temp_files();
+}
+
+#[test]
 fn quick_c2ot_conditional_writes_its_table_and_c2ot_beats_ot_under_conditions() {
     let scratch = Scratch::new("c2ot-conditional");
     let out = scratch.path("c2ot");
@@ -1159,6 +1196,47 @@ mod renderers {
             reused: (6, 60),
         };
         insta::assert_snapshot!(conditional_table::render(&table));
+    }
+
+    #[test]
+    fn the_torchcfm_table_marks_cells_above_the_published_mean_and_partial_seeds() {
+        use flowmatch::experiments::torchcfm::table::{self as torchcfm_table, Row};
+        use flowmatch::experiments::torchcfm::{Method, Protocol, Scores, Task};
+        // A made-up measurement: method k scores W2 0.1·(k + 1) on task j + 1 (so some cells sit
+        // below their published mean and some above), every seed but the planned rows' last.
+        let rows = Method::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, &method)| Row {
+                method,
+                cells: Task::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(j, _)| {
+                        let seeds = if k % 3 == 0 { 2 } else { 5 };
+                        (0..seeds)
+                            .map(|s| Scores {
+                                test_points: 10_000,
+                                w2: 0.1 * (k + 1) as f64 * (j + 1) as f64 + 0.01 * s as f64,
+                                npe: 0.05 * (k + 1) as f64,
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            })
+            .collect();
+        let table = torchcfm_table::Table {
+            quick: false,
+            complete: false,
+            device: "cpu".into(),
+            threads: 2,
+            protocol: Protocol::FULL,
+            rows,
+            floors: vec![0.21, 0.62, 0.035, 0.08],
+            figure: Some("torchcfm-2d.png"),
+            seconds: 7200.0,
+        };
+        insta::assert_snapshot!(torchcfm_table::render(&table));
     }
 }
 

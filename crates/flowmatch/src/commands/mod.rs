@@ -16,6 +16,7 @@ use crate::cli::{DataArgs, GuidanceArgs, RuntimeArgs, SolverArgs, TargetArgs};
 use crate::error::{CliError, Result};
 
 pub use sampling::{animation_frames, eval, logprob, plot, sample};
+pub(crate) use training::interrupt_flag;
 pub use training::{reflow, train};
 
 /// Applies the thread count, resolves the device (a missing GPU is an error) and

@@ -18,8 +18,9 @@ use super::{conditioned_target, device_label, load_model, runtime, target_ref};
 use crate::cli::{ReflowArgs, TrainArgs};
 use crate::error::{CliError, Result};
 
-/// A flag that Ctrl-C sets: training stops after the current step and saves.
-fn interrupt_flag() -> Arc<AtomicBool> {
+/// A flag that Ctrl-C sets: training stops after the current step and saves. Make one per
+/// process: only the first flag made is ever set.
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
     // A second handler cannot be installed (reproduce trains twice); the first one serves both.

@@ -25,6 +25,7 @@ use flow_train::{
 use ndarray::Array2;
 
 use self::table::{Cell, MethodRow, StepsRow, Table};
+use super::write_table;
 use crate::cli::ReproduceArgs;
 use crate::commands::{self, device_label};
 use crate::error::{CliError, Result};
@@ -221,13 +222,6 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         reused: (reused, Method::ALL.iter().map(|&m| protocol.seeds_of(m)).sum()),
     };
     write_table(&out.join(TABLE_FILE), &table::render(&table), "c2ot", started)
-}
-
-/// Writes a rendered table (atomically) and says where, and how long the run took.
-fn write_table(path: &std::path::Path, text: &str, label: &str, started: Instant) -> Result<()> {
-    flow_data::files::write_atomically(path, |file| file.write_all(text.as_bytes()))?;
-    eprintln!("{label}: done in {:.1} s; table in {}", started.elapsed().as_secs_f64(), path.display());
-    Ok(())
 }
 
 pub const TABLE_FILE: &str = "c2ot.md";
