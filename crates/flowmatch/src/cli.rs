@@ -34,7 +34,9 @@ pub enum Command {
         after_help = "Examples:\n  flowmatch train --target spiral --out runs/spiral\n  flowmatch train --data points.csv --steps 2000 --time-sampling logit-normal --out runs/mine\n  flowmatch train --target spiral --out runs/spiral --resume   # continue after Ctrl-C"
     )]
     Train(TrainArgs),
-    /// Distil a trained model into straighter paths (rectified flow).
+    /// Distil a trained model into straighter paths (rectified flow). The student trains on the
+    /// straight line between each source and the teacher's end point, whatever path the teacher
+    /// was trained on (cosine, vp, bridge, …): that is what rectifies.
     #[command(
         after_help = "Examples:\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow\n  flowmatch reflow --teacher runs/spiral/model.safetensors --pairs pool:32768 --rounds 2 --out runs/r2\n  flowmatch reflow --teacher runs/spiral/model.safetensors --out runs/spiral-reflow --resume   # after Ctrl-C"
     )]

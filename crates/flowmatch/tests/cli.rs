@@ -515,6 +515,39 @@ fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step()
     scratch.assert_no_temp_files();
 }
 
+/// Standard output that cannot take what a command prints (a full disk, a closed pipe) ends it
+/// with one line and exit status 1: no panic.
+#[test]
+fn output_that_cannot_be_written_is_one_line_and_exit_1() {
+    let binary = env!("CARGO_BIN_EXE_flowmatch");
+    let run = |stdout: std::process::Stdio, args: &[&str]| {
+        Command::new(binary).args(args).stdout(stdout).env_remove("RUST_LOG").output().expect("runs")
+    };
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let output = run(full.into(), &["devices"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.starts_with("flowmatch: ") && message.contains("No space left"), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    // A reader that leaves at once: the write meets a broken pipe.
+    let mut child = Command::new(binary)
+        .args(["devices"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("ends");
+    let message = stderr(&output);
+    // (The reader is gone long before the command, which loads libtorch first, prints.)
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("broken pipe") && message.trim_end().lines().count() == 1, "{message}");
+    // With somewhere to write, `devices` says what it found, GPUs or none.
+    let listed = succeeds(&["devices"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("cuda"), "{listed:?}");
+}
+
 #[test]
 fn quick_torchcfm_benchmark_writes_every_row_and_ot_straightens_the_paths() {
     let scratch = Scratch::new("torchcfm-2d");

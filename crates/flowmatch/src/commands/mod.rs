@@ -17,6 +17,20 @@ use crate::error::{CliError, Result};
 
 pub use sampling::{animation_frames, eval, logprob, plot, sample};
 pub(crate) use training::interrupt_flag;
+
+/// Writes `text` to standard output: a closed pipe (`| head`) or a full disk (`> /dev/full`) is
+/// a one-line run-time error, not a panic. (A descriptor closed with `>&-` cannot be told from
+/// `> /dev/null`: Rust's runtime reopens closed standard descriptors on /dev/null before `main`.)
+pub fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => {
+            CliError::runtime("standard output was closed before everything was written (broken pipe)")
+        }
+        _ => CliError::runtime(format!("cannot write to standard output: {e}")),
+    })
+}
 pub use training::{reflow, train};
 
 /// Applies the thread count, resolves the device (a missing GPU is an error) and

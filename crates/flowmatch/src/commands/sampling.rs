@@ -125,7 +125,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     let report = EvalReport { quality, nll };
     let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::runtime(e.to_string()))?;
-    println!("{text}");
+    super::print_out(&format!("{text}\n"))?;
     Ok(())
 }
 

@@ -12,18 +12,22 @@ use flow_train::{Kernel, PairMode, PairSource, RunOptions, TeacherSettings, Trai
 use tch::Device;
 
 use crate::cli::{DevicesArgs, GpuBenchArgs};
-use crate::commands::runtime;
+use crate::commands::{print_out, runtime};
 use crate::error::{CliError, Result};
 
 /// One line per device: the CPU with its native kernels, then each GPU.
 pub fn devices(_args: DevicesArgs) -> Result<()> {
     let supported: Vec<&str> = Kernel::supported().iter().map(|k| k.name()).collect();
     let chosen = Kernel::requested().map_err(|e| CliError::runtime(e.to_string()))?;
-    println!("cpu: native kernels {} (using {chosen})", supported.join(", "));
-    for index in 0..tch::Cuda::device_count().max(0) as usize {
-        println!("cuda:{index}: {}", gpu_name(index));
+    let mut text = format!("cpu: native kernels {} (using {chosen})\n", supported.join(", "));
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    for index in 0..gpus {
+        text.push_str(&format!("cuda:{index}: {}\n", gpu_name(index)));
     }
-    Ok(())
+    if gpus == 0 {
+        text.push_str("cuda: none (libtorch sees no CUDA device; --device cuda would fail)\n");
+    }
+    print_out(&text)
 }
 
 /// The GPU's name as the driver reports it (libtorch's C API does not).
@@ -47,7 +51,7 @@ struct Sizes {
 pub fn run(args: GpuBenchArgs) -> Result<()> {
     let (_, runtime) = runtime(&args.runtime)?;
     if !tch::Cuda::is_available() {
-        println!("gpu-bench: libtorch sees no CUDA device; nothing to measure");
+        print_out("gpu-bench: libtorch sees no CUDA device; nothing to measure\n")?;
         return Ok(());
     }
     flow_data::files::check_writable(&args.out)?;
@@ -80,7 +84,7 @@ pub fn run(args: GpuBenchArgs) -> Result<()> {
         false,
     ));
     let table = table(&rows, &gpu_name(0), (tch::get_num_threads(), runtime.kernel));
-    print!("{table}");
+    print_out(&table)?;
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("gpu-bench: table written to {}", args.out.display());
     Ok(())

@@ -89,9 +89,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut table = table(&ours, (&theirs, pytorch_avx2), (&quality, &likelihood), threads, device, &sizes)?;
     table.couplings = couplings;
     let table = table::render(&table);
-    print!("{table}");
     flow_data::files::write_atomically(&args.out, |out| out.write_all(table.as_bytes()))?;
     eprintln!("bench: table written to {}", args.out.display());
+    crate::commands::print_out(&table)?;
     Ok(())
 }
 
