@@ -516,9 +516,10 @@ fn quick_c2ot_writes_its_table_and_figure_and_ot_beats_independent_in_one_step()
 }
 
 /// Standard output that cannot take what a command prints (a full disk, a closed pipe) ends it
-/// with one line and exit status 1: no panic.
+/// with one line and exit status 1, no panic; so does a FIFO given as the checkpoint; a native
+/// kernel the CPU lacks does not stop a libtorch run.
 #[test]
-fn output_that_cannot_be_written_is_one_line_and_exit_1() {
+fn unwritable_output_a_fifo_checkpoint_and_a_foreign_kernel_fail_cleanly_or_not_at_all() {
     let binary = env!("CARGO_BIN_EXE_flowmatch");
     let run = |stdout: std::process::Stdio, args: &[&str]| {
         Command::new(binary).args(args).stdout(stdout).env_remove("RUST_LOG").output().expect("runs")
@@ -543,6 +544,29 @@ fn output_that_cannot_be_written_is_one_line_and_exit_1() {
     assert!(!message.contains("panicked"), "{message}");
     assert_eq!(output.status.code(), Some(1), "{message}");
     assert!(message.contains("broken pipe") && message.trim_end().lines().count() == 1, "{message}");
+    // A FIFO as the checkpoint is refused before it is opened (opening one would block).
+    let scratch = Scratch::new("fifo");
+    let fifo = scratch.path("model.safetensors");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    fails(&["sample", "--model", &fifo, "--out", &scratch.path("s.csv")], 1, "not a regular file");
+    // A native kernel this CPU lacks does not stop a run on libtorch, which uses none.
+    let model = train_small(&scratch, "small", &["--backend", "libtorch"]);
+    let output = Command::new(binary)
+        .args([
+            "sample",
+            "--model",
+            &model,
+            "--n",
+            "10",
+            "--backend",
+            "libtorch",
+            "--out",
+            &scratch.path("n.csv"),
+        ])
+        .env("FLOWMATCH_KERNEL", if cfg!(target_arch = "x86_64") { "neon" } else { "avx2" })
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
     // With somewhere to write, `devices` says what it found, GPUs or none.
     let listed = succeeds(&["devices"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("cuda"), "{listed:?}");
@@ -741,6 +765,31 @@ fn sizes_too_large_for_this_machine_are_refused_before_allocating() {
         &["plot", "--model", &model, "--steps", "100000", "--out", &gif],
         1,
         "an animation of 100001 frames",
+    );
+    // eval's and plot's --n, and a trajectory's recorded states, go through the same check.
+    fails(&["eval", "--model", &model, "--n", "100000000000"], 1, "evaluating on 100000000000 points");
+    let png = scratch.path("flow.png");
+    fails(
+        &["plot", "--model", &model, "--n", "100000000000", "--out", &png],
+        1,
+        "plotting 100000000000 points",
+    );
+    fails(
+        &[
+            "sample",
+            "--model",
+            &model,
+            "--n",
+            "1000000",
+            "--steps",
+            "5000",
+            "--trajectory",
+            "1",
+            "--out",
+            &out,
+        ],
+        1,
+        "a trajectory of 1000000 points",
     );
     fails(&["train", "--target", "spiral", "--hidden", "10000000", "--out", &run], 1, "a network of");
     fails(

@@ -78,7 +78,13 @@ impl Runtime {
     /// `backend` with the kernel `FLOWMATCH_KERNEL` asks for (the fastest this
     /// CPU supports when unset): for the command line and tests, the edges.
     pub fn requested(backend: Backend) -> Result<Runtime> {
-        Ok(Runtime { backend, kernel: Kernel::requested()? })
+        let kernel = match Kernel::requested() {
+            Ok(kernel) => kernel,
+            // libtorch runs no native kernel: a kernel this CPU lacks is no reason to refuse it.
+            Err(_) if backend == Backend::Libtorch => Kernel::detect(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Runtime { backend, kernel })
     }
 
     /// The same kernel with another backend.

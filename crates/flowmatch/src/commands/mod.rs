@@ -97,7 +97,24 @@ pub fn target_ref(args: &TargetArgs) -> Option<PointsRef> {
 }
 
 pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel> {
+    // A FIFO or a device would block the read or never end it.
+    if let Ok(metadata) = std::fs::metadata(path)
+        && !metadata.is_file()
+    {
+        return Err(flow_data::DataError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("not a regular file (a checkpoint is a .safetensors file)"),
+        }
+        .into());
+    }
     Ok(TrainedModel::load(path, device)?)
+}
+
+/// Refuses, before anything is drawn, `n` points of dimension `dim` when the `states` copies
+/// of them a command keeps (a solver's stages, recorded states, a probe's draws) would not fit.
+pub fn check_points_budget(what: &str, n: usize, dim: usize, states: usize) -> Result<()> {
+    let what = format!("{what} {n} points of dimension {dim}");
+    Ok(flow_data::budget::check_allocation(&what, n as u128 * dim as u128 * states as u128, 4)?)
 }
 
 /// Data must match the model's dimension.

@@ -9,7 +9,7 @@ use flow_model::{Integrator, PointsSolution};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 
-use super::{check_dimension, guide, load_model, runtime, solver, target};
+use super::{check_dimension, check_points_budget, guide, load_model, runtime, solver, target};
 use crate::cli::{EvalArgs, LogprobArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
 
@@ -30,8 +30,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         }
         None => {
             // The solver keeps several states of every point (dopri5: eight).
-            let what = format!("sampling {} points of dimension {dim}", args.n);
-            flow_data::budget::check_allocation(&what, args.n as u128 * dim as u128 * 8, 4)?;
+            check_points_budget("sampling", args.n, dim, 8)?;
             let source = checkpoint.source()?;
             if let flow_train::PointsRef::File(path) = &checkpoint.metadata.source {
                 eprintln!("drawing {} starting points from the source data file {}", args.n, path.display());
@@ -42,6 +41,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let mut grid = TimeGrid::uniform(args.solver.steps)?;
     if args.reverse {
         grid = grid.reversed();
+    }
+    if let Some(every) = args.trajectory {
+        // Every recorded state, then the table of them with two more columns (t, particle).
+        let states = args.solver.steps / every + 2;
+        check_points_budget("a trajectory of", start.nrows(), dim + 2, 2 * states)?;
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
     let mut model = Integrator::new(&checkpoint.net, runtime)?;
@@ -108,6 +112,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
+    // The probe's four source and four target draws, and a solver's states of each sample.
+    check_points_budget("evaluating on", args.n, dim, 16)?;
     let target = match target(&args.target)? {
         Some(target) => target,
         None => checkpoint.target()?.ok_or_else(|| {
@@ -206,6 +212,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 let what = format!("an animation of {} frames", args.solver.steps + 1);
                 flow_data::budget::check_allocation(&what, (args.solver.steps as u128 + 1) * frame, 1)?;
             }
+            check_points_budget("plotting", args.n, 2, 8)?;
             let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))?;
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
