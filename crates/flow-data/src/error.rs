@@ -18,6 +18,8 @@ pub enum DataError {
     },
     #[error("{path}: is a directory, expected a file")]
     IsDirectory { path: PathBuf },
+    #[error("--out {out} is the input {input}: writing it would destroy what is read; name another file")]
+    OutputIsInput { out: PathBuf, input: PathBuf },
     #[error("{path}: line {line}, column {column}: `{cell}` is not a number")]
     NotANumber { path: PathBuf, line: usize, column: usize, cell: String },
     #[error("{path}: line {line}, column {column}: {value} is not finite")]

@@ -66,6 +66,34 @@ pub fn check_output_path(path: &Path) -> Result<()> {
     check_writable(path)
 }
 
+/// Refuses an output that is one of the command's inputs (the same file, through links too), so
+/// that writing it cannot destroy what was to be read.
+pub fn check_not_an_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    for &input in inputs {
+        if same_file(out, input) {
+            return Err(DataError::OutputIsInput { out: out.to_owned(), input: input.to_owned() });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (its device and inode on Unix).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        x.dev() == y.dev() && x.ino() == y.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (x, y);
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(p), Ok(q)) if p == q)
+    }
+}
+
 /// Checks, before any work is done, that a file can be created at `path`:
 /// it is not a directory and its parent directory exists.
 pub fn check_writable(path: &Path) -> Result<()> {

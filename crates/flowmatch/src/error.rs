@@ -36,7 +36,7 @@ impl From<flow_data::DataError> for CliError {
     fn from(error: flow_data::DataError) -> CliError {
         use flow_data::DataError::*;
         match error {
-            UnknownName(_) | Dimension { .. } | Extension { .. } | Condition(_) => {
+            UnknownName(_) | Dimension { .. } | Extension { .. } | Condition(_) | OutputIsInput { .. } => {
                 CliError::Usage(error.to_string())
             }
             _ => CliError::Runtime(error.to_string()),

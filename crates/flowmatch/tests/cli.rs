@@ -567,6 +567,21 @@ fn unwritable_output_a_fifo_checkpoint_and_a_foreign_kernel_fail_cleanly_or_not_
         .output()
         .expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
+    // An output that is one of the inputs (itself, or through a link) is refused, the input kept.
+    let points = scratch.path("p.csv");
+    succeeds(&["data", "--name", "spiral", "--n", "50", "--out", &points]);
+    let kept = std::fs::read(&points).expect("points");
+    let linked = scratch.path("link.csv");
+    std::os::unix::fs::symlink(&points, &linked).expect("a link");
+    for out in [&points, &linked] {
+        fails(&["logprob", "--model", &model, "--input", &points, "--out", out], 2, "is the input");
+        fails(
+            &["sample", "--model", &model, "--input", &points, "--reverse", "--out", out],
+            2,
+            "is the input",
+        );
+    }
+    assert_eq!(std::fs::read(&points).expect("points"), kept, "the input was changed");
     // With somewhere to write, `devices` says what it found, GPUs or none.
     let listed = succeeds(&["devices"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("cuda"), "{listed:?}");

@@ -19,6 +19,9 @@ fn extension(path: &Path) -> String {
 
 pub fn sample(args: SampleArgs) -> Result<()> {
     files::check_output_path(&args.out)?;
+    let inputs: Vec<&Path> =
+        [Some(args.model.as_path()), args.input.as_deref()].into_iter().flatten().collect();
+    files::check_not_an_input(&args.out, &inputs)?;
     let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
@@ -137,6 +140,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn logprob(args: LogprobArgs) -> Result<()> {
     files::check_output_path(&args.out)?;
+    files::check_not_an_input(&args.out, &[&args.input, &args.model])?;
     let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
@@ -186,6 +190,8 @@ pub fn plot(args: PlotArgs) -> Result<()> {
         return Err(CliError::usage(format!("{}: plots are written as .png or .gif", args.out.display())));
     }
     files::check_writable(&args.out)?;
+    let inputs: Vec<&Path> = [args.model.as_deref(), args.input.as_deref()].into_iter().flatten().collect();
+    files::check_not_an_input(&args.out, &inputs)?;
     match (&args.model, &args.input) {
         (None, Some(input)) => {
             if kind == "gif" {
