@@ -330,6 +330,13 @@ pub fn train(
         losses = run::resume(net, &mut engine, &mut rng, options)?;
     }
     let started_at = losses.len();
+    if started_at > config.steps {
+        return Err(TrainError::Config(format!(
+            "the run has taken {started_at} steps already; --steps {} would leave its record contradicting \
+             itself (give at least {started_at})",
+            config.steps
+        )));
+    }
     let place = engine.place(net);
     let bar = progress_bar(config.steps, started_at, options);
     let clock = Instant::now();

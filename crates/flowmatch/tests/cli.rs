@@ -949,6 +949,12 @@ fn resume_refuses_changed_settings_and_the_other_command() {
     succeeds(&[&reflow[..], &["--device", "cpu", "--out", &reflowed]].concat());
     let train = ["train", "--target", "spiral", "--steps", "10", "--resume", "--out", &reflowed];
     fails(&train, 1, "holds a `reflow` run; resume it with `flowmatch reflow --resume`");
+    // Shorter than the steps already taken: refused, the run and its record as they were.
+    let record = std::fs::read(scratch.path("run/run.json")).expect("run record");
+    let shorter =
+        ["train", "--target", "spiral", "--steps", "10", "--batch-size", "64", "--resume", "--out", &run];
+    fails(&shorter, 2, "has taken 30 steps already");
+    assert_eq!(std::fs::read(scratch.path("run/run.json")).expect("run record"), record);
     // Longer, with the same settings: allowed.
     let args = resume(&[]);
     succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
