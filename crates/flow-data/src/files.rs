@@ -291,6 +291,16 @@ fn check_npy_size(path: &Path) -> Result<()> {
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(io_error(path))?;
     let text = String::from_utf8_lossy(&header);
+    // The element type, as NumPy spells it ('<f4'): anything but a 4- or 8-byte float is named
+    // here, before its size could be mistaken for a truncated file.
+    let descr =
+        text.split("'descr':").nth(1).and_then(|rest| rest.split('\'').nth(1)).unwrap_or_default().to_owned();
+    if !(descr.ends_with("f4") || descr.ends_with("f8")) {
+        return Err(npy_error(format!(
+            "unsupported element type `{descr}` (NumPy's dtype string): expected float32 or float64 \
+             (convert with `array.astype('float32')`)"
+        )));
+    }
     let shape = text
         .split("'shape':")
         .nth(1)

@@ -307,6 +307,20 @@ fn npy_headers_sizes_and_values_are_checked_and_named() {
     let message = read_points(&text).unwrap_err().to_string();
     assert!(message.contains("expected a 2-D array of float32 or float64"), "{message}");
 
+    // float16 and bool arrays are named by their element type, not taken for truncated files.
+    for (descr, item) in [("<f2", 2usize), ("|b1", 1)] {
+        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
+        let padded = format!("{header:<117}\n");
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend((padded.len() as u16).to_le_bytes());
+        npy.extend(padded.as_bytes());
+        npy.extend(vec![0u8; 4 * item]);
+        let odd = dir.join("odd.npy");
+        std::fs::write(&odd, &npy).expect("write");
+        let message = read_points(&odd).unwrap_err().to_string();
+        assert!(message.contains(&format!("unsupported element type `{descr}`")), "{message}");
+    }
+
     // A NaN is named by its row (as the line) and column, both 1-based.
     let mut with_nan = Array2::<f32>::zeros((3, 2));
     with_nan[[1, 1]] = f32::NAN;
