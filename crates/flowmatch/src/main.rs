@@ -12,6 +12,16 @@ use flowmatch::cli::Cli;
 use flowmatch::error::CliError;
 
 fn main() -> ExitCode {
+    // clap's `help` subcommand takes subcommand names only: `help --help` asks for help on help.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() == 2 && args[0] == "help" && (args[1] == "--help" || args[1] == "-h") {
+        use clap::CommandFactory;
+        let help = format!("{}\n", Cli::command().render_long_help());
+        return match flowmatch::commands::print_out(&help) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

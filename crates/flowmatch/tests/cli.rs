@@ -582,6 +582,9 @@ fn unwritable_output_a_fifo_checkpoint_and_a_foreign_kernel_fail_cleanly_or_not_
         );
     }
     assert_eq!(std::fs::read(&points).expect("points"), kept, "the input was changed");
+    // `help --help` is help, as `help` and `--help` are.
+    let help = succeeds(&["help", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: flowmatch"), "{help:?}");
     // With somewhere to write, `devices` says what it found, GPUs or none.
     let listed = succeeds(&["devices"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("cuda"), "{listed:?}");
