@@ -54,6 +54,20 @@ impl Coupling {
         Ok(text.parse()?)
     }
 
+    /// Refuses, before anything is drawn, a plan of `rows` points in `dim` dimensions whose
+    /// working memory would not fit: the entropic plan holds its costs and plan (n² each), the
+    /// exact assignment a few dozen candidates and duals per point.
+    pub fn check_plan_memory(&self, rows: usize, dim: usize) -> Result<()> {
+        let (rows, dim) = (rows as u128, dim as u128);
+        let values = match self {
+            Coupling::Independent => return Ok(()),
+            Coupling::Sinkhorn(_) | Coupling::SinkhornAbsolute(_) => 2 * rows * rows,
+            Coupling::Ot | Coupling::C2ot(_) => rows * (2 * dim + 64),
+        };
+        let what = format!("a {self} plan of {rows} points");
+        Ok(flow_data::budget::check_allocation(&what, values, 8)?)
+    }
+
     /// Whether the coupling reads the targets' conditions.
     pub fn needs_conditions(&self) -> bool {
         matches!(self, Coupling::C2ot(_))

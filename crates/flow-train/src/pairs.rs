@@ -155,6 +155,7 @@ impl PairSource {
                 "the {coupling} coupling needs conditions on the target (--condition)"
             )));
         }
+        coupling.check_plan_memory(batch, source.dim())?;
         Ok(PairSource::Coupled {
             source,
             target,

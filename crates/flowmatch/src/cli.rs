@@ -190,8 +190,9 @@ pub struct TrainArgs {
     /// Share of rows trained on the learned null condition, so that `sample --guidance` can mix
     /// conditional and unconditional velocities (classifier-free guidance). Conditional models only;
     /// 0.3 measured best on 8gaussians (the conditional model as good as at 0.1, the unconditional one better).
-    #[arg(long, default_value_t = 0.3, value_parser = unit_fraction)]
-    pub condition_dropout: f64,
+    /// [default: 0.3]
+    #[arg(long, value_parser = unit_fraction)]
+    pub condition_dropout: Option<f64>,
     /// Rows per optimal-transport plan [default: the batch size]. Smaller: each batch is planned in
     /// pieces; larger: one plan serves several consecutive batches (C2OT plans 1 024 for batches of 256).
     #[arg(long, value_parser = positive())]

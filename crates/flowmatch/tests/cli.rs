@@ -852,6 +852,29 @@ fn options_that_cannot_work_are_refused() {
     // A reflow into the teacher's own directory would overwrite the teacher.
     let teacher_dir = scratch.path("teacher");
     fails(&["reflow", "--teacher", &model, "--steps", "5", "--out", &teacher_dir], 2, "lies in --out");
+    // Options that would do nothing are refused rather than ignored.
+    fails(&["train", "--target", "spiral", "--ot-batch", "64", "--out", &run], 2, "plans nothing");
+    fails(
+        &["train", "--target", "spiral", "--condition-dropout", "0.2", "--out", &run],
+        2,
+        "give --condition",
+    );
+    // A plan too large for this machine is refused before anything is drawn.
+    for coupling in ["ot", "sinkhorn"] {
+        let args = [
+            "train",
+            "--target",
+            "spiral",
+            "--coupling",
+            coupling,
+            "--ot-batch",
+            "1000000000",
+            "--out",
+            &run,
+        ];
+        fails(&args, 1, "plan of 1000000000 points");
+    }
+    assert!(!Path::new(&run).exists(), "a refused run leaves no directory");
     scratch.assert_no_temp_files();
 }
 

@@ -18,6 +18,9 @@ use super::{conditioned_target, device_label, load_model, runtime, target_ref};
 use crate::cli::{ReflowArgs, TrainArgs};
 use crate::error::{CliError, Result};
 
+/// The share of rows trained on the null condition when --condition-dropout is not given.
+const DEFAULT_CONDITION_DROPOUT: f64 = 0.3;
+
 /// A flag that Ctrl-C sets: training stops after the current step and saves. Make one per
 /// process: only the first flag made is ever set.
 pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
@@ -103,6 +106,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
             (PointSource::builtin(dataset, target.points.dim())?, PointsRef::Builtin(dataset))
         }
     };
+    if args.ot_batch.is_some() && args.coupling == flow_train::Coupling::Independent {
+        return Err(CliError::usage(
+            "--ot-batch sets the rows of a transport plan, and --coupling independent plans nothing",
+        ));
+    }
+    if args.condition_dropout.is_some() && args.conditions.is_empty() {
+        return Err(CliError::usage(
+            "--condition-dropout trains the null condition of a conditional model: give --condition",
+        ));
+    }
     let ot_batch = args.ot_batch.unwrap_or(args.batch_size);
     let pairs = flow_train::PairSource::conditioned(source, target, args.coupling, ot_batch)?;
     let conditional = !pairs.condition().is_none();
@@ -139,7 +152,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
         path,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
-        condition_dropout: if conditional { args.condition_dropout } else { 0.0 },
+        condition_dropout: if conditional {
+            args.condition_dropout.unwrap_or(DEFAULT_CONDITION_DROPOUT)
+        } else {
+            0.0
+        },
     };
     let metadata = RunMetadata {
         conditions: args.conditions.clone(),
