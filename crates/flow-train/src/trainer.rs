@@ -282,8 +282,27 @@ pub(crate) fn batch_rng(seed: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Regresses `net` onto the target velocities of `pairs` along `config.path`.
+/// Regresses `net` onto the target velocities of `pairs` along `config.path`. A run directory
+/// this call creates is removed again if the run fails before its first checkpoint: a failed
+/// fresh run leaves nothing behind (a resumed or checkpointed one keeps what it saved).
 pub fn train(
+    net: &mut VelocityNet,
+    pairs: &PairSource,
+    config: &TrainConfig,
+    options: &RunOptions,
+) -> Result<TrainReport> {
+    let fresh_dir = options.out_dir.as_ref().filter(|dir| !dir.exists()).cloned();
+    let result = train_in_dir(net, pairs, config, options);
+    if let (Err(_), Some(dir)) = (&result, fresh_dir)
+        && !dir.join(MODEL_FILE).exists()
+    {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+/// [`train`], its lock held until it returns.
+fn train_in_dir(
     net: &mut VelocityNet,
     pairs: &PairSource,
     config: &TrainConfig,

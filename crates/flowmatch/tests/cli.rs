@@ -852,6 +852,13 @@ fn options_that_cannot_work_are_refused() {
     // A reflow into the teacher's own directory would overwrite the teacher.
     let teacher_dir = scratch.path("teacher");
     fails(&["reflow", "--teacher", &model, "--steps", "5", "--out", &teacher_dir], 2, "lies in --out");
+    // A fresh run that fails before its first checkpoint leaves no directory (and no lock) behind.
+    fails(
+        &["train", "--target", "spiral", "--lr", "1e30", "--steps", "300", "--out", &run],
+        1,
+        "nothing was saved",
+    );
+    assert!(!Path::new(&run).exists(), "a failed fresh run left {run}");
     // Options that would do nothing are refused rather than ignored.
     fails(&["train", "--target", "spiral", "--ot-batch", "64", "--out", &run], 2, "plans nothing");
     fails(
