@@ -982,6 +982,19 @@ fn resume_refuses_changed_settings_and_the_other_command() {
     succeeds(&[&reflow[..], &["--device", "cpu", "--out", &reflowed]].concat());
     let train = ["train", "--target", "spiral", "--steps", "10", "--resume", "--out", &reflowed];
     fails(&train, 1, "holds a `reflow` run; resume it with `flowmatch reflow --resume`");
+    // Without run.json (deleted, or never written after a SIGKILL) the checkpoint's header still
+    // says what the run learned: another target or path is refused.
+    let copy = scratch.path("copy");
+    std::fs::create_dir_all(&copy).expect("copy");
+    for file in ["model.safetensors", "train-state.safetensors", "losses.csv"] {
+        std::fs::copy(scratch.0.join("run").join(file), scratch.0.join("copy").join(file)).expect("copy");
+    }
+    let other_target =
+        ["train", "--target", "moons", "--steps", "40", "--batch-size", "64", "--resume", "--out", &copy];
+    fails(&other_target, 1, "trained with target spiral, not moons");
+    let other_path =
+        ["train", "--target", "spiral", "--path", "cosine", "--steps", "40", "--resume", "--out", &copy];
+    fails(&other_path, 1, "trained with path linear, not cosine");
     // Shorter than the steps already taken: refused, the run and its record as they were.
     let record = std::fs::read(scratch.path("run/run.json")).expect("run record");
     let shorter =

@@ -51,7 +51,8 @@ pub(crate) fn resume(
     let mut losses = if self_contained {
         let model = dir.join(MODEL_FILE);
         if model.exists() {
-            flow_model::checkpoint::load_into(net, &model)?;
+            let header = flow_model::checkpoint::load_into(net, &model)?;
+            check_same_run(dir, &header, &options.metadata)?;
         }
         state.losses.take().unwrap_or_default()
     } else {
@@ -83,6 +84,35 @@ pub(crate) fn resume(
     losses.truncate(state.optimiser.step as usize);
     tracing::info!(step = state.optimiser.step, dir = %dir.display(), "resumed");
     Ok(losses)
+}
+
+/// What the checkpoint's header says the run learned (its kind, source, target, path and
+/// conditions) must be what the resuming command asks for: run.json may be gone (or never
+/// written, after a SIGKILL), the header is written with every checkpoint.
+fn check_same_run(dir: &Path, header: &BTreeMap<String, String>, now: &RunMetadata) -> Result<()> {
+    let before = RunMetadata::from_header(header)?;
+    let differs = |what: &str, before: String, now: String| TrainError::Resume {
+        path: dir.to_owned(),
+        reason: format!("its checkpoint was trained with {what} {before}, not {now}; --force starts afresh"),
+    };
+    let label = |points: &Option<super::PointsRef>| {
+        points.as_ref().map_or("none".to_owned(), super::PointsRef::label)
+    };
+    if before.source != now.source {
+        return Err(differs("source", before.source.label(), now.source.label()));
+    }
+    if before.target != now.target {
+        return Err(differs("target", label(&before.target), label(&now.target)));
+    }
+    if before.path != now.path {
+        return Err(differs("path", before.path.describe(), now.path.describe()));
+    }
+    let conditions =
+        |c: &[flow_data::ConditionSpec]| c.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if before.conditions != now.conditions {
+        return Err(differs("conditions", conditions(&before.conditions), conditions(&now.conditions)));
+    }
+    Ok(())
 }
 
 /// A state written before it carried the loss log: the model file and
