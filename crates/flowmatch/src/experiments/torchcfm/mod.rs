@@ -11,7 +11,9 @@
 //!
 //! Models are kept under `OUT/checkpoints/torchcfm-2d/` with their scores: a rerun measures only
 //! what is new, and Ctrl-C (or SIGTERM) stops training with a checkpoint, writes the table of
-//! what is measured so far, and the next run continues the interrupted model.
+//! every model finished so far, and the next run continues the interrupted model. Two processes on
+//! one `--out` share the work: each skips the models whose directory the other holds (a planned
+//! model's transport plan runs on one core, so two processes train two at once).
 
 pub mod table;
 
@@ -325,8 +327,22 @@ struct Runs {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Why a model was not finished: the user stopped the run.
-struct Stopped;
+/// Why a model was not finished here.
+enum Unfinished {
+    /// The user stopped the run (Ctrl-C, SIGTERM).
+    Stopped,
+    /// Another process holds its run directory: a second `reproduce` of the same `--out`
+    /// shares the work, each training the models the other does not hold.
+    Busy,
+}
+
+/// A training call's result, with a directory held by another process as [`Unfinished::Busy`].
+fn unless_busy<T>(result: flow_train::Result<T>) -> Result<std::result::Result<T, Unfinished>> {
+    match result {
+        Err(flow_train::TrainError::InUse { .. }) => Ok(Err(Unfinished::Busy)),
+        other => Ok(Ok(other?)),
+    }
+}
 
 impl Runs {
     fn dir(&self, task: Task, method: Method, seed: u64) -> PathBuf {
@@ -345,19 +361,23 @@ impl Runs {
     }
 
     /// The trained model of `method` on `task` and `seed`: finished before, resumed, or
-    /// trained now; `Err(Stopped)` inside when the user stopped it.
+    /// trained now; inside, why not when it was not.
     fn model(
         &self,
         task: Task,
         method: Method,
         seed: u64,
         split: &Split,
-    ) -> Result<std::result::Result<VelocityNet, Stopped>> {
+    ) -> Result<std::result::Result<VelocityNet, Unfinished>> {
         let dir = self.dir(task, method, seed);
         let model_file = dir.join(flow_train::MODEL_FILE);
         let finished = dir.join(SCORES_FILE).is_file() && model_file.is_file() && !self.retrain;
         if finished {
             return Ok(Ok(flow_model::checkpoint::load(&model_file, self.device)?.net));
+        }
+        // Once stopped, the rest of the run only gathers what is finished.
+        if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Err(Unfinished::Stopped));
         }
         if self.retrain {
             let _ = std::fs::remove_dir_all(&dir);
@@ -376,10 +396,9 @@ impl Runs {
         if let Some(of) = method.teacher() {
             let teacher = match self.model(task, of, seed, split)? {
                 Ok(teacher) => teacher,
-                Err(stopped) => return Ok(Err(stopped)),
+                Err(unfinished) => return Ok(Err(unfinished)),
             };
-            // The student trains on the line between the teacher's pairs; reflows are not resumed.
-            let _ = std::fs::remove_dir_all(&dir);
+            // The student trains on the line between the teacher's pairs; reflows start afresh.
             let settings = ReflowSettings {
                 mode: PairMode::Pool(PairMode::DEFAULT_POOL),
                 from_teacher: true,
@@ -391,9 +410,13 @@ impl Runs {
                 ..ReflowSettings::default()
             };
             let options = RunOptions { resume: false, ..options };
-            let (net, rounds) = flow_train::reflow(&teacher, &split.source, &settings, &options)?;
+            let (net, rounds) =
+                match unless_busy(flow_train::reflow(&teacher, &split.source, &settings, &options))? {
+                    Ok(done) => done,
+                    Err(busy) => return Ok(Err(busy)),
+                };
             if rounds.iter().any(|r| r.train.interrupted) {
-                return Ok(Err(Stopped));
+                return Ok(Err(Unfinished::Stopped));
             }
             return Ok(Ok(net));
         }
@@ -405,13 +428,12 @@ impl Runs {
         )?;
         tch::manual_seed(seed as i64);
         let mut net = VelocityNet::new(model_config(), self.device)?;
-        let report = flow_train::train(
-            &mut net,
-            &pairs,
-            &train_config(&self.protocol, method, seed, false),
-            &options,
-        )?;
-        Ok(if report.interrupted { Err(Stopped) } else { Ok(net) })
+        let config = train_config(&self.protocol, method, seed, false);
+        let report = match unless_busy(flow_train::train(&mut net, &pairs, &config, &options))? {
+            Ok(report) => report,
+            Err(busy) => return Ok(Err(busy)),
+        };
+        Ok(if report.interrupted { Err(Unfinished::Stopped) } else { Ok(net) })
     }
 
     fn scores(
@@ -475,7 +497,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
 
     let mut measured: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); Task::ALL.len()]; Method::ALL.len()];
     let mut figure_models: Vec<(Method, Integrator)> = Vec::new();
-    let mut stopped = false;
+    let (mut stopped, mut incomplete) = (false, false);
     // The rows without transport plans first, every seed; then the planned ones seed by seed,
     // method by method (a planned model takes about 15 minutes on 2 cores: an interrupted run
     // still has whole rows of the first seed).
@@ -504,9 +526,18 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         let clock = Instant::now();
         let net = match runs.model(task, method, seed, &split)? {
             Ok(net) => net,
-            Err(Stopped) => {
+            Err(Unfinished::Stopped) => {
                 stopped = true;
-                break;
+                continue;
+            }
+            Err(Unfinished::Busy) => {
+                eprintln!(
+                    "torchcfm-2d: {} {} seed {seed}: another process trains it",
+                    task.name(),
+                    method.name()
+                );
+                incomplete = true;
+                continue;
             }
         };
         let model = Integrator::new(&net, runtime)?;
@@ -544,7 +575,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         .collect();
     let table = Table {
         quick: args.quick,
-        complete: !stopped,
+        complete: !stopped && !incomplete,
         device: device_label(device),
         threads: tch::get_num_threads(),
         protocol,
