@@ -41,9 +41,17 @@ where
     outcome.map_err(io_error(path))
 }
 
+/// `.NAME.PID.tmp` beside `path`, NAME cut short (at a character boundary) where the whole would
+/// pass the 255 bytes a file name may have: an output named near that limit still writes.
 fn temp_path_for(path: &Path) -> PathBuf {
+    const NAME_MAX: usize = 255;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    let suffix = format!(".{}.tmp", std::process::id());
+    let mut room = NAME_MAX - 1 - suffix.len();
+    while room < name.len() && !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    path.with_file_name(format!(".{}{suffix}", &name[..room.min(name.len())]))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

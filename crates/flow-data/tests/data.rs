@@ -220,6 +220,14 @@ fn point_files_round_trip_and_reject_bad_npy() {
         write_points(&path, &points).expect("write");
         assert_eq!(read_points(&path).expect("read"), points, "{name}");
     }
+    // Names up to the 255-byte limit write (the temp file's name is cut to fit), multi-byte
+    // characters included.
+    for stem in ["p".repeat(251), "é".repeat(125) + "x"] {
+        let path = dir.join(format!("{stem}.csv"));
+        assert_eq!(path.file_name().expect("a name").len(), 255, "{stem}");
+        write_points(&path, &points).expect("a 255-byte name");
+        assert_eq!(read_points(&path).expect("read"), points);
+    }
     let cube = ndarray::Array3::<f32>::zeros((2, 2, 2));
     let rank3 = dir.join("rank3.npy");
     ndarray_npy::write_npy(&rank3, &cube).expect("write rank 3");
