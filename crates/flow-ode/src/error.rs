@@ -10,8 +10,12 @@ pub enum OdeError {
     NoSteps,
     #[error("warp parameter s = {0} is outside [0, 1.5]")]
     WarpOutOfRange(f64),
-    #[error("tolerances must be positive and finite (rtol = {rtol}, atol = {atol})")]
+    #[error(
+        "tolerances must be finite and at least 1e-12, which floating point can still meet (rtol = {rtol}, atol = {atol})"
+    )]
     Tolerance { rtol: f64, atol: f64 },
-    #[error("dopri5 gave up after {steps} steps at t = {t}: the field may be stiff or non-finite")]
+    #[error(
+        "dopri5 gave up after {steps} steps at t = {t}: the field may be stiff or non-finite, or the tolerances tighter than the points' precision allows"
+    )]
     TooManySteps { steps: usize, t: f64 },
 }

@@ -46,6 +46,9 @@ impl Solver {
     pub const DEFAULT_ATOL: f64 = 1e-5;
 
     /// The solver of `kind`; Dopri5 gets the given tolerances.
+    /// The smallest tolerance dopri5 takes.
+    pub const MIN_TOLERANCE: f64 = 1e-12;
+
     pub fn new(kind: SolverKind, rtol: f64, atol: f64) -> Result<Solver> {
         Ok(match kind {
             SolverKind::Euler => Solver::Euler,
@@ -53,7 +56,9 @@ impl Solver {
             SolverKind::Heun => Solver::Heun,
             SolverKind::Rk4 => Solver::Rk4,
             SolverKind::Dopri5 => {
-                let valid = |x: f64| x.is_finite() && x > 0.0;
+                // Below this no f64 (let alone f32) state can meet the tolerance: dopri5 would
+                // shrink its steps until it gave up, and the failure would look like the model's.
+                let valid = |x: f64| x.is_finite() && x >= Solver::MIN_TOLERANCE;
                 if !valid(rtol) || !valid(atol) {
                     return Err(OdeError::Tolerance { rtol, atol });
                 }

@@ -182,6 +182,10 @@ fn solver_names_parse_and_bad_ones_are_named() {
     );
     assert!(Solver::from_name("dopri5", 0.0, 1e-5).is_err());
     assert!(Solver::from_name("dopri5", 1e-5, f64::NAN).is_err());
+    // Tolerances no floating-point state can meet are refused up front.
+    assert!(Solver::from_name("dopri5", 1e-300, 1e-9).is_err());
+    assert!(Solver::from_name("dopri5", 1e-6, 1e-13).is_err());
+    assert!(Solver::from_name("dopri5", Solver::MIN_TOLERANCE, Solver::MIN_TOLERANCE).is_ok());
 }
 
 #[test]

@@ -300,7 +300,8 @@ pub struct ReflowArgs {
 pub struct SolverArgs {
     #[arg(long, default_value = "rk4", help = one_of::<SolverKind>("Integration method"))]
     pub solver: SolverKind,
-    /// Steps of a fixed-step solver (dopri5 picks its own).
+    /// Steps of a fixed-step solver; dopri5 picks its own, starting from a first step of 1/max(STEPS, 10)
+    /// (so STEPS can change its result within its tolerances).
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub steps: usize,
     /// dopri5 relative tolerance.
@@ -380,7 +381,8 @@ pub struct LogprobArgs {
     pub input: PathBuf,
     #[arg(long, default_value = "dopri5", help = one_of::<SolverKind>("Integration method"))]
     pub solver: SolverKind,
-    /// Steps of a fixed-step solver (dopri5 picks its own).
+    /// Steps of a fixed-step solver; dopri5 picks its own, starting from a first step of 1/max(STEPS, 10)
+    /// (so STEPS can change its result within its tolerances).
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub steps: usize,
     /// dopri5 relative tolerance.

@@ -248,6 +248,12 @@ fn bad_flags_are_usage_errors() {
     fails(&["data", "--name", "spirall", "--out", &out], 2, "unknown dataset `spirall`");
     fails(&["data", "--name", "spiral", "--n", "0", "--out", &out], 2, "--n");
     fails(&["train", "--target", "spiral", "--steps", "0", "--out", &out], 2, "--steps");
+    let model = train_small(&scratch, "tolerance", &[]);
+    fails(
+        &["sample", "--model", &model, "--solver", "dopri5", "--rtol", "1e-300", "--out", &out],
+        2,
+        "at least 1e-12",
+    );
     fails(&["train", "--target", "spiral", "--batch-size=-3", "--out", &out], 2, "--batch-size");
     fails(
         &["train", "--target", "spiral", "--lr", "0", "--out", &out],
