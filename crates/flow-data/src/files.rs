@@ -27,6 +27,7 @@ where
         return Err(DataError::IsDirectory { path: path.to_owned() });
     }
     let temp = temp_path_for(path);
+    being_written().push(temp.clone());
     let outcome = (|| {
         let file = File::create(&temp)?;
         let mut writer = BufWriter::new(file);
@@ -38,7 +39,23 @@ where
     if outcome.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
+    being_written().retain(|p| p != &temp);
     outcome.map_err(io_error(path))
+}
+
+/// The temporary files [`write_atomically`] is writing now.
+static BEING_WRITTEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn being_written() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    BEING_WRITTEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes the temporary files being written now: for a signal handler about to end the
+/// process, so that an interrupted write leaves the output as it was and nothing beside it.
+pub fn remove_files_being_written() {
+    for temp in being_written().drain(..) {
+        let _ = std::fs::remove_file(temp);
+    }
 }
 
 /// `.NAME.PID.tmp` beside `path`, NAME cut short (at a character boundary) where the whole would

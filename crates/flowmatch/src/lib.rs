@@ -7,11 +7,14 @@
 //!   (`reproduce`, `reproduce --experiment c2ot|c2ot-conditional`, `bench`, `gpu-bench`); their
 //!   renderers take plain data.
 //! - [`error`]: one line and an exit status for every failure.
+//! - [`signals`]: Ctrl-C and friends: training stops at a checkpoint, other commands leave no
+//!   half-written file.
 
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod experiments;
+pub mod signals;
 
 use crate::cli::Command;
 

@@ -12,6 +12,7 @@ use flowmatch::cli::Cli;
 use flowmatch::error::CliError;
 
 fn main() -> ExitCode {
+    flowmatch::signals::install();
     // clap's `help` subcommand takes subcommand names only: `help --help` asks for help on help.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() == 2 && args[0] == "help" && (args[1] == "--help" || args[1] == "-h") {

@@ -381,6 +381,39 @@ fn ctrl_c_leaves_a_loadable_checkpoint_that_resumes() {
     stop_by_signal_leaves_a_loadable_checkpoint_that_resumes("INT");
 }
 
+/// A signal while a command other than training writes its output ends it with one line and
+/// leaves neither the output nor its temporary file; a file-size limit is an error, not a kill.
+#[test]
+fn signals_and_file_size_limits_leave_no_half_written_output() {
+    let scratch = Scratch::new("signals");
+    let binary = env!("CARGO_BIN_EXE_flowmatch");
+    // 20 million points: seconds of drawing and writing, so the signal lands in one or the other.
+    let out = scratch.path("big.csv");
+    let mut child = Command::new(binary)
+        .args(["data", "--name", "gaussian", "--n", "20000000", "--out", &out])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    let _ = child.stdin.take();
+    let output = child.wait_with_output().expect("ends");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("interrupted") && message.trim_end().lines().count() == 1, "{message}");
+    assert!(!Path::new(&out).exists(), "a half-written output");
+    scratch.assert_no_temp_files();
+    // `ulimit -f`: the write fails like a full disk (one line, exit 1), not SIGXFSZ's kill.
+    let limited = scratch.path("limited.csv");
+    let script = format!("ulimit -f 64; exec '{binary}' data --name spiral --n 200000 --out '{limited}'");
+    let output = Command::new("sh").args(["-c", &script]).output().expect("sh runs");
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.starts_with("flowmatch: ") && message.contains("too large"), "{message}");
+    assert!(!Path::new(&limited).exists());
+    scratch.assert_no_temp_files();
+}
+
 #[test]
 fn sigterm_and_sighup_stop_a_run_as_ctrl_c_does() {
     // What a scheduler sends, and what a closed terminal sends.

@@ -16,7 +16,6 @@ use crate::cli::{DataArgs, GuidanceArgs, RuntimeArgs, SolverArgs, TargetArgs};
 use crate::error::{CliError, Result};
 
 pub use sampling::{animation_frames, eval, logprob, plot, sample};
-pub(crate) use training::interrupt_flag;
 
 /// Writes `text` to standard output: a closed pipe (`| head`) or a full disk (`> /dev/full`) is
 /// a one-line run-time error, not a panic. (A descriptor closed with `>&-` cannot be told from

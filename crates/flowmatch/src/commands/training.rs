@@ -1,8 +1,6 @@
 //! `train` and `reflow`: run directories, resume checks and run records.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use flow_data::Dataset;
 use flow_data::PointSource;
@@ -20,16 +18,6 @@ use crate::error::{CliError, Result};
 
 /// The share of rows trained on the null condition when --condition-dropout is not given.
 const DEFAULT_CONDITION_DROPOUT: f64 = 0.3;
-
-/// A flag that Ctrl-C sets: training stops after the current step and saves. Make one per
-/// process: only the first flag made is ever set.
-pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    // A second handler cannot be installed (reproduce trains twice); the first one serves both.
-    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
-    flag
-}
 
 /// `--out` before anything is written: a directory (or nothing yet); one to
 /// resume must hold a run, and a fresh run does not silently replace one.
@@ -170,7 +158,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let options = RunOptions {
         out_dir: Some(args.out.clone()),
         resume: args.resume,
-        stop: Some(interrupt_flag()),
+        stop: Some(crate::signals::interrupt_flag()),
         show_progress: true,
         label: "flow matching".into(),
         metadata,
@@ -235,7 +223,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     let options = RunOptions {
         out_dir: Some(args.out.clone()),
         resume: args.resume,
-        stop: Some(interrupt_flag()),
+        stop: Some(crate::signals::interrupt_flag()),
         show_progress: true,
         label: "reflow".into(),
         metadata,

@@ -29,7 +29,7 @@ use ndarray::Array2;
 
 use self::table::{Row, Table};
 use crate::cli::ReproduceArgs;
-use crate::commands::{self, device_label, interrupt_flag};
+use crate::commands::{self, device_label};
 use crate::error::{CliError, Result};
 
 /// The benchmark's four tasks.
@@ -492,7 +492,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         protocol,
         retrain: args.retrain,
         quick: args.quick,
-        stop: interrupt_flag(),
+        stop: crate::signals::interrupt_flag(),
     };
 
     let mut measured: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); Task::ALL.len()]; Method::ALL.len()];
