@@ -74,6 +74,7 @@ pub fn write_tensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()> {
         .map_err(|e| ModelError::Internal(format!("cannot lay out tensors for {}: {e}", path.display())))?;
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| ModelError::Internal(format!("cannot serialise tensors for {}: {e}", path.display())))?;
+    let bytes = with_sorted_header(&bytes)?;
     flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
     Ok(())
 }
@@ -109,8 +110,41 @@ pub fn save(net: &VelocityNet, path: &Path, extra: &BTreeMap<String, String>) ->
     );
     let bytes =
         safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Internal(e.to_string()))?;
+    let bytes = with_sorted_header(&bytes)?;
     flow_data::files::write_atomically(path, |out| out.write_all(&bytes))?;
     Ok(())
+}
+
+/// `value` with every object's keys inserted in sorted order (whether or not serde_json keeps
+/// insertion order in this build, they come out sorted).
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<String, serde_json::Value> =
+                map.into_iter().map(|(key, value)| (key, sorted_keys(value))).collect();
+            serde_json::Value::Object(sorted.into_iter().collect())
+        }
+        other => other,
+    }
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order: the crate writes the
+/// metadata from a hash map, whose order changes from run to run, and identical runs should
+/// write identical bytes. The data and its offsets (relative to the data) are untouched; the
+/// header is padded with spaces to a multiple of 8 bytes, as the format asks.
+fn with_sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let bad = |what: &str| ModelError::Internal(format!("safetensors output: {what}"));
+    let length = bytes.get(..8).ok_or_else(|| bad("no header length"))?;
+    let length = u64::from_le_bytes(length.try_into().map_err(|_| bad("header length"))?) as usize;
+    let header = bytes.get(8..8 + length).ok_or_else(|| bad("header past the end"))?;
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let mut sorted = serde_json::to_vec(&sorted_keys(value)).map_err(|e| bad(&e.to_string()))?;
+    sorted.resize(sorted.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + sorted.len() + bytes.len() - 8 - length);
+    out.extend((sorted.len() as u64).to_le_bytes());
+    out.extend(sorted);
+    out.extend(&bytes[8 + length..]);
+    Ok(out)
 }
 
 /// A loaded checkpoint: the network and the header's extra entries.
