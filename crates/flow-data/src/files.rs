@@ -120,7 +120,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Checks, before any work is done, that a file can be created at `path`:
-/// it is not a directory and its parent directory exists.
+/// it is not a directory, its parent directory exists, and a file can be made there.
 pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: path.to_owned() });
@@ -132,6 +132,11 @@ pub fn check_writable(path: &Path) -> Result<()> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "its directory does not exist"),
         });
     }
+    // The writer's own temp file, created and removed: a read-only or full directory, or one
+    // the user may not write, is found now rather than after the work.
+    let probe = temp_path_for(path);
+    File::create(&probe).map_err(io_error(path))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 

@@ -1176,6 +1176,14 @@ fn a_full_disk_and_a_read_only_run_fail_cleanly() {
         ["train", "--target", "spiral", "--steps", "100000", "--batch-size", "64", "--device", "cpu"];
     fails(&[&resume[..], &["--resume", "--out", &run]].concat(), 1, "Read-only file system");
     assert!(clock.elapsed() < std::time::Duration::from_secs(20), "failed only after training");
+    // Outputs are probed before the work: sampling two million points onto the read-only disk
+    // fails at once, not after the integration.
+    let model = format!("{run}/model.safetensors");
+    let out = roomy.0.join("s.csv").display().to_string();
+    let clock = std::time::Instant::now();
+    let sample = ["sample", "--model", &model, "--n", "2000000", "--steps", "200", "--out", &out];
+    fails(&sample, 1, "Read-only file system");
+    assert!(clock.elapsed() < std::time::Duration::from_secs(10), "failed only after sampling");
 }
 
 #[test]
