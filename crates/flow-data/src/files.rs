@@ -189,10 +189,16 @@ pub fn read_points_taking(path: &Path, names: &[&str]) -> Result<(Array2<f32>, V
     let indices = names
         .iter()
         .map(|name| {
-            header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| condition(format!("no column `{name}` (columns: {})", header.join(", "))))
+            let found: Vec<usize> = (0..header.len()).filter(|&j| header[j] == *name).collect();
+            match found[..] {
+                [j] => Ok(j),
+                [] => Err(condition(format!("no column `{name}` (columns: {})", header.join(", ")))),
+                _ => Err(condition(format!(
+                    "the header names column `{name}` {} times (columns {}): rename all but one",
+                    found.len(),
+                    found.iter().map(|j| (j + 1).to_string()).collect::<Vec<_>>().join(", ")
+                ))),
+            }
         })
         .collect::<Result<Vec<usize>>>()?;
     if indices.len() >= table.ncols() {

@@ -648,6 +648,13 @@ mod conditions {
             ConditionedTarget::from_file(&csv, &specs).expect_err("refused").to_string()
         };
         assert!(refused(&["colour"]).contains("no column `colour` (columns: x, kind, y, size)"));
+        // A name the header gives twice is ambiguous: refused, not resolved to the first.
+        let twice = dir.join("twice.csv");
+        std::fs::write(&twice, "x,x,y\n1,2,3\n4,5,6\n").expect("write");
+        let message = ConditionedTarget::from_file(&twice, &[ConditionSpec::parse("x").expect("form")])
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(message.contains("names column `x` 2 times (columns 1, 2)"), "{message}");
         assert!(refused(&["size:label"]).contains("label `size`, row 1: 0.5 is not a whole number"));
         let odd = dir.join("odd.csv");
         for (cells, bad) in [("0\n-1", "row 2: -1"), ("70000\n1", "row 1: 70000"), ("65535\n0", "")] {
