@@ -43,8 +43,23 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &CliError) -> ExitCode {
-    eprintln!("flowmatch: {}", error.message());
+    eprintln!("flowmatch: {}", escape_controls(error.message()));
     ExitCode::from(error.exit_code())
+}
+
+/// File names and cells quoted in a message may hold newlines or terminal escapes: written as
+/// `\n`, `\u{1b}`, … the message stays one line and cannot drive the terminal.
+fn escape_controls(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// clap's message without its "error: " prefix and help footer, on one line: a

@@ -621,6 +621,9 @@ fn unwritable_output_a_fifo_checkpoint_and_a_foreign_kernel_fail_cleanly_or_not_
         );
     }
     assert_eq!(std::fs::read(&points).expect("points"), kept, "the input was changed");
+    // A newline or a terminal escape in a file name is shown escaped: the message stays one line.
+    let odd = scratch.path("a\nb\u{1b}[31m.txt");
+    fails(&["data", "--name", "spiral", "--out", &odd], 2, "a\\nb\\u{1b}[31m.txt");
     // `help --help` is help, as `help` and `--help` are.
     let help = succeeds(&["help", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: flowmatch"), "{help:?}");
