@@ -1,5 +1,6 @@
-//! Sizes checked before they are allocated: a request for more memory than
-//! this machine has free is a one-line error naming what asked, not an abort.
+//! Sizes checked before they are allocated: a request for more memory than this process may
+//! have (the machine's free memory, its cgroup's limit, its address-space limit) is a one-line
+//! error naming what asked, not an abort.
 
 use crate::{DataError, Result};
 
@@ -11,12 +12,44 @@ pub fn available_bytes() -> Option<u128> {
     Some(kib * 1024)
 }
 
+/// What this process may still allocate: the least of the machine's free memory, what its
+/// cgroup (a container's or a scheduler's limit) leaves, and what `ulimit -v` leaves of its
+/// address space; `None` where none of them is known.
+pub fn allowance_bytes() -> Option<u128> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .zip(read("/sys/fs/cgroup/memory.current"))
+        .and_then(|(max, current)| cgroup_room(&max, &current));
+    let address_space = read("/proc/self/limits")
+        .zip(read("/proc/self/status"))
+        .and_then(|(limits, status)| address_space_room(&limits, &status));
+    [available_bytes(), cgroup, address_space].into_iter().flatten().min()
+}
+
+/// What a cgroup v2 limit leaves: `memory.max` ("max" when unlimited) less `memory.current`.
+pub fn cgroup_room(max: &str, current: &str) -> Option<u128> {
+    let max: u128 = max.trim().parse().ok()?;
+    let current: u128 = current.trim().parse().ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// What `ulimit -v` (RLIMIT_AS, in `/proc/self/limits`) leaves of the address space, less what
+/// the process has mapped already (`VmSize` in `/proc/self/status`).
+pub fn address_space_room(limits: &str, status: &str) -> Option<u128> {
+    let line = limits.lines().find(|line| line.starts_with("Max address space"))?;
+    // "Max address space   <soft>   <hard>   bytes": the soft limit is the one enforced.
+    let soft: u128 = line.trim_start_matches("Max address space").split_whitespace().next()?.parse().ok()?;
+    let mapped_kib: u128 =
+        status.lines().find(|line| line.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(soft.saturating_sub(mapped_kib * 1024))
+}
+
 /// Checks that `count` items of `item_bytes` bytes each, for `what` (e.g. "a
-/// batch of 10000 points"), fit in the memory available, or at least in an
-/// address space where that is unknown.
+/// batch of 10000 points"), fit in what this process may allocate
+/// ([`allowance_bytes`]), or at least in an address space where that is unknown.
 pub fn check_allocation(what: &str, count: u128, item_bytes: u128) -> Result<()> {
     let needed = count.saturating_mul(item_bytes);
-    let limit = available_bytes().unwrap_or(u128::MAX).min(isize::MAX as u128);
+    let limit = allowance_bytes().unwrap_or(u128::MAX).min(isize::MAX as u128);
     if needed > limit {
         return Err(DataError::TooLarge {
             what: what.to_owned(),
@@ -57,6 +90,20 @@ mod tests {
         let message = error.to_string();
         assert!(message.starts_with("a batch of 10^18 points needs 12.0 EB"), "{message}");
         assert!(check_allocation("overflow", u128::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn process_limits_are_read_from_their_files() {
+        assert_eq!(cgroup_room("max\n", "123\n"), None);
+        assert_eq!(cgroup_room("1000\n", "300\n"), Some(700));
+        assert_eq!(cgroup_room("1000\n", "3000\n"), Some(0));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max address space         3072000000           unlimited            bytes     \n";
+        let status = "Name:\tflowmatch\nVmPeak:\t 2000000 kB\nVmSize:\t 1000000 kB\n";
+        assert_eq!(address_space_room(limits, status), Some(3_072_000_000 - 1_024_000_000));
+        let unlimited = limits.replace("3072000000          ", "unlimited           ");
+        assert_eq!(address_space_room(&unlimited, status), None);
     }
 
     #[test]

@@ -826,6 +826,15 @@ fn sizes_too_large_for_this_machine_are_refused_before_allocating() {
         1,
         "an animation of 100001 frames",
     );
+    // Under `ulimit -v` the check counts what the address-space limit leaves, not the free memory.
+    let script = format!(
+        "ulimit -v 4000000; exec '{}' sample --model '{model}' --n 100000000 --out '{out}'",
+        env!("CARGO_BIN_EXE_flowmatch")
+    );
+    let limited = Command::new("sh").args(["-c", &script]).output().expect("sh runs");
+    let message = stderr(&limited);
+    assert_eq!(limited.status.code(), Some(1), "{message}");
+    assert!(message.contains("sampling 100000000 points") && message.contains("needs"), "{message}");
     // eval's and plot's --n, and a trajectory's recorded states, go through the same check.
     fails(&["eval", "--model", &model, "--n", "100000000000"], 1, "evaluating on 100000000000 points");
     let png = scratch.path("flow.png");
