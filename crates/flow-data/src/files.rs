@@ -91,6 +91,25 @@ pub fn check_output_path(path: &Path) -> Result<()> {
     check_writable(path)
 }
 
+/// A data file's size and FNV-1a hash, `"N bytes, fnv1a HEX"`: recorded with a run, so that
+/// resuming on a file whose contents changed is refused.
+pub fn fingerprint(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(io_error(path))?;
+    let (mut hash, mut length, mut buffer) = (0xcbf2_9ce4_8422_2325u64, 0u64, vec![0u8; 1 << 16]);
+    loop {
+        let read = file.read(&mut buffer).map_err(io_error(path))?;
+        if read == 0 {
+            break;
+        }
+        length += read as u64;
+        for &byte in &buffer[..read] {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Ok(format!("{length} bytes, fnv1a {hash:016x}"))
+}
+
 /// Refuses an output that is one of the command's inputs (the same file, through links too), so
 /// that writing it cannot destroy what was to be read.
 pub fn check_not_an_input(out: &Path, inputs: &[&Path]) -> Result<()> {

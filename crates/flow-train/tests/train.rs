@@ -1417,6 +1417,7 @@ fn a_run_spec_round_trips_through_its_record_and_decides_what_a_resume_may_chang
             coupling: Coupling::Sinkhorn(0.1),
             ot_batch: 512,
             conditions: vec!["label".into()],
+            data_files: vec!["200 bytes, fnv1a 0123456789abcdef".into()],
         },
         model: Some(ModelConfig::default()),
         recipe: Recipe::Tuned,

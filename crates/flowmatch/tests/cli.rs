@@ -1046,6 +1046,15 @@ fn resume_refuses_changed_settings_and_the_other_command() {
     let other_path =
         ["train", "--target", "spiral", "--path", "cosine", "--steps", "40", "--resume", "--out", &copy];
     fails(&other_path, 1, "trained with path linear, not cosine");
+    // A data file whose contents changed since the run began is not trained on silently.
+    let data = scratch.path("points.csv");
+    succeeds(&["data", "--name", "moons", "--n", "300", "--out", &data]);
+    train_small(&scratch, "on-data", &["--data", &data]);
+    succeeds(&["data", "--name", "spiral", "--n", "300", "--out", &data]);
+    let on_data = scratch.path("on-data");
+    let changed =
+        ["train", "--data", &data, "--steps", "40", "--batch-size", "64", "--resume", "--out", &on_data];
+    fails(&changed, 1, "different data_files");
     // Shorter than the steps already taken: refused, the run and its record as they were.
     let record = std::fs::read(scratch.path("run/run.json")).expect("run record");
     let shorter =

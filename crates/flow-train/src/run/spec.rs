@@ -13,13 +13,16 @@ use crate::{Coupling, PairMode, Recipe, Result, TrainConfig, TrainError};
 #[allow(missing_docs)]
 pub enum Pairs {
     /// Flow matching from `source` to `target` (as the header labels them), coupled by
-    /// `coupling` in plans of `ot_batch` rows, each target with the conditions `conditions`.
+    /// `coupling` in plans of `ot_batch` rows, each target with the conditions `conditions`;
+    /// `data_files`: each data file's fingerprint (`flow_data::files::fingerprint`), so that
+    /// a resume on a changed file is refused (empty in records from before it existed).
     FlowMatching {
         source: String,
         target: String,
         coupling: Coupling,
         ot_batch: usize,
         conditions: Vec<String>,
+        data_files: Vec<String>,
     },
     /// Reflow of the model in `teacher`: its `solver` × `steps` integrations, `rounds` rounds,
     /// each student starting from its teacher's weights when `from_teacher`.
@@ -68,7 +71,10 @@ impl RunSpec {
             settings["model"] = json!(model);
         }
         match &self.pairs {
-            Pairs::FlowMatching { source, target, coupling, ot_batch, conditions } => {
+            Pairs::FlowMatching { source, target, coupling, ot_batch, conditions, data_files } => {
+                if !data_files.is_empty() {
+                    settings["data_files"] = json!(data_files);
+                }
                 settings["source"] = json!(source);
                 settings["target"] = json!(target);
                 if *coupling != Coupling::Independent {
@@ -125,6 +131,10 @@ impl RunSpec {
                     Some(list) => serde_json::from_value(list.clone()).map_err(|_| bad("conditions"))?,
                     None => Vec::new(),
                 },
+                data_files: match settings.get("data_files") {
+                    Some(list) => serde_json::from_value(list.clone()).map_err(|_| bad("data_files"))?,
+                    None => Vec::new(),
+                },
             },
             "reflow" => Pairs::Reflow {
                 teacher: PathBuf::from(text(settings, "teacher")?),
@@ -143,6 +153,15 @@ impl RunSpec {
     /// often it saves and which code computes the same steps.
     fn with_resumable_settings_of(&self, now: &RunSpec) -> RunSpec {
         let mut spec = self.clone();
+        // A record from before data files were fingerprinted cannot say whether they changed.
+        if let (
+            Pairs::FlowMatching { data_files: earlier, .. },
+            Pairs::FlowMatching { data_files: current, .. },
+        ) = (&mut spec.pairs, &now.pairs)
+            && earlier.is_empty()
+        {
+            earlier.clone_from(current);
+        }
         spec.training.steps = now.training.steps;
         spec.training.checkpoint_every = now.training.checkpoint_every;
         spec.backend = now.backend;

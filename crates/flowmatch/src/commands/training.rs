@@ -175,6 +175,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
             } else {
                 Vec::new()
             },
+            data_files: [args.source_data.as_deref(), args.target.data.as_deref()]
+                .into_iter()
+                .flatten()
+                .map(flow_data::files::fingerprint)
+                .collect::<std::result::Result<_, _>>()?,
         },
         model: Some(model),
         recipe: optimiser.recipe,
