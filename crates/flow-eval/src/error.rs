@@ -20,4 +20,9 @@ pub enum EvalError {
     Draws { given: usize, draws: usize },
     #[error("point {row} is not finite (NaN or infinite)")]
     NonFinite { row: usize },
+    /// A finite point whose integration back to the source overflowed.
+    #[error(
+        "point {row} is finite, but its integration back to the source overflowed (NaN): it lies too far out for this model"
+    )]
+    Overflowed { row: usize },
 }

@@ -123,7 +123,7 @@ pub fn log_density(
         }
     }
     if let Some(row) = log_prob.iter().position(|v| v.is_nan()) {
-        return Err(EvalError::NonFinite { row: row + 1 });
+        return Err(EvalError::Overflowed { row: row + 1 });
     }
     let standard_error = (columns > 1).then_some(standard_error);
     Ok(LogDensities { log_prob, standard_error, latents, nfe: solution.nfe })

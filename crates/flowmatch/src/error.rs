@@ -88,7 +88,7 @@ impl From<flow_eval::EvalError> for CliError {
             Data(inner) => inner.into(),
             Ode(inner) => inner.into(),
             Metrics(inner) => inner.into(),
-            NoDensity(_) | Dimension { .. } | NonFinite { .. } | Draws { .. } => {
+            NoDensity(_) | Dimension { .. } | NonFinite { .. } | Overflowed { .. } | Draws { .. } => {
                 CliError::Runtime(error.to_string())
             }
         }
