@@ -376,16 +376,23 @@ const MAX_CLASSES: usize = 65_535;
 
 /// A `.npy` of one finite value per point (`rows` of them, 1-D or `rows × 1`).
 fn read_condition_npy(path: &Path, rows: usize) -> Result<Vec<f32>> {
-    let values = crate::files::read_points(path).or_else(|first| {
-        crate::files::read_vector(path).map(|v| v.insert_axis(Axis(1))).map_err(|_| first)
-    })?;
+    // A 2-D file's own faults (a NaN, a truncated body) are its; one that is not 2-D is read
+    // as the 1-D vector it most likely is, with that reader's faults.
+    let values = match crate::files::read_points(path) {
+        Ok(values) => values,
+        Err(DataError::Npy { .. }) => crate::files::read_vector(path)?.insert_axis(Axis(1)),
+        Err(other) => return Err(other),
+    };
     if values.ncols() != 1 || values.nrows() != rows {
-        return Err(DataError::Condition(format!(
-            "{}: holds {} × {} values, expected one per point ({rows})",
-            path.display(),
-            values.nrows(),
-            values.ncols()
-        )));
+        // What the file holds is a fault of the file, found while running: not a usage mistake.
+        return Err(DataError::Npy {
+            path: path.to_owned(),
+            message: format!(
+                "holds {} × {} values, expected one per point ({rows})",
+                values.nrows(),
+                values.ncols()
+            ),
+        });
     }
     Ok(values.into_raw_vec_and_offset().0)
 }

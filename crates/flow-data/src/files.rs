@@ -228,21 +228,22 @@ pub fn read_points_taking(path: &Path, names: &[&str]) -> Result<(Array2<f32>, V
     Ok((table.select(ndarray::Axis(1), &kept), taken))
 }
 
-/// Reads a 1-D `.npy` of f32 or f64 values, each finite.
+/// Reads a 1-D `.npy` of f32, f64, i32 or i64 values (labels are often integers), each finite.
 pub fn read_vector(path: &Path) -> Result<ndarray::Array1<f32>> {
     if format_of(path)? != Format::Npy {
         return Err(DataError::Extension { path: path.to_owned() });
     }
-    check_npy_size(path)?;
+    check_npy_size(path, true)?;
     let open = || File::open(path).map_err(io_error(path));
     let values = match ndarray::Array1::<f32>::read_npy(open()?) {
         Ok(values) => values,
         Err(error) => {
-            ndarray::Array1::<f64>::read_npy(open()?).map(|v| v.mapv(|x| x as f32)).map_err(|_| {
-                DataError::Npy {
-                    path: path.to_owned(),
-                    message: format!("expected a 1-D or 2-D array ({error})"),
-                }
+            let wider = ndarray::Array1::<f64>::read_npy(open()?).map(|v| v.mapv(|x| x as f32)).ok();
+            let long = || ndarray::Array1::<i64>::read_npy(open().ok()?).ok().map(|v| v.mapv(|x| x as f32));
+            let int = || ndarray::Array1::<i32>::read_npy(open().ok()?).ok().map(|v| v.mapv(|x| x as f32));
+            wider.or_else(long).or_else(int).ok_or_else(|| DataError::Npy {
+                path: path.to_owned(),
+                message: format!("expected a 1-D or 2-D array ({error})"),
             })?
         }
     };
@@ -323,7 +324,7 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Array2<f32>> {
 
 /// Compares the data size a `.npy` header claims with the bytes the file
 /// holds, before the reader allocates what the header asks for.
-fn check_npy_size(path: &Path) -> Result<()> {
+fn check_npy_size(path: &Path, integers: bool) -> Result<()> {
     use std::io::Read;
     let npy_error = |message: String| DataError::Npy { path: path.to_owned(), message };
     let mut file = File::open(path).map_err(io_error(path))?;
@@ -350,9 +351,11 @@ fn check_npy_size(path: &Path) -> Result<()> {
     // here, before its size could be mistaken for a truncated file.
     let descr =
         text.split("'descr':").nth(1).and_then(|rest| rest.split('\'').nth(1)).unwrap_or_default().to_owned();
-    if !(descr.ends_with("f4") || descr.ends_with("f8")) {
+    let integer = integers && ["i4", "i8"].iter().any(|t| descr.ends_with(t));
+    if !(descr.ends_with("f4") || descr.ends_with("f8") || integer) {
+        let expected = if integers { "float32, float64, int32 or int64" } else { "float32 or float64" };
         return Err(npy_error(format!(
-            "unsupported element type `{descr}` (NumPy's dtype string): expected float32 or float64 \
+            "unsupported element type `{descr}` (NumPy's dtype string): expected {expected} \
              (convert with `array.astype('float32')`)"
         )));
     }
@@ -369,7 +372,7 @@ fn check_npy_size(path: &Path) -> Result<()> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let item_bytes: u128 = if text.contains("f8") { 8 } else { 4 };
+    let item_bytes: u128 = if descr.ends_with('8') { 8 } else { 4 };
     let claimed = shape.iter().fold(1u128, |total, &n| total.saturating_mul(n)).saturating_mul(item_bytes);
     let held = file_len - header_start - header_len;
     if claimed > held {
@@ -396,7 +399,7 @@ fn check_finite(path: &Path, value: f64, line: usize, column: usize) -> Result<(
 }
 
 fn read_npy(path: &Path) -> Result<Array2<f32>> {
-    check_npy_size(path)?;
+    check_npy_size(path, false)?;
     let open = || File::open(path).map_err(io_error(path));
     let points = match Array2::<f32>::read_npy(open()?) {
         Ok(points) => points,

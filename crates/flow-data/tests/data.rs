@@ -688,7 +688,26 @@ mod conditions {
             &csv,
             &[ConditionSpec::Column { name: short.display().to_string(), label: false }],
         );
-        assert!(matches!(wrong, Err(DataError::Condition(m)) if m.contains("expected one per point (3)")));
+        // A file that does not fit the data is a fault of the file (run time), not of the flags.
+        assert!(
+            matches!(wrong, Err(DataError::Npy { message, .. }) if message.contains("expected one per point (3)"))
+        );
+        // A NaN in a condition file is named as one, not as a shape or type mistake.
+        let nan_condition = ConditionedTarget::from_file(
+            &csv,
+            &[ConditionSpec::Column { name: nan.display().to_string(), label: false }],
+        );
+        let message = nan_condition.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("line 2, column 1: NaN is not finite"), "{message}");
+        // Integer labels, as NumPy writes them by default, are read.
+        let labels = dir.join("labels.npy");
+        ndarray_npy::write_npy(&labels, &ndarray::arr1(&[2i64, 0, 1])).expect("npy");
+        let labelled = ConditionedTarget::from_file(
+            &csv,
+            &[ConditionSpec::Column { name: labels.display().to_string(), label: true }],
+        )
+        .expect("int64 labels");
+        assert_eq!(labelled.shape(), ConditionShape { classes: 3, values: 0 });
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
