@@ -705,6 +705,21 @@ fn conditional_models_train_sample_and_plot_and_bad_conditions_are_named() {
     let header = String::from_utf8_lossy(&header[..4096.min(header.len())]).into_owned();
     assert!(header.contains(r#"\"condition\":{\"classes\":8,\"values\":0}"#), "{header}");
     assert!(header.contains(r#""conditions":"[\"label\"]""#), "{header}");
+    assert!(header.contains(r#""condition_dropout":"0.3""#), "{header}");
+    // Without condition dropout the null condition never trained: what needs it is refused.
+    let no_null = train_small(
+        &scratch,
+        "no-null",
+        &["--target", "8gaussians", "--condition", "label", "--condition-dropout", "0"],
+    );
+    let out = scratch.path("x.csv");
+    fails(&["sample", "--model", &no_null, "--out", &out], 2, "never trained");
+    fails(
+        &["sample", "--model", &no_null, "--condition", "1", "--guidance", "2", "--out", &out],
+        2,
+        "never trained",
+    );
+    succeeds(&["sample", "--model", &no_null, "--condition", "1", "--n", "20", "--out", &out]);
     let out = scratch.path("class3.csv");
     succeeds(&[
         "sample",

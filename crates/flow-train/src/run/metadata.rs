@@ -85,6 +85,9 @@ pub struct RunMetadata {
     /// The probability path the network was trained on (absent from the
     /// header: the line, as every checkpoint before the entry existed).
     pub path: AffinePath,
+    /// A conditional model's condition dropout: 0 means its null condition never trained, so
+    /// guidance and unconditional samples cannot work (absent: unknown, as before the entry).
+    pub condition_dropout: Option<f64>,
 }
 
 impl Default for RunMetadata {
@@ -98,6 +101,7 @@ impl Default for RunMetadata {
             reflow_round: None,
             conditions: Vec::new(),
             path: AffinePath::LINE,
+            condition_dropout: None,
         }
     }
 }
@@ -133,7 +137,8 @@ impl RunMetadata {
     }
 
     /// The header entries (`kind`, `source`, `target`, `teacher`, `step`, `reflow_round`,
-    /// `conditions`, and `path` / `path_sigma` for a path other than the line).
+    /// `conditions` and `condition_dropout` for a conditional model, and `path` / `path_sigma`
+    /// for a path other than the line).
     pub fn to_header(&self) -> BTreeMap<String, String> {
         let mut header = BTreeMap::new();
         if let Some(kind) = self.kind {
@@ -153,6 +158,9 @@ impl RunMetadata {
         if !self.conditions.is_empty() {
             let specs: Vec<String> = self.conditions.iter().map(ToString::to_string).collect();
             header.insert("conditions".to_owned(), serde_json::Value::from(specs).to_string());
+        }
+        if let Some(dropout) = self.condition_dropout {
+            header.insert("condition_dropout".to_owned(), dropout.to_string());
         }
         // Only off the line, so the line's checkpoints keep the bytes they always had.
         if self.path != AffinePath::LINE {
@@ -207,6 +215,13 @@ impl RunMetadata {
             teacher: header.get("teacher").map(PathBuf::from),
             step: number(header, "step")?,
             reflow_round: number(header, "reflow_round")?,
+            condition_dropout: match header.get("condition_dropout") {
+                Some(text) => Some(
+                    text.parse()
+                        .map_err(|_| bad_entry("condition_dropout", format!("`{text}` is not a number")))?,
+                ),
+                None => None,
+            },
             conditions: match header.get("conditions") {
                 None => Vec::new(),
                 Some(text) => serde_json::from_str::<Vec<String>>(text)

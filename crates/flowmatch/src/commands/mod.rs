@@ -7,7 +7,7 @@ mod training;
 use std::path::Path;
 
 use flow_data::{ConditionSpec, ConditionedTarget, PointSource, files};
-use flow_model::{Guide, Runtime, VelocityNet};
+use flow_model::{Guide, Runtime};
 use flow_ode::Solver;
 use flow_train::{PointsRef, TrainedModel};
 use tch::Device;
@@ -76,7 +76,19 @@ pub fn conditioned_target(args: &TargetArgs, specs: &[ConditionSpec]) -> Result<
 
 /// The guide `--condition` and `--guidance` ask for, for `rows` points of `net`
 /// (`None`: no condition given, the model's unconditional velocity).
-pub fn guide(net: &VelocityNet, args: &GuidanceArgs, rows: usize) -> Result<Option<Guide>> {
+pub fn guide(model: &TrainedModel, args: &GuidanceArgs, rows: usize) -> Result<Option<Guide>> {
+    let net = &model.net;
+    // A model trained without condition dropout has an untrained null condition, which an
+    // unconditional sample and any guidance weight but 1 rely on.
+    let untrained_null = !net.config().condition.is_none() && model.metadata.condition_dropout == Some(0.0);
+    if untrained_null && (args.condition.is_none() || args.guidance != 1.0) {
+        let asked =
+            if args.condition.is_none() { "an unconditional sample" } else { "--guidance other than 1" };
+        return Err(CliError::usage(format!(
+            "{asked} needs the null condition, which this model never trained (--condition-dropout 0); \
+             give --condition with --guidance 1, or retrain with --condition-dropout above 0"
+        )));
+    }
     let Some(text) = &args.condition else { return Ok(None) };
     let shape = net.config().condition;
     if shape.is_none() {

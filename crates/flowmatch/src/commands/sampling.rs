@@ -56,7 +56,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
     }
     let solver = solver(&args.solver)?;
-    let solved = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
+    let solved = match guide(&checkpoint, &args.guidance, start.nrows())? {
         Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
         None => model.integrate(&start, &grid, solver, record)?,
     };
@@ -230,7 +230,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 eprintln!("wrote {}", args.out.display());
                 return Ok(());
             }
-            let solved: PointsSolution = match guide(&checkpoint.net, &args.guidance, start.nrows())? {
+            let solved: PointsSolution = match guide(&checkpoint, &args.guidance, start.nrows())? {
                 Some(guide) => {
                     model.integrate_guided(&start, &guide, &grid, solver(&args.solver)?, record)?
                 }

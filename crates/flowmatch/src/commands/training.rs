@@ -148,6 +148,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let metadata = RunMetadata {
         conditions: args.conditions.clone(),
+        condition_dropout: conditional.then_some(config.condition_dropout),
         path,
         ..RunMetadata::flow_matching(source_ref, target_ref(&args.target))
     };
