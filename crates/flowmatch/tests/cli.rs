@@ -786,6 +786,8 @@ fn conditional_models_train_sample_and_plot_and_bad_conditions_are_named() {
         2,
         "label 2 is not one of 0 … 1",
     );
+    // eval finds the recorded data again without its condition column (#31).
+    succeeds(&["eval", "--model", &from_csv, "--n", "20"]);
     fails(
         &["reflow", "--teacher", &model, "--steps", "5", "--out", &scratch.path("reflow")],
         2,

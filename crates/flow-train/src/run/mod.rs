@@ -66,9 +66,14 @@ impl TrainedModel {
         self.metadata.source_points(self.net.config().dim)
     }
 
-    /// The distribution it learned, when the header names one that is still there.
+    /// The distribution it learned, when the header names one that is still there: for a
+    /// data file whose columns held conditions, the coordinates without them.
     pub fn target(&self) -> Result<Option<flow_data::PointSource>> {
         match &self.metadata.target {
+            Some(PointsRef::File(path)) if path.is_file() && !self.metadata.conditions.is_empty() => {
+                let conditioned = flow_data::ConditionedTarget::from_file(path, &self.metadata.conditions)?;
+                Ok(Some(conditioned.points))
+            }
             Some(target) => target.points(self.net.config().dim),
             None => Ok(None),
         }
