@@ -18,8 +18,8 @@ pub use charts::{QualitySeries, loss_curve, quality_chart, warp_frame};
 pub use encode::{save_gif, save_png, side_by_side, stacked};
 pub use error::{Result, VizError};
 pub use scatter::{
-    PLOT_RANGE, PLOT_SIZE, density_cells, density_grid, density_map, scatter, scatter_shaded, scatter_within,
-    square_canvas_size, trajectories, trajectories_within, vector_field,
+    PLOT_RANGE, PLOT_SIZE, density_cells, density_grid, density_map, fitting_range, scatter, scatter_shaded,
+    scatter_within, square_canvas_size, trajectories, trajectories_within, vector_field,
 };
 
 pub use image::RgbImage;

@@ -92,6 +92,25 @@ pub fn scatter(points: &Array2<f32>, title: &str) -> Result<RgbImage> {
     scatter_within(points, title, PLOT_RANGE)
 }
 
+/// A square window [−r, r]² that shows `points`: the post's [−π, π]² unless the points
+/// reach further, then the 99.5 % quantile of their largest coordinate with a 10 % margin (a
+/// few outliers do not shrink everything else to a dot).
+pub fn fitting_range(points: &[&Array2<f32>]) -> f64 {
+    let mut extents: Vec<f64> = points
+        .iter()
+        .flat_map(|p| {
+            p.rows().into_iter().map(|row| row.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs())))
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    if extents.is_empty() {
+        return PLOT_RANGE;
+    }
+    extents.sort_by(f64::total_cmp);
+    let quantile = extents[((extents.len() - 1) as f64 * 0.995).round() as usize];
+    PLOT_RANGE.max(1.1 * quantile)
+}
+
 /// [`scatter`] over [−range, range]² (data sets larger than the post's spiral).
 pub fn scatter_within(points: &Array2<f32>, title: &str, range: f64) -> Result<RgbImage> {
     scatter_coloured(points, |_| RED, title, range)

@@ -83,3 +83,28 @@ fn plots_refuse_what_they_cannot_draw() {
     assert!(save_gif(std::path::Path::new("/tmp/none.gif"), &[], 5).is_err());
     assert!(!std::path::Path::new("/tmp/none.gif").exists());
 }
+
+#[test]
+fn a_plot_window_fits_the_data_it_shows() {
+    use flow_viz::{PLOT_RANGE, fitting_range};
+    // Data well inside the post's window keep it; the post's spiral (radius 3 plus noise) gets
+    // a little more room than π.
+    let small = gaussian(2000, 2, 0.5, &mut seeded_rng(3));
+    assert_eq!(fitting_range(&[&small]), PLOT_RANGE);
+    let post = spiral(2000, 1.0, &mut seeded_rng(1));
+    assert!((PLOT_RANGE..3.6).contains(&fitting_range(&[&post])), "{}", fitting_range(&[&post]));
+    // Data five times as wide widen it to their 99.5 % extent plus a margin.
+    let wide = gaussian(4000, 2, 5.0, &mut seeded_rng(2));
+    let range = fitting_range(&[&wide]);
+    let outside = wide.rows().into_iter().filter(|r| r.iter().any(|v| f64::from(v.abs()) > range)).count();
+    assert!(range > 12.0 && outside <= 20, "range {range}, {outside} of 4000 points outside");
+    // A handful of far outliers do not decide the window.
+    let mut stray = wide.clone();
+    for i in 0..5 {
+        stray[[i, 0]] = 1e6;
+    }
+    assert!(fitting_range(&[&stray]) < 30.0);
+    // Several panels share one window: the widest decides.
+    assert_eq!(fitting_range(&[&post, &wide]), fitting_range(&[&wide, &post]));
+    assert!(fitting_range(&[&post, &wide]) > 0.9 * range);
+}

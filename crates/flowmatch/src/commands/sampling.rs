@@ -198,7 +198,15 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 return Err(CliError::usage("an animation needs --model; a point file plots as .png"));
             }
             let points = files::read_points(input)?;
-            let image = flow_viz::scatter(&points, &input.display().to_string())?;
+            if points.ncols() != 2 {
+                return Err(CliError::runtime(format!(
+                    "plots need 2-D points; {} holds {}-dimensional ones",
+                    input.display(),
+                    points.ncols()
+                )));
+            }
+            let range = flow_viz::fitting_range(&[&points]);
+            let image = flow_viz::scatter_within(&points, &input.display().to_string(), range)?;
             flow_viz::save_png(&args.out, &image)?;
         }
         (Some(model), None) => {
@@ -236,12 +244,23 @@ pub fn plot(args: PlotArgs) -> Result<()> {
                 }
                 None => model.integrate(&start, &grid, solver(&args.solver)?, record)?,
             };
+            // One window for every frame: the start and the end, whichever reaches further.
+            let range = flow_viz::fitting_range(&[&start, &solved.points]);
             if kind == "gif" {
-                let frames = animation_frames(&solved.trajectory, "")?;
+                let frames = solved
+                    .trajectory
+                    .iter()
+                    .map(|(t, x)| flow_viz::scatter_within(x, &format!("t = {t:.2}"), range))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 flow_viz::save_gif(&args.out, &frames, 5)?;
             } else {
-                let title = format!("{} × {}", args.solver.solver, args.solver.steps);
-                flow_viz::save_png(&args.out, &flow_viz::scatter(&solved.points, &title)?)?;
+                let title = match &args.guidance.condition {
+                    Some(condition) => {
+                        format!("condition {condition}, {} × {}", args.solver.solver, args.solver.steps)
+                    }
+                    None => format!("{} × {}", args.solver.solver, args.solver.steps),
+                };
+                flow_viz::save_png(&args.out, &flow_viz::scatter_within(&solved.points, &title, range)?)?;
             }
         }
         _ => return Err(CliError::usage("say what to plot: --model FILE or --input FILE")),
