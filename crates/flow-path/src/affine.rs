@@ -68,9 +68,9 @@ impl std::fmt::Display for PathName {
 /// a Gaussian target reached from the standard Gaussian ([`AffinePath::gaussian_marginal`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GaussianMarginal {
-    /// E[x_t].
+    /// The mean of x_t.
     pub mean: f64,
-    /// Var[x_t].
+    /// The variance of x_t.
     pub variance: f64,
     /// ∂v/∂x: half the variance's rate of change over the variance.
     pub slope: f64,
@@ -203,7 +203,7 @@ impl AffinePath {
     /// x_t = σ_t x₀ + α_t x₁ + s_t ε is a sum of independent Gaussians: its mean is α_t μ and
     /// its variance V_t = σ_t² + α_t² v + s_t². Its target u = σ̇_t x₀ + α̇_t x₁ + ṡ_t ε is
     /// jointly Gaussian with it, so the marginal velocity E[u | x_t = x] is the linear
-    /// regression E[u] + Cov(u, x_t)/V_t · (x − α_t μ), with E[u] = α̇_t μ and
+    /// regression E(u) + Cov(u, x_t)/V_t · (x − α_t μ), with E(u) = α̇_t μ and
     /// Cov(u, x_t) = σ̇_t σ_t + α̇_t α_t v + ṡ_t s_t = V̇_t / 2.
     pub fn gaussian_marginal(&self, t: f64, mean: f64, variance: f64) -> GaussianMarginal {
         let c = self.scheduler.at(t);

@@ -334,7 +334,7 @@ pub struct SampleArgs {
     pub guidance: GuidanceArgs,
     /// Follow another scheduler's paths than the model was trained on (flow_matching's
     /// ScheduleTransformedModel): the same source and data marginals, other paths between, e.g.
-    /// a cosine-trained model on straight lines. linear, cosine, vp[:BMIN,BMAX] or polynomial:N;
+    /// a cosine-trained model on straight lines. linear, cosine, vp, vp:BMIN,BMAX or polynomial:N;
     /// the model's own path must be one of them, without noise [default: the model's own].
     #[arg(long, value_name = "SCHEDULER")]
     pub path: Option<flow_path::Scheduler>,

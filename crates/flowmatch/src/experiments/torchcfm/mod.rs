@@ -1,5 +1,5 @@
 //! `flowmatch reproduce --experiment torchcfm-2d`: Tong et al.'s 2-D benchmark (TorchCFM, TMLR
-//! 2024, Table 2; again in [SF]2M, AISTATS 2024), their five methods and ours on their protocol.
+//! 2024, Table 2; again in \[SF\]2M, AISTATS 2024), their five methods and ours on their protocol.
 //!
 //! Their protocol, read from torchcfm's `runner/` (`configs/experiment/cfm.yaml`,
 //! `configs/model/{cfm,otcfm,fm,sbcfm}.yaml`, `src/datamodules/`, `src/models/cfm_module.py`,
@@ -192,7 +192,7 @@ impl Method {
         self.coupling() != Coupling::Independent || self.teacher().is_some_and(Method::plans)
     }
 
-    /// Published W2 and NPE (mean, std) per task, TorchCFM Table 2 and [SF]2M Table 2.
+    /// Published W2 and NPE (mean, std) per task, TorchCFM Table 2 and \[SF\]2M Table 2.
     pub fn published(self) -> [(Option<f64>, Option<f64>); 4] {
         match self {
             Method::OtCfm => [
