@@ -12,8 +12,17 @@ fn cargo() -> Result<Command, String> {
     if std::env::var_os("LIBTORCH_USE_PYTORCH").is_none() {
         command.env("LIBTORCH", &torch);
     }
+    // Cargo's progress line also in a pipe or a CI log, where it would otherwise stay silent
+    // for the minutes a first build takes (unless the user chose otherwise).
+    if std::env::var_os("CARGO_TERM_PROGRESS_WHEN").is_none() {
+        command.env("CARGO_TERM_PROGRESS_WHEN", "always").env("CARGO_TERM_PROGRESS_WIDTH", "100");
+    }
     Ok(command)
 }
+
+/// Said before a command that builds the release binary: the first build is long.
+const FIRST_BUILD: &str = "building flowmatch first (a first build compiles libtorch's C++ wrapper and \
+    every dependency: several minutes on 2 cores; later runs start in seconds)";
 
 fn run(mut command: Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");
@@ -120,6 +129,7 @@ fn on_path(program: &str) -> bool {
 }
 
 pub fn reproduce(extra: &[String]) -> Result<(), String> {
+    eprintln!("xtask: {FIRST_BUILD}");
     let mut command = cargo()?;
     command.args(["run", "--release", "--package", "flowmatch", "--", "reproduce"]).args(extra);
     run(command, "flowmatch reproduce")

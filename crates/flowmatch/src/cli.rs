@@ -46,7 +46,9 @@ pub enum Command {
         after_help = "Examples:\n  flowmatch sample --model runs/spiral/model.safetensors --n 2000 --out samples.csv\n  flowmatch sample --model m.safetensors --solver euler --steps 1 --out one-step.npy\n  flowmatch sample --model m.safetensors --reverse --input points.csv --out latents.csv\n  flowmatch sample --model m.safetensors --trajectory 10 --out paths.csv"
     )]
     Sample(SampleArgs),
-    /// Measure sample quality; prints JSON.
+    /// Measure sample quality against the target the checkpoint names (or --target / --data):
+    /// W2 and its noise floor, MMD, energy distance, straightness, and the NLL where the source
+    /// has a density; prints JSON.
     #[command(
         after_help = "Examples:\n  flowmatch eval --model runs/spiral/model.safetensors\n  flowmatch eval --model m.safetensors --data points.csv --solver euler --steps 1"
     )]
@@ -143,6 +145,7 @@ pub struct RuntimeArgs {
 pub struct DataArgs {
     #[arg(long, help = one_of::<Dataset>("Built-in distribution"))]
     pub name: Dataset,
+    /// Number of points to draw.
     #[arg(long, default_value_t = 1000, value_parser = positive())]
     pub n: usize,
     /// Dimension (the Gaussian only; the others are 2-D).
@@ -175,8 +178,10 @@ pub struct TrainArgs {
     /// Your own source points (.csv or .npy, checked as --data is): a flow from one data set to another.
     #[arg(long)]
     pub source_data: Option<PathBuf>,
+    /// Training steps (one minibatch each).
     #[arg(long, default_value_t = 10_000, value_parser = positive())]
     pub steps: usize,
+    /// Pairs per training step.
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
     #[arg(long, default_value = "independent", help = one_of::<Coupling>("How sources and targets are paired in a minibatch (ot: exact optimal transport, OT-CFM; sinkhorn[:EPS]: pairs drawn from the entropic plan, EPS 0.05 by default, relative to the mean squared distance over the batch's pairs; sinkhorn-abs:REG: the same with an absolute REG on squared distances, as POT and torchcfm take it (SB-CFM: REG = 2σ²); c2ot[:R]: condition-aware transport, C2OT: labels must match, continuous conditions weighted so a share R of pairings stays open, 0.05 by default)"))]
@@ -206,8 +211,10 @@ pub struct TrainArgs {
     /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none); for --path bridge, the bridge's σ.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
     pub sigma: f64,
+    /// Units per hidden layer of the velocity MLP.
     #[arg(long, default_value_t = 64, value_parser = positive())]
     pub hidden: usize,
+    /// Hidden layers of the velocity MLP.
     #[arg(long, default_value_t = 3, value_parser = positive())]
     pub layers: usize,
     #[arg(long, default_value = "gelu", help = one_of::<Activation>("Hidden-layer activation"))]
@@ -265,10 +272,13 @@ pub struct ReflowArgs {
     pub pairs: PairMode,
     #[arg(long, default_value = "rk4", help = one_of::<SolverKind>("The teacher's solver"))]
     pub teacher_solver: SolverKind,
+    /// Steps of the teacher's solver per pair.
     #[arg(long, default_value_t = 20, value_parser = positive())]
     pub teacher_steps: usize,
+    /// Training steps of each student (one minibatch each).
     #[arg(long, default_value_t = 1000, value_parser = positive())]
     pub steps: usize,
+    /// Pairs per training step.
     #[arg(long, default_value_t = 2048, value_parser = positive())]
     pub batch_size: usize,
     #[command(flatten)]
@@ -291,6 +301,7 @@ pub struct ReflowArgs {
     pub checkpoint_every: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Run directory of the student: model.safetensors, losses.csv, run.json.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -314,6 +325,7 @@ pub struct SolverArgs {
 
 #[derive(Args)]
 pub struct SampleArgs {
+    /// A trained model: the model.safetensors of a run directory.
     #[arg(long)]
     pub model: PathBuf,
     /// Number of samples (ignored with --input).
@@ -360,10 +372,12 @@ pub struct GuidanceArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
+    /// A trained model: the model.safetensors of a run directory.
     #[arg(long)]
     pub model: PathBuf,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Points per draw: generated samples, and target points they are compared with.
     #[arg(long, default_value_t = 2000, value_parser = positive())]
     pub n: usize,
     #[command(flatten)]
@@ -374,6 +388,7 @@ pub struct EvalArgs {
 
 #[derive(Args)]
 pub struct LogprobArgs {
+    /// A trained model: the model.safetensors of a run directory.
     #[arg(long)]
     pub model: PathBuf,
     /// Points to score: .csv or .npy, the model's dimension.
@@ -410,6 +425,7 @@ pub struct PlotArgs {
     /// A point file (2-D) to scatter-plot.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Points drawn and carried by the model.
     #[arg(long, default_value_t = 1000, value_parser = positive())]
     pub n: usize,
     #[command(flatten)]

@@ -69,10 +69,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         solved.points
     };
     eprintln!(
-        "wrote {} rows to {} ({} velocity evaluations per point)",
+        "wrote {} rows to {} ({} velocity evaluation{} per point)",
         table.nrows(),
         args.out.display(),
-        solved.nfe
+        solved.nfe,
+        if solved.nfe == 1 { "" } else { "s" }
     );
     Ok(())
 }
