@@ -1,8 +1,9 @@
 //! Signals: Ctrl-C, SIGTERM and SIGHUP stop training at a checkpoint and end other commands without a half-written file; a file-size limit is an error, not a kill.
 //!
 //! One handler serves the whole process (the `ctrlc` crate takes one). Training loops poll
-//! [`interrupt_flag`] and stop cleanly; any other command is ended by the handler itself,
-//! after it has removed the temporary files being written (the outputs stay as they were).
+//! [`interrupt_flag`] and stop cleanly, or at once on a second signal; any other command is
+//! ended by the handler itself, after it has removed the temporary files being written (the
+//! outputs stay as they were).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -20,10 +21,17 @@ fn stop() -> &'static Arc<AtomicBool> {
 pub fn install() {
     let flag = stop().clone();
     let _ = ctrlc::set_handler(move || {
-        flag.store(true, Ordering::SeqCst);
+        let again = flag.swap(true, Ordering::SeqCst);
         if !POLLED.load(Ordering::SeqCst) {
             flow_data::files::remove_files_being_written();
             eprintln!("flowmatch: interrupted by a signal; no output was written");
+            std::process::exit(1);
+        }
+        // A second signal does not wait for the step in progress (a transport plan of many
+        // thousand points can take minutes): the last checkpoint is what the run keeps.
+        if again {
+            flow_data::files::remove_files_being_written();
+            eprintln!("flowmatch: stopped by a second signal; the run keeps its last checkpoint");
             std::process::exit(1);
         }
     });

@@ -414,6 +414,36 @@ fn signals_and_file_size_limits_leave_no_half_written_output() {
     scratch.assert_no_temp_files();
 }
 
+/// A step that cannot end soon (a transport plan of 8 000 points) is not waited for twice: the
+/// first SIGTERM asks for a stop at the next checkpoint, the second ends the run at once.
+#[test]
+fn a_second_signal_does_not_wait_for_a_long_step() {
+    let scratch = Scratch::new("second-signal");
+    let run = scratch.path("run");
+    let args =
+        ["train", "--target", "moons", "--coupling", "sinkhorn", "--batch-size", "8000", "--steps", "5"];
+    let child = Command::new(env!("CARGO_BIN_EXE_flowmatch"))
+        .args(args)
+        .args(["--device", "cpu", "--out", &run])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Well inside the first plan (tens of seconds of Sinkhorn iterations on 64 million costs).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pid = child.id().to_string();
+    let kill = || assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    kill();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    kill();
+    let output = child.wait_with_output().expect("exits");
+    let message = stderr(&output);
+    assert!(second.elapsed() < std::time::Duration::from_secs(5), "waited {:?}: {message}", second.elapsed());
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("second signal"), "{message}");
+    scratch.assert_no_temp_files();
+}
+
 #[test]
 fn sigterm_and_sighup_stop_a_run_as_ctrl_c_does() {
     // What a scheduler sends, and what a closed terminal sends.
