@@ -250,5 +250,14 @@ mod likelihood {
             log_density(&model, Dataset::Spiral, &x, rk4, Divergence::Exact),
             Err(EvalError::NoDensity("spiral"))
         ));
+        // Weights of 1e30: finite input points overflow on the way back, and are said to.
+        let huge = net.with_parameters(&(net.flat_parameters() * 1e30)).expect("same shape");
+        let model = Integrator::new(&huge, runtime()).expect("integrates");
+        let outcome = log_density(&model, Dataset::Gaussian, &points(5, 1), rk4, Divergence::Exact);
+        let message = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("is finite, but its integration back to the source overflowed"),
+            "{message}"
+        );
     }
 }
