@@ -238,6 +238,13 @@ fn user_data_of_any_dimension_trains_and_evaluates() {
     let model = train_small(&scratch, "run", &["--data", &data]);
     let output = succeeds(&["eval", "--model", &model, "--data", &data, "--n", "50"]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("\"w2\""));
+    // Without --data, eval says it compares with the training points themselves.
+    let output = succeeds(&["eval", "--model", &model, "--n", "50"]);
+    let json = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        json.contains("the points the model trained on") && json.contains("\"floor_draws\": 4"),
+        "{json}"
+    );
     fails(&["plot", "--model", &model, "--out", &scratch.path("x.png")], 1, "plots need 2-D data");
 }
 

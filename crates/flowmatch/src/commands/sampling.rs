@@ -97,11 +97,17 @@ fn schedule_change(
 /// unbiased estimate divides by n(n − 1)).
 const EVAL_MIN_POINTS: usize = 10;
 
-/// What `eval` prints: the quality fields, then the likelihood of fresh target points.
+/// What `eval` prints: the quality fields, what they were measured against, then the
+/// likelihood of target points.
 #[derive(serde::Serialize)]
 struct EvalReport {
     #[serde(flatten)]
     quality: flow_eval::Quality,
+    /// What the samples were compared with: a built-in set's fresh draws, or a data file's
+    /// points resampled (the model's own training points unless the file is held out).
+    reference: String,
+    /// Independent draws averaged into the W2 noise floor (the W2 itself is one draw).
+    floor_draws: usize,
     /// `null` when the model's source has no closed-form density.
     nll: Option<likelihood::Nll>,
 }
@@ -118,6 +124,16 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let dim = checkpoint.net.config().dim;
     // The probe's four source and four target draws, and a solver's states of each sample.
     check_points_budget("evaluating on", args.n, dim, 16)?;
+    let reference = match (&args.target.target, &args.target.data, &checkpoint.metadata.target) {
+        (Some(dataset), _, _) => format!("{dataset}: fresh draws"),
+        (None, Some(path), _) => format!("{}: its points resampled", path.display()),
+        (None, None, Some(flow_train::PointsRef::File(path))) => format!(
+            "{}: its points resampled, the points the model trained on (give --data HELDOUT for held-out ones)",
+            path.display()
+        ),
+        (None, None, Some(recorded)) => format!("{}: fresh draws", recorded.label()),
+        (None, None, None) => String::new(),
+    };
     let target = match target(&args.target)? {
         Some(target) => target,
         None => checkpoint.target()?.ok_or_else(|| {
@@ -133,7 +149,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         Some(source) => likelihood::nll(&model, source, &probe.targets[0])?,
         None => None,
     };
-    let report = EvalReport { quality, nll };
+    let report = EvalReport { quality, reference, floor_draws: flow_eval::FLOOR_DRAWS, nll };
     let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::runtime(e.to_string()))?;
     super::print_out(&format!("{text}\n"))?;
     Ok(())
