@@ -17,7 +17,8 @@ usage: cargo xtask <task> [args]
 tasks:
   test                 cargo fmt --check, clippy -D warnings, tidy (opening //! lines, no unused
                        dependencies), every test
-  reproduce [args]     train what the post trained and write every figure into assets/figures
+  reproduce [args]     train what the post trained and write every figure into runs/figures
+                       (--out assets/figures --online-reflow: the committed ones)
                        (args go to `flowmatch reproduce`: --quick, --retrain, --device, --out, --seed)
   bench [args]         speed against the PyTorch version of the post, then criterion benches
   gpu-check [args]     on a machine whose libtorch sees a GPU: every test with the CUDA runs

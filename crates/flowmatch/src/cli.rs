@@ -65,7 +65,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Train what the post trained and write every figure and a report.
     #[command(
-        after_help = "Examples:\n  flowmatch reproduce                 # the post's settings, into assets/figures\n  flowmatch reproduce --experiment c2ot   # C2OT's table, ours beside theirs (about an hour on 2 cores)\n  flowmatch reproduce --quick --out /tmp/figures"
+        after_help = "Examples:\n  flowmatch reproduce                 # the post's settings, into runs/figures\n  flowmatch reproduce --out assets/figures --online-reflow   # the committed figures\n  flowmatch reproduce --experiment c2ot   # C2OT's table, ours beside theirs (about an hour on 2 cores)\n  flowmatch reproduce --quick --out /tmp/figures"
     )]
     Reproduce(ReproduceArgs),
     /// Time training and sampling against the PyTorch version of the post.
@@ -472,7 +472,9 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub online_reflow: bool,
     /// Where figures, checkpoints and the report go.
-    #[arg(long, default_value = "assets/figures")]
+    /// (runs/ is git-ignored: a checkout stays clean; the committed figures are made with
+    /// --out assets/figures --online-reflow.)
+    #[arg(long, default_value = "runs/figures")]
     pub out: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
