@@ -1,8 +1,10 @@
 //! Integrating host points through a network, on the backend chosen once for it.
 
 use flow_data::ConditionShape;
+use std::sync::Mutex;
+
 use flow_ode::{Fallible, VelocityField};
-use flow_path::ScheduleChange;
+use flow_path::{AffinePath, ScheduleChange};
 use ndarray::Array2;
 use tch::Tensor;
 
@@ -26,6 +28,23 @@ pub struct Integrator {
     native: Option<NativeField>,
     /// Follow another scheduler's paths than the one the network was trained on.
     schedule: Option<ScheduleChange>,
+    /// What the stochastic solvers draw from: the network's path and the seeded noise.
+    noise: Option<SamplingNoise>,
+}
+
+/// The path a network was trained on and the stream its stochastic samplers draw from.
+/// Every draw is made on the host (ChaCha8), so both backends and every device see the
+/// same noise; successive integrations continue the stream.
+struct SamplingNoise {
+    path: AffinePath,
+    rng: Mutex<flow_data::SeededRng>,
+}
+
+impl SamplingNoise {
+    fn draw(&self, rows: usize, dim: usize) -> Array2<f32> {
+        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        flow_data::samplers::gaussian(rows, dim, 1.0, &mut *rng)
+    }
 }
 
 /// A field followed along another scheduler's paths: ū(x, r) = (ṡ/s)·x + sṫ·u(x/s, t_r)
@@ -58,7 +77,17 @@ impl Integrator {
             Backend::Native => Some(NativeField::with_kernel(net, runtime.kernel)?),
             _ => None,
         };
-        Ok(Integrator { net: net.try_clone()?, native, schedule: None })
+        Ok(Integrator { net: net.try_clone()?, native, schedule: None, noise: None })
+    }
+
+    /// The same network ready for the stochastic solvers: `path` is the one it was trained on
+    /// (the caller has checked that its velocity gives the score: a standard Gaussian source
+    /// and independent pairs); the noise is stream 5 of `seed`.
+    pub fn with_noise(self, path: AffinePath, seed: u64) -> Integrator {
+        let mut rng = flow_data::seeded_rng(seed);
+        rng.set_stream(5);
+        let noise = SamplingNoise { path, rng: Mutex::new(rng) };
+        Integrator { noise: Some(noise), ..self }
     }
 
     /// The same network followed along `change.sampled`'s paths (it was trained on
@@ -151,17 +180,41 @@ impl Integrator {
         ModelError: From<N::Error> + From<T::Error>,
     {
         let torch = &Rescheduled { field: torch, change: self.schedule };
+        let noise = match (&self.noise, solver.is_stochastic()) {
+            (Some(noise), true) => Some(noise),
+            (None, true) => return Err(flow_ode::OdeError::NeedsNoise { solver: solver.name() }.into()),
+            (_, false) => None,
+        };
+        // Followed along another scheduler, the field's marginals are that scheduler's.
+        let path = match (self.schedule, noise) {
+            (Some(change), Some(_)) => AffinePath::new(change.sampled, 0.0)?,
+            (None, Some(noise)) => noise.path,
+            (_, None) => AffinePath::LINE,
+        };
         let solution = match native {
             // Points of another dimension go to libtorch, which names the mismatch.
             Some(field) if start.ncols() == self.net.config().dim => {
                 let field = &Rescheduled { field, change: self.schedule };
-                let solution = flow_ode::integrate(field, start.clone(), grid, solver, record)?;
+                let mut draw =
+                    |x: &Array2<f32>| noise.map_or_else(|| x.clone(), |n| n.draw(x.nrows(), x.ncols()));
+                let noise = flow_ode::Noise { path, draw: &mut draw };
+                let solution =
+                    flow_ode::integrate_with_noise(field, start.clone(), grid, solver, record, noise)?;
                 PointsSolution { points: solution.state, nfe: solution.nfe, trajectory: solution.trajectory }
             }
             _ => {
                 let net = &self.net;
                 let x0 = TensorState(array_to_tensor(start, net.kind(), net.device()));
-                let solution = flow_ode::integrate(torch, x0, grid, solver, record)?;
+                let mut draw = |x: &TensorState| match noise {
+                    Some(n) => {
+                        let size = x.0.size();
+                        let rows = n.draw(size[0] as usize, size.get(1).map_or(1, |&d| d as usize));
+                        TensorState(array_to_tensor(&rows, net.kind(), net.device()))
+                    }
+                    None => x.clone(),
+                };
+                let noise = flow_ode::Noise { path, draw: &mut draw };
+                let solution = flow_ode::integrate_with_noise(torch, x0, grid, solver, record, noise)?;
                 let trajectory = solution
                     .trajectory
                     .iter()

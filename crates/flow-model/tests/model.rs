@@ -426,6 +426,51 @@ fn network_solvers_and_checkpoints_agree_with_the_cpu(device: Device) {
 }
 flow_model::test_device!(network_solvers_and_checkpoints_agree_with_the_cpu);
 
+/// The stochastic samplers through an `Integrator`: the same seed gives the same samples, the
+/// native kernels and libtorch on `device` agree (every draw is made on the host), noise 0 is
+/// Euler exactly, and without the path and seed they are refused.
+fn stochastic_samplers_agree_across_backends_and_repeat_with_their_seed(device: Device) {
+    use flow_model::{Backend, Integrator, Runtime};
+    use flow_path::AffinePath;
+
+    let cpu = net(ModelConfig::default(), 31);
+    let mut on_device = VelocityNet::new(ModelConfig::default(), device).expect("a network on the device");
+    on_device.copy_weights_from(&cpu).expect("same architecture");
+    let start = tensor_to_array(&Tensor::randn([400, 2], (Kind::Float, Device::Cpu))).expect("points");
+    let grid = TimeGrid::uniform(12).expect("grid");
+    let native = Runtime::requested(Backend::Native).expect("native kernels");
+    let libtorch = Runtime::requested(Backend::Libtorch).expect("libtorch");
+    for solver in [Solver::EulerMaruyama { noise: 1.5 }, Solver::Overshoot { noise: 1.0 }] {
+        let sample = |net: &VelocityNet, runtime: Runtime, seed: u64| {
+            let model = Integrator::new(net, runtime).expect("ready").with_noise(AffinePath::LINE, seed);
+            model.integrate(&start, &grid, solver, Record::Nothing).expect("samples").points
+        };
+        let first = sample(&cpu, native, 5);
+        assert_eq!(first, sample(&cpu, native, 5), "{solver:?}: the same seed, other samples");
+        let other_seed = sample(&cpu, native, 6);
+        assert!((&first - &other_seed).iter().any(|d| d.abs() > 1e-3), "{solver:?}: the seed is ignored");
+        let there = sample(&on_device, libtorch, 5);
+        let worst = (&first - &there).fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(worst < 1e-3, "{device:?} {solver:?}: native and libtorch differ by {worst}");
+        let euler = Integrator::new(&on_device, libtorch)
+            .expect("ready")
+            .integrate(&start, &grid, Solver::Euler, Record::Nothing)
+            .expect("euler")
+            .points;
+        let quiet = Integrator::new(&on_device, libtorch)
+            .expect("ready")
+            .with_noise(AffinePath::LINE, 5)
+            .integrate(&start, &grid, solver.with_noise(0.0).expect("noise 0"), Record::Nothing)
+            .expect("noise 0")
+            .points;
+        assert_eq!(quiet, euler, "{device:?} {solver:?}: noise 0 is not Euler");
+        let refused =
+            Integrator::new(&cpu, native).expect("ready").integrate(&start, &grid, solver, Record::Nothing);
+        assert!(matches!(refused, Err(ModelError::Ode(flow_ode::OdeError::NeedsNoise { .. }))));
+    }
+}
+flow_model::test_device!(stochastic_samplers_agree_across_backends_and_repeat_with_their_seed);
+
 #[test]
 fn sizes_are_counted_exactly_before_anything_is_allocated() {
     // Position, time features and condition features feed the first layer: 3 + 2·4 + (5 + 1) +

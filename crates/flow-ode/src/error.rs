@@ -18,4 +18,14 @@ pub enum OdeError {
         "dopri5 gave up after {steps} steps at t = {t}: the field may be stiff or non-finite, or the tolerances tighter than the points' precision allows"
     )]
     TooManySteps { steps: usize, t: f64 },
+    #[error("{solver} is a stochastic sampler: it needs the model's path and a source of noise")]
+    NeedsNoise { solver: &'static str },
+    #[error("{solver} samples from the source (t = 0) to the data (t = 1) only, not backwards")]
+    StochasticBackward { solver: &'static str },
+    #[error("--noise must be finite and at least 0, not {0}")]
+    Noise(f64),
+    #[error(
+        "--noise sets a stochastic sampler's noise; {solver} is deterministic (use euler-maruyama or overshoot)"
+    )]
+    NoiseForDeterministic { solver: &'static str },
 }

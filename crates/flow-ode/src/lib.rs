@@ -1,4 +1,4 @@
-//! flow-ode: integrate dx/dt = v(x, t) for a whole batch of particles at once.
+//! flow-ode: integrate dx/dt = v(x, t) for a whole batch of particles at once, or sample its SDE.
 //!
 //! The solvers are generic over the [`State`] (a batch of positions: an
 //! `ndarray` here, a tch tensor in flow-model) and the [`VelocityField`], so
@@ -7,17 +7,21 @@
 //!
 //! Invariants: a solver calls the field only through `velocity` and counts every
 //! call (NFE); a field's failure ends the integration with the field's own error; it never mutates a state in place, so recorded trajectories stay
-//! valid; time may run forward (0 → 1) or backward (1 → 0). No libtorch here.
+//! valid; time may run forward (0 → 1) or backward (1 → 0). The stochastic samplers
+//! ([`integrate_with_noise`]) run forward only and draw all their noise from the caller's
+//! closure, so a seeded closure gives the same samples every time. No libtorch here.
 
 mod error;
 mod grid;
 mod solver;
 mod state;
+pub mod stochastic;
 
 pub use error::{OdeError, Result};
 pub use grid::{TimeGrid, check_warp, warp_time};
 pub use solver::{Record, Solution, Solver, SolverKind, integrate};
 pub use state::State;
+pub use stochastic::{Noise, integrate_with_noise};
 
 /// A time-dependent velocity field evaluated on a batch of states.
 pub trait VelocityField<S> {

@@ -1,16 +1,31 @@
-//! The solvers (Euler, midpoint, Heun, RK4 from one Butcher tableau; Dopri5 with FSAL) and the integration loop.
+//! The solvers (Euler, midpoint, Heun, RK4 from one Butcher tableau; Dopri5 with FSAL; the stochastic ones by name) and the integration loop.
 
 use crate::{OdeError, Result, State, TimeGrid, VelocityField};
 
 /// An integration method. The fixed-step ones follow the [`TimeGrid`];
 /// Dopri5 chooses its own steps between the grid's first and last time.
+/// The stochastic ones (see [`crate::integrate_with_noise`]) also follow the grid, and
+/// take a noise scale: 0 makes each of them Euler, bit for bit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Solver {
     Euler,
     Midpoint,
     Heun,
     Rk4,
-    Dopri5 { rtol: f64, atol: f64 },
+    Dopri5 {
+        rtol: f64,
+        atol: f64,
+    },
+    /// Euler–Maruyama on dx = [v + ½g(t)²∇log p_t] dt + g(t) dW, which keeps every marginal
+    /// p_t, with g(t)² = noise²·σ̄_t ([`crate::stochastic`]).
+    EulerMaruyama {
+        noise: f64,
+    },
+    /// rectified-flow's `OverShootingSampler`: an Euler step past the next time by
+    /// noise·dt·(1 − t_next), then back to it by the path's own blur.
+    Overshoot {
+        noise: f64,
+    },
 }
 
 /// A solver by name, before its tolerances are known: what the command line parses.
@@ -21,11 +36,20 @@ pub enum SolverKind {
     Heun,
     Rk4,
     Dopri5,
+    EulerMaruyama,
+    Overshoot,
 }
 
 impl SolverKind {
-    pub const ALL: [SolverKind; 5] =
-        [SolverKind::Euler, SolverKind::Midpoint, SolverKind::Heun, SolverKind::Rk4, SolverKind::Dopri5];
+    pub const ALL: [SolverKind; 7] = [
+        SolverKind::Euler,
+        SolverKind::Midpoint,
+        SolverKind::Heun,
+        SolverKind::Rk4,
+        SolverKind::Dopri5,
+        SolverKind::EulerMaruyama,
+        SolverKind::Overshoot,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,7 +58,14 @@ impl SolverKind {
             SolverKind::Heun => "heun",
             SolverKind::Rk4 => "rk4",
             SolverKind::Dopri5 => "dopri5",
+            SolverKind::EulerMaruyama => "euler-maruyama",
+            SolverKind::Overshoot => "overshoot",
         }
+    }
+
+    /// Whether it draws noise (and so needs the path and a seed).
+    pub fn is_stochastic(self) -> bool {
+        matches!(self, SolverKind::EulerMaruyama | SolverKind::Overshoot)
     }
 }
 
@@ -44,11 +75,14 @@ impl Solver {
     /// dopri5's default tolerances (the command line's, and the reflow teacher's).
     pub const DEFAULT_RTOL: f64 = 1e-5;
     pub const DEFAULT_ATOL: f64 = 1e-5;
+    /// The stochastic samplers' default noise scale.
+    pub const DEFAULT_NOISE: f64 = 1.0;
 
-    /// The solver of `kind`; Dopri5 gets the given tolerances.
     /// The smallest tolerance dopri5 takes.
     pub const MIN_TOLERANCE: f64 = 1e-12;
 
+    /// The solver of `kind`; Dopri5 gets the given tolerances, the stochastic ones
+    /// [`Solver::DEFAULT_NOISE`] (see [`Solver::with_noise`]).
     pub fn new(kind: SolverKind, rtol: f64, atol: f64) -> Result<Solver> {
         Ok(match kind {
             SolverKind::Euler => Solver::Euler,
@@ -64,7 +98,22 @@ impl Solver {
                 }
                 Solver::Dopri5 { rtol, atol }
             }
+            SolverKind::EulerMaruyama => Solver::EulerMaruyama { noise: Solver::DEFAULT_NOISE },
+            SolverKind::Overshoot => Solver::Overshoot { noise: Solver::DEFAULT_NOISE },
         })
+    }
+
+    /// A stochastic solver with noise scale `noise` (finite, ≥ 0); an error for a
+    /// deterministic one, which has none.
+    pub fn with_noise(self, noise: f64) -> Result<Solver> {
+        if !(noise.is_finite() && noise >= 0.0) {
+            return Err(OdeError::Noise(noise));
+        }
+        match self {
+            Solver::EulerMaruyama { .. } => Ok(Solver::EulerMaruyama { noise }),
+            Solver::Overshoot { .. } => Ok(Solver::Overshoot { noise }),
+            deterministic => Err(OdeError::NoiseForDeterministic { solver: deterministic.name() }),
+        }
     }
 
     /// Parses a solver name; Dopri5 gets the given tolerances.
@@ -79,7 +128,14 @@ impl Solver {
             Solver::Heun => SolverKind::Heun,
             Solver::Rk4 => SolverKind::Rk4,
             Solver::Dopri5 { .. } => SolverKind::Dopri5,
+            Solver::EulerMaruyama { .. } => SolverKind::EulerMaruyama,
+            Solver::Overshoot { .. } => SolverKind::Overshoot,
         }
+    }
+
+    /// Whether it draws noise: [`integrate`] refuses it, [`crate::integrate_with_noise`] runs it.
+    pub fn is_stochastic(&self) -> bool {
+        self.kind().is_stochastic()
     }
 
     pub fn name(&self) -> &'static str {
@@ -89,7 +145,7 @@ impl Solver {
     /// Velocity evaluations per step of a fixed-step method.
     pub fn stages(&self) -> usize {
         match self {
-            Solver::Euler => 1,
+            Solver::Euler | Solver::EulerMaruyama { .. } | Solver::Overshoot { .. } => 1,
             Solver::Midpoint | Solver::Heun => 2,
             Solver::Rk4 => 4,
             Solver::Dopri5 { .. } => 6,
@@ -116,13 +172,13 @@ pub struct Solution<S> {
 }
 
 /// Butcher tableau of an explicit Runge–Kutta method (strictly lower-triangular `a`).
-struct Tableau {
+pub(crate) struct Tableau {
     a: &'static [&'static [f64]],
     b: &'static [f64],
     c: &'static [f64],
 }
 
-const EULER: Tableau = Tableau { a: &[&[]], b: &[1.0], c: &[0.0] };
+pub(crate) const EULER: Tableau = Tableau { a: &[&[]], b: &[1.0], c: &[0.0] };
 const MIDPOINT: Tableau = Tableau { a: &[&[], &[0.5]], b: &[0.0, 1.0], c: &[0.0, 0.5] };
 const HEUN: Tableau = Tableau { a: &[&[], &[1.0]], b: &[0.5, 0.5], c: &[0.0, 1.0] };
 const RK4: Tableau = Tableau {
@@ -156,8 +212,9 @@ const DOPRI_ERROR: [f64; 7] = [
 ];
 const DOPRI_MAX_STEPS: usize = 100_000;
 
-/// Integrates `field` from `x0` over `grid` with `solver`; the first failed
-/// evaluation of the field ends it with that error.
+/// Integrates `field` from `x0` over `grid` with a deterministic `solver` (a stochastic one
+/// is an error: it needs [`crate::integrate_with_noise`]); the first failed evaluation of the
+/// field ends it with that error.
 pub fn integrate<S, F>(
     field: &F,
     x0: S,
@@ -178,6 +235,9 @@ where
         Solver::Heun => &HEUN,
         Solver::Rk4 => &RK4,
         Solver::Dopri5 { rtol, atol } => return dopri5(field, x0, grid, rtol, atol, record),
+        Solver::EulerMaruyama { .. } | Solver::Overshoot { .. } => {
+            return Err(OdeError::NeedsNoise { solver: solver.name() }.into());
+        }
     };
     let mut recorder = Recorder::new(record, grid.start(), &x0);
     let mut x = x0;
@@ -195,7 +255,7 @@ where
     })
 }
 
-fn explicit_step<S, F>(
+pub(crate) fn explicit_step<S, F>(
     field: &F,
     x: &S,
     t: f64,
@@ -281,14 +341,14 @@ where
     Ok(Solution { trajectory: recorder.finish(accepted, end, &x), nfe, steps: accepted, state: x })
 }
 
-struct Recorder<S> {
+pub(crate) struct Recorder<S> {
     every: Option<usize>,
     last_recorded: usize,
     path: Vec<(f64, S)>,
 }
 
 impl<S: Clone> Recorder<S> {
-    fn new(record: Record, t: f64, x: &S) -> Recorder<S> {
+    pub(crate) fn new(record: Record, t: f64, x: &S) -> Recorder<S> {
         let every = match record {
             Record::Nothing => None,
             Record::Every(k) => Some(k),
@@ -297,7 +357,7 @@ impl<S: Clone> Recorder<S> {
         Recorder { every, last_recorded: 0, path }
     }
 
-    fn after_step(&mut self, step: usize, t: f64, x: &S) {
+    pub(crate) fn after_step(&mut self, step: usize, t: f64, x: &S) {
         if let Some(k) = self.every
             && step.is_multiple_of(k)
         {
@@ -306,7 +366,7 @@ impl<S: Clone> Recorder<S> {
         }
     }
 
-    fn finish(mut self, steps: usize, t: f64, x: &S) -> Vec<(f64, S)> {
+    pub(crate) fn finish(mut self, steps: usize, t: f64, x: &S) -> Vec<(f64, S)> {
         if self.every.is_some() && self.last_recorded != steps {
             self.path.push((t, x.clone()));
         }

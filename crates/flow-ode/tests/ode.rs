@@ -224,3 +224,153 @@ fn dopri5_takes_a_pinned_number_of_steps_and_gives_up_on_a_stiff_field() {
 const PINNED_STEPS: usize = 13;
 const PINNED_NFE: usize = 91;
 const PINNED_BACK_STEPS: usize = 12;
+
+/// The stochastic samplers on N(0, 1) → N(μ, v) per coordinate, whose marginal velocity
+/// (`AffinePath::gaussian_marginal`) and score are exact: any error is the sampler's.
+mod stochastic {
+    use flow_data::samplers::{gaussian, seeded_rng};
+    use flow_ode::{Noise, Record, Solver, TimeGrid, integrate, integrate_with_noise};
+    use flow_path::{AffinePath, Scheduler};
+    use ndarray::Array2;
+
+    const MEANS: [f64; 2] = [1.5, -0.5];
+    const VARIANCES: [f64; 2] = [0.25, 2.0];
+
+    /// The exact marginal velocity of `path` between the Gaussians, coordinate by coordinate.
+    fn exact_velocity(path: AffinePath) -> impl Fn(&Array2<f64>, f64) -> Array2<f64> {
+        move |x: &Array2<f64>, t: f64| {
+            let mut v = x.clone();
+            for (j, mut column) in v.columns_mut().into_iter().enumerate() {
+                let marginal = path.gaussian_marginal(t, MEANS[j], VARIANCES[j]);
+                column.mapv_inplace(|x| marginal.velocity(x));
+            }
+            v
+        }
+    }
+
+    fn normal_rows(n: usize, dim: usize, seed: u64) -> Array2<f64> {
+        gaussian(n, dim, 1.0, &mut seeded_rng(seed)).mapv(f64::from)
+    }
+
+    /// Samples of `solver` from `n` source points in `steps` steps, noise from `seed`.
+    fn sample(path: AffinePath, solver: Solver, n: usize, steps: usize, seed: u64) -> Array2<f64> {
+        let mut rng = seeded_rng(seed);
+        let mut draw = |x: &Array2<f64>| gaussian(x.nrows(), x.ncols(), 1.0, &mut rng).mapv(f64::from);
+        let grid = TimeGrid::uniform(steps).expect("grid");
+        let noise = Noise { path, draw: &mut draw };
+        let x0 = normal_rows(n, 2, seed + 1);
+        integrate_with_noise(&exact_velocity(path), x0, &grid, solver, Record::Nothing, noise)
+            .expect("integrates")
+            .state
+    }
+
+    fn moments(x: &Array2<f64>, j: usize) -> (f64, f64) {
+        let column = x.column(j);
+        let mean = column.sum() / column.len() as f64;
+        (mean, column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / column.len() as f64)
+    }
+
+    #[test]
+    fn the_samplers_at_noise_0_are_euler_bit_for_bit_and_draw_nothing() {
+        let path = AffinePath::new(Scheduler::Cosine, 0.0).expect("path");
+        let x0 = gaussian(500, 2, 1.0, &mut seeded_rng(3));
+        let field = |x: &Array2<f32>, t: f64| x.mapv(|v| (v * t as f32).sin() + 0.3);
+        let grid = TimeGrid::uniform(7).expect("grid");
+        let euler = integrate(&field, x0.clone(), &grid, Solver::Euler, Record::Every(2)).expect("euler");
+        for solver in [Solver::EulerMaruyama { noise: 0.0 }, Solver::Overshoot { noise: 0.0 }] {
+            let mut draws = 0;
+            let mut draw = |x: &Array2<f32>| {
+                draws += 1;
+                x.clone()
+            };
+            let noise = Noise { path, draw: &mut draw };
+            let solved = integrate_with_noise(&field, x0.clone(), &grid, solver, Record::Every(2), noise)
+                .expect("integrates");
+            assert_eq!(solved.state, euler.state, "{solver:?}");
+            assert_eq!(solved.trajectory, euler.trajectory, "{solver:?}");
+            assert_eq!((solved.nfe, draws), (7, 0), "{solver:?}");
+        }
+        // And a stochastic solver is refused where no noise can come from, and backwards.
+        assert!(
+            integrate(&field, x0.clone(), &grid, Solver::EulerMaruyama { noise: 1.0 }, Record::Nothing)
+                .is_err()
+        );
+        let mut draw = |x: &Array2<f32>| x.clone();
+        let backwards = integrate_with_noise(
+            &field,
+            x0,
+            &grid.reversed(),
+            Solver::Overshoot { noise: 1.0 },
+            Record::Nothing,
+            Noise { path, draw: &mut draw },
+        );
+        assert_eq!(
+            backwards.unwrap_err().to_string(),
+            "overshoot samples from the source (t = 0) to the data (t = 1) only, not backwards"
+        );
+    }
+
+    /// Every path's SDE keeps the Gaussian marginals: the samples' mean and variance are the
+    /// target's at several noise scales, within sampling error (and Euler's O(dt)); dropping
+    /// the score's drift would widen the variance by ∫g² ≈ noise², a sampler without the
+    /// drift's x term would shift the mean.
+    #[test]
+    fn stochastic_samples_of_a_gaussian_flow_have_the_targets_mean_and_variance() {
+        let paths = [
+            AffinePath::LINE,
+            AffinePath::new(Scheduler::Cosine, 0.0).expect("path"),
+            AffinePath::new(Scheduler::VP, 0.0).expect("path"),
+            AffinePath::new(Scheduler::Linear, 0.1).expect("path"),
+            AffinePath::bridge(0.5).expect("path"),
+        ];
+        let n = 20_000;
+        for path in paths {
+            for solver in [
+                Solver::EulerMaruyama { noise: 0.5 },
+                Solver::EulerMaruyama { noise: 1.5 },
+                Solver::Overshoot { noise: 1.0 },
+                Solver::Overshoot { noise: 3.0 },
+            ] {
+                let samples = sample(path, solver, n, 200, 11);
+                for j in 0..2 {
+                    let (mean, variance) = moments(&samples, j);
+                    let what = format!("{} with {solver:?}, coordinate {j}", path.describe());
+                    // A noisy path ends blurred by σ: its data end is N(μ, v + σ²).
+                    let blur = path.marginal_coefficients(1.0).sigma.powi(2);
+                    let expected = VARIANCES[j] + blur;
+                    let tolerance = 5.0 * (expected / n as f64).sqrt() + 0.01;
+                    assert!((mean - MEANS[j]).abs() < tolerance, "{what}: mean {mean}");
+                    assert!(
+                        (variance - expected).abs() < 0.05 * expected,
+                        "{what}: variance {variance} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Weak order 1: on the line from N(0, 1) to N(μ, v) with noise 1, the SDE is an
+    /// Ornstein–Uhlenbeck process (linear drift, additive noise) whose law at t = 1 is the
+    /// target; the variance's error halves as the steps double (least-squares slope of
+    /// log error against log dt: 1 ± 0.25).
+    #[test]
+    fn euler_maruyama_converges_weakly_at_order_one() {
+        let n = 400_000;
+        let points: Vec<(f64, f64)> = [8, 16, 32, 64]
+            .iter()
+            .map(|&steps| {
+                let samples = sample(AffinePath::LINE, Solver::EulerMaruyama { noise: 1.0 }, n, steps, 5);
+                let (_, variance) = moments(&samples, 0);
+                ((1.0 / steps as f64).ln(), (variance - VARIANCES[0]).abs().ln())
+            })
+            .collect();
+        let count = points.len() as f64;
+        let (mean_x, mean_y) = (
+            points.iter().map(|p| p.0).sum::<f64>() / count,
+            points.iter().map(|p| p.1).sum::<f64>() / count,
+        );
+        let slope = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum::<f64>()
+            / points.iter().map(|p| (p.0 - mean_x).powi(2)).sum::<f64>();
+        assert!((slope - 1.0).abs() < 0.25, "weak order {slope}: {points:?}");
+    }
+}

@@ -1,6 +1,6 @@
 //! The affine path: a batch (x₀, x₁, t) and optional noise into the network's input x_t and its target velocity.
 
-use crate::{PathError, Result, Rows, Scheduler};
+use crate::{Coefficients, Conversion, PathError, Prediction, Result, Rows, Scheduler};
 
 /// x_t = σ_t x₀ + α_t x₁ + s_t·ε with target α̇_t x₁ + σ̇_t x₀ + ṡ_t·ε: the scheduler's
 /// interpolant, blurred by fresh noise ε ~ N(0, I) of scale s_t = `sigma` (constant: torchcfm's
@@ -194,6 +194,36 @@ impl AffinePath {
                 (scale, (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t) + 1e-8) * scale)
             }
         }
+    }
+
+    /// The path as one Gaussian blur of the data, for a standard Gaussian source independent
+    /// of x₁: x_t = σ_t x₀ + α_t x₁ + s_t ε is α_t x₁ + σ̄_t z with z ~ N(0, I) and
+    /// σ̄_t = √(σ_t² + s_t²), and its marginal velocity is the scheduler (α_t, σ̄_t)'s
+    /// (E[σ̇_t x₀ + ṡ_t ε | x_t] = (σ_t σ̇_t + s_t ṡ_t)/σ̄_t · E[z | x_t] = dσ̄_t/dt · E[z | x_t]).
+    /// What the score and the stochastic samplers read.
+    pub fn marginal_coefficients(&self, t: f64) -> Coefficients {
+        let c = self.scheduler.at(t);
+        let (scale, rate) = self.noise_at(t);
+        if scale == 0.0 {
+            return c;
+        }
+        let sigma = c.sigma.hypot(scale);
+        Coefficients { sigma, d_sigma: (c.sigma * c.d_sigma + scale * rate) / sigma, ..c }
+    }
+
+    /// How to turn a `from` prediction at (x_t, t) into a `to` one (the score from the
+    /// velocity, for one: for the line without noise, ∇log p_t(x) = −(x − t·v)/(1 − t)), on
+    /// this path from the standard Gaussian with independent pairs; an error where the map is
+    /// singular (the score at t = 1 on a path that ends without noise).
+    pub fn conversion(&self, from: Prediction, to: Prediction, t: f64) -> Result<Conversion> {
+        self.marginal_coefficients(t).conversion(from, to).ok_or(PathError::Singular {
+            what: crate::scheduler::singular(from, to),
+            t,
+            path: match self.noise {
+                NoiseShape::Bridge => "bridge",
+                NoiseShape::Constant => self.scheduler.name(),
+            },
+        })
     }
 
     /// The marginal of x_t, and its velocity, when x₀ ~ N(0, 1) and x₁ ~ N(`mean`, `variance`)

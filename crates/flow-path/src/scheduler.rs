@@ -157,9 +157,28 @@ impl Scheduler {
         matches!(self, Scheduler::Linear)
     }
 
-    /// The coefficients (a, b) of `prediction` = a·x_t + b·v at `t`.
-    fn in_velocity(&self, prediction: Prediction, t: f64) -> (f64, f64) {
-        let Coefficients { alpha, sigma, d_alpha, d_sigma } = self.at(t);
+    /// How to turn a `from` prediction at (x_t, t) into a `to` one, for a
+    /// path from the standard Gaussian; an error where the map is singular
+    /// (the score at t = 1, where σ_t = 0; a noise prediction at t = 0, where
+    /// it no longer depends on the velocity).
+    pub fn conversion(&self, from: Prediction, to: Prediction, t: f64) -> Result<Conversion> {
+        self.at(t).conversion(from, to).ok_or(PathError::Singular {
+            what: singular(from, to),
+            t,
+            path: self.name(),
+        })
+    }
+}
+
+/// What a singular conversion fails to give, for its message.
+pub(crate) fn singular(from: Prediction, to: Prediction) -> &'static str {
+    if from == Prediction::Score || to == Prediction::Score { "the score" } else { "a prediction" }
+}
+
+impl Coefficients {
+    /// The coefficients (a, b) of `prediction` = a·x_t + b·v.
+    fn in_velocity(&self, prediction: Prediction) -> (f64, f64) {
+        let Coefficients { alpha, sigma, d_alpha, d_sigma } = *self;
         // From x_t = α x₁ + σ x₀ and v = α̇ x₁ + σ̇ x₀, solved for x₀ and x₁.
         let det = d_alpha * sigma - alpha * d_sigma;
         match prediction {
@@ -170,25 +189,14 @@ impl Scheduler {
         }
     }
 
-    /// How to turn a `from` prediction at (x_t, t) into a `to` one, for a
-    /// path from the standard Gaussian; an error where the map is singular
-    /// (the score at t = 1, where σ_t = 0; a noise prediction at t = 0, where
-    /// it no longer depends on the velocity).
-    pub fn conversion(&self, from: Prediction, to: Prediction, t: f64) -> Result<Conversion> {
-        let (a_from, b_from) = self.in_velocity(from, t);
-        let (a_to, b_to) = self.in_velocity(to, t);
+    /// The map from a `from` prediction to a `to` one where x_t = α x₁ + σ x₀ with x₀ a
+    /// standard Gaussian independent of x₁; `None` where it divides by zero.
+    pub fn conversion(&self, from: Prediction, to: Prediction) -> Option<Conversion> {
+        let (a_from, b_from) = self.in_velocity(from);
+        let (a_to, b_to) = self.in_velocity(to);
         // v = (from − a_from·x) / b_from, substituted into to = a_to·x + b_to·v.
         let conversion = Conversion { x: a_to - b_to * a_from / b_from, given: b_to / b_from };
-        if conversion.x.is_finite() && conversion.given.is_finite() && b_from != 0.0 {
-            Ok(conversion)
-        } else {
-            let what = if from == Prediction::Score || to == Prediction::Score {
-                "the score"
-            } else {
-                "a prediction"
-            };
-            Err(PathError::Singular { what, t, path: self.name() })
-        }
+        (conversion.x.is_finite() && conversion.given.is_finite() && b_from != 0.0).then_some(conversion)
     }
 }
 

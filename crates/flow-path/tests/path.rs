@@ -373,6 +373,45 @@ fn every_path_from_a_gaussian_to_a_gaussian_has_the_closed_form_marginal_and_vel
     }
 }
 
+/// The score from the velocity, on every path (noisy ones included), against the closed form
+/// of N(0, 1) → N(μ, v): x_t is Gaussian, so ∇log p_t(x) = −(x − mean_t)/variance_t.
+#[test]
+fn every_paths_score_follows_from_its_gaussian_velocity() {
+    for path in every_path() {
+        for t in [0.0, 0.1, 0.5, 0.9, 0.99] {
+            for (mean, variance) in [(1.5, 0.25), (-0.5, 2.0)] {
+                let marginal = path.gaussian_marginal(t, mean, variance);
+                let Ok(score) = path.conversion(Prediction::Velocity, Prediction::Score, t) else {
+                    // Only where the velocity says nothing of x₀: polynomial:2's α̇₀ = α₀ = 0.
+                    assert!(
+                        t == 0.0 && matches!(path.scheduler, Scheduler::Polynomial { .. }),
+                        "{} at {t}",
+                        path.describe()
+                    );
+                    continue;
+                };
+                for x in [-1.0, 0.3, 2.5] {
+                    let found = score.x * x + score.given * marginal.velocity(x);
+                    let expected = -(x - marginal.mean) / marginal.variance;
+                    assert!(
+                        (found - expected).abs() < 1e-6 * (1.0 + expected.abs()),
+                        "{} at t = {t}, x = {x}: {found} vs {expected}",
+                        path.describe()
+                    );
+                }
+            }
+        }
+    }
+    // With noise left at t = 1 (I-CFM's σ), the score is regular there; the bridge's is not.
+    let blurred = AffinePath::new(Scheduler::Linear, 0.1).expect("σ");
+    assert!(blurred.conversion(Prediction::Velocity, Prediction::Score, 1.0).is_ok());
+    let bridge = AffinePath::bridge(1.0).expect("σ");
+    assert!(matches!(
+        bridge.conversion(Prediction::Velocity, Prediction::Score, 1.0),
+        Err(PathError::Singular { path: "bridge", .. })
+    ));
+}
+
 #[test]
 fn the_bridge_target_is_finite_at_both_ends_and_its_definition_inside() {
     // u = x₁ − x₀ + (1 − 2t)/(2t(1 − t))·(x_t − μ_t): at the ends the noise is 0 and torchcfm's

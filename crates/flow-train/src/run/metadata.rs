@@ -7,7 +7,7 @@ use std::sync::Arc;
 use flow_data::{ConditionSpec, Dataset, PointSource};
 use flow_path::{AffinePath, PathName, Scheduler};
 
-use crate::{Result, TrainError};
+use crate::{Coupling, Result, TrainError};
 
 /// Which training made a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub struct RunMetadata {
     /// A conditional model's condition dropout: 0 means its null condition never trained, so
     /// guidance and unconditional samples cannot work (absent: unknown, as before the entry).
     pub condition_dropout: Option<f64>,
+    /// How a flow-matching run paired its sources and targets (absent from the header:
+    /// independent, as every checkpoint before the entry existed reads).
+    pub coupling: Coupling,
 }
 
 impl Default for RunMetadata {
@@ -102,6 +105,7 @@ impl Default for RunMetadata {
             conditions: Vec::new(),
             path: AffinePath::LINE,
             condition_dropout: None,
+            coupling: Coupling::Independent,
         }
     }
 }
@@ -132,6 +136,8 @@ impl RunMetadata {
             reflow_round: None,
             // Reflow regresses onto the teacher's straight-line pairs, whatever its path.
             path: AffinePath::LINE,
+            // Its pairs are the teacher's flow, not a minibatch coupling.
+            coupling: Coupling::Independent,
             ..of_teacher.clone()
         }
     }
@@ -161,6 +167,10 @@ impl RunMetadata {
         }
         if let Some(dropout) = self.condition_dropout {
             header.insert("condition_dropout".to_owned(), dropout.to_string());
+        }
+        // Only when planned, so independent runs' checkpoints keep the bytes they always had.
+        if self.coupling != Coupling::Independent {
+            header.insert("coupling".to_owned(), self.coupling.to_string());
         }
         // Only off the line, so the line's checkpoints keep the bytes they always had.
         if self.path != AffinePath::LINE {
@@ -207,11 +217,16 @@ impl RunMetadata {
             None => 0.0,
         };
         let path = AffinePath::named(name, sigma).map_err(|e| bad_entry("path_sigma", e))?;
+        let coupling = match header.get("coupling") {
+            Some(text) => text.parse().map_err(|e| bad_entry("coupling", e))?,
+            None => Coupling::Independent,
+        };
         Ok(RunMetadata {
             kind,
             source,
             target,
             path,
+            coupling,
             teacher: header.get("teacher").map(PathBuf::from),
             step: number(header, "step")?,
             reflow_round: number(header, "reflow_round")?,
@@ -247,6 +262,32 @@ impl RunMetadata {
                 )
             }),
         }
+    }
+
+    /// The path whose score the network's velocity gives, for the stochastic samplers: a run
+    /// from the standard Gaussian with independent pairs; a usage error naming what is not.
+    pub fn score_path(&self) -> Result<AffinePath> {
+        let refuse = |why: String| {
+            Err(TrainError::Config(format!(
+                "{why}, so its velocity does not give the score the stochastic samplers need; sample it with an ODE solver (e.g. --solver euler)"
+            )))
+        };
+        if self.kind == Some(RunKind::Reflow) {
+            return refuse("this is a reflow model, whose pairs are its teacher's coupling".into());
+        }
+        if self.coupling != Coupling::Independent {
+            return refuse(format!(
+                "this model was trained with --coupling {}, not independent pairs",
+                self.coupling
+            ));
+        }
+        if self.source != PointsRef::Builtin(Dataset::Gaussian) {
+            return refuse(format!(
+                "this model's source is {}, not the standard Gaussian",
+                self.source.label()
+            ));
+        }
+        Ok(self.path)
     }
 
     /// The source's built-in set, when it is one (a data file has no density).

@@ -7,7 +7,7 @@ mod training;
 use std::path::Path;
 
 use flow_data::{ConditionSpec, ConditionedTarget, PointSource, files};
-use flow_model::{Guide, Runtime};
+use flow_model::{Guide, Integrator, Runtime};
 use flow_ode::Solver;
 use flow_train::{PointsRef, TrainedModel};
 use tch::Device;
@@ -50,7 +50,25 @@ pub fn runtime(args: &RuntimeArgs) -> Result<(Device, Runtime)> {
 }
 
 pub fn solver(args: &SolverArgs) -> Result<Solver> {
-    Ok(Solver::new(args.solver, args.rtol, args.atol)?)
+    let solver = Solver::new(args.solver, args.rtol, args.atol)?;
+    Ok(match args.noise {
+        Some(noise) => solver.with_noise(noise)?,
+        None => solver,
+    })
+}
+
+/// `model` ready for `solver`: a stochastic one gets the path the run trained on (refused,
+/// in one line, for a model whose velocity does not give the score) and the noise of `seed`.
+pub fn ready_for(
+    model: Integrator,
+    solver: Solver,
+    checkpoint: &TrainedModel,
+    seed: u64,
+) -> Result<Integrator> {
+    if !solver.is_stochastic() {
+        return Ok(model);
+    }
+    Ok(model.with_noise(checkpoint.metadata.score_path()?, seed))
 }
 
 /// The target named by `--target` or `--data`, if any.

@@ -9,7 +9,7 @@ use flow_model::{Integrator, PointsSolution};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 
-use super::{check_dimension, check_points_budget, guide, load_model, runtime, solver, target};
+use super::{check_dimension, check_points_budget, guide, load_model, ready_for, runtime, solver, target};
 use crate::cli::{EvalArgs, LogprobArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
 
@@ -22,6 +22,13 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let inputs: Vec<&Path> =
         [Some(args.model.as_path()), args.input.as_deref()].into_iter().flatten().collect();
     files::check_not_an_input(&args.out, &inputs)?;
+    let solver = solver(&args.solver)?;
+    if args.reverse && solver.is_stochastic() {
+        return Err(CliError::usage(format!(
+            "--reverse with --solver {}: the stochastic samplers run from the source to the data only",
+            solver.name()
+        )));
+    }
     let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
@@ -55,7 +62,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if let Some(sampled) = args.path {
         model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
     }
-    let solver = solver(&args.solver)?;
+    let model = ready_for(model, solver, &checkpoint, args.runtime.seed)?;
     let solved = match guide(&checkpoint, &args.guidance, start.nrows())? {
         Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
         None => model.integrate(&start, &grid, solver, record)?,
@@ -91,6 +98,17 @@ fn schedule_change(
         )));
     }
     Ok(flow_path::ScheduleChange::new(trained.scheduler, sampled)?)
+}
+
+/// `solver`, unless it is stochastic: `why` the command needs an ODE solver.
+pub fn deterministic(solver: Solver, why: &str) -> Result<Solver> {
+    if solver.is_stochastic() {
+        return Err(CliError::usage(format!(
+            "{why}: --solver {} draws noise; choose an ODE solver",
+            solver.name()
+        )));
+    }
+    Ok(solver)
 }
 
 /// Fewer points than this make the noise floor and MMD meaningless (MMD's
@@ -142,8 +160,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     check_dimension(target.dim(), dim, "the target")?;
     let probe = QualityProbe::new(&checkpoint.source()?, &target, args.n, args.runtime.seed)?;
-    let model = Integrator::new(&checkpoint.net, runtime)?;
-    let quality = probe.measure(&model, solver(&args.solver)?, args.solver.steps)?;
+    let solver = solver(&args.solver)?;
+    let model =
+        ready_for(Integrator::new(&checkpoint.net, runtime)?, solver, &checkpoint, args.runtime.seed)?;
+    let quality = probe.measure(&model, solver, args.solver.steps)?;
     // The likelihood of the probe's first target draw: points the model never trained on.
     let nll = match checkpoint.metadata.source_dataset() {
         Some(source) => likelihood::nll(&model, source, &probe.targets[0])?,
@@ -164,7 +184,10 @@ pub fn logprob(args: LogprobArgs) -> Result<()> {
     let points = files::read_points(&args.input)?;
     check_dimension(points.ncols(), dim, &args.input.display().to_string())?;
     let divergence = Divergence::for_dimension(dim, args.probes, args.runtime.seed);
-    let solver = Solver::new(args.solver, args.rtol, args.atol)?;
+    let solver = deterministic(
+        Solver::new(args.solver, args.rtol, args.atol)?,
+        "logprob follows the probability-flow ODE",
+    )?;
     let model = Integrator::new(&checkpoint.net, runtime)?;
     let found = likelihood::log_density(
         &model,
@@ -247,19 +270,23 @@ pub fn plot(args: PlotArgs) -> Result<()> {
             let start = checkpoint.source()?.draw(args.n, &mut flow_data::seeded_rng(args.runtime.seed))?;
             let grid = TimeGrid::uniform(args.solver.steps)?;
             let record = if kind == "gif" { Record::Every(1) } else { Record::Nothing };
-            let model = Integrator::new(&checkpoint.net, runtime)?;
+            let solver = solver(&args.solver)?;
+            let model = ready_for(
+                Integrator::new(&checkpoint.net, runtime)?,
+                solver,
+                &checkpoint,
+                args.runtime.seed,
+            )?;
             let classes = checkpoint.net.config().condition.classes;
             if kind == "png" && args.guidance.condition.is_none() && classes > 0 {
-                let image = class_panels(&model, &start, (&grid, solver(&args.solver)?), classes)?;
+                let image = class_panels(&model, &start, (&grid, solver), classes)?;
                 flow_viz::save_png(&args.out, &image)?;
                 eprintln!("wrote {}", args.out.display());
                 return Ok(());
             }
             let solved: PointsSolution = match guide(&checkpoint, &args.guidance, start.nrows())? {
-                Some(guide) => {
-                    model.integrate_guided(&start, &guide, &grid, solver(&args.solver)?, record)?
-                }
-                None => model.integrate(&start, &grid, solver(&args.solver)?, record)?,
+                Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
+                None => model.integrate(&start, &grid, solver, record)?,
             };
             // One window for every frame: the start and the end, whichever reaches further.
             let range = flow_viz::fitting_range(&[&start, &solved.points]);

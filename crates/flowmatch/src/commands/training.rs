@@ -150,6 +150,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         conditions: args.conditions.clone(),
         condition_dropout: conditional.then_some(config.condition_dropout),
         path,
+        coupling: args.coupling,
         ..RunMetadata::flow_matching(source_ref, target_ref(&args.target))
     };
     let target_label = metadata.target.as_ref().map(flow_train::PointsRef::label).unwrap_or_default();
@@ -196,6 +197,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
+    let teacher_solver = super::sampling::deterministic(
+        Solver::new(args.teacher_solver, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?,
+        "reflow's pairs follow the teacher's ODE",
+    )?;
     let (device, runtime) = runtime(&args.runtime)?;
     check_teacher_outside(&args.teacher, &args.out)?;
     check_run_dir(&args.out, args.resume, args.force)?;
@@ -204,10 +209,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
     let optimiser = &args.optimiser;
     let (lr, lr_schedule) = optimiser.rate(optimiser.recipe.reflow());
     let settings = ReflowSettings {
-        teacher: TeacherSettings {
-            solver: Solver::new(args.teacher_solver, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?,
-            steps: args.teacher_steps,
-        },
+        teacher: TeacherSettings { solver: teacher_solver, steps: args.teacher_steps },
         mode: args.pairs,
         rounds: args.rounds,
         from_teacher: !args.fresh,
