@@ -21,6 +21,9 @@ pub const STRAIGHTNESS_STEPS: usize = 100;
 #[derive(Clone, Debug, Serialize)]
 pub struct Quality {
     pub solver: String,
+    /// A stochastic solver's noise scale (absent for the deterministic ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
     pub steps: usize,
     /// Velocity evaluations per sample.
     pub nfe: usize,
@@ -182,6 +185,7 @@ impl QualityProbe {
         {
             measured.push(Quality {
                 solver: solver.name().into(),
+                noise: solver.noise(),
                 steps,
                 nfe,
                 n: self.n(),

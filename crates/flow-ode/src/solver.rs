@@ -133,6 +133,14 @@ impl Solver {
         }
     }
 
+    /// A stochastic solver's noise scale.
+    pub fn noise(&self) -> Option<f64> {
+        match *self {
+            Solver::EulerMaruyama { noise } | Solver::Overshoot { noise } => Some(noise),
+            _ => None,
+        }
+    }
+
     /// Whether it draws noise: [`integrate`] refuses it, [`crate::integrate_with_noise`] runs it.
     pub fn is_stochastic(&self) -> bool {
         self.kind().is_stochastic()

@@ -325,7 +325,7 @@ pub struct SolverArgs {
     /// g(t)² = G²·σ_t (σ_t the path's noise scale at t), overshoot's overshoot factor c
     /// [default: 1]. Needs a model from the Gaussian source with independent pairs; the
     /// noise is drawn from --seed.
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", allow_hyphen_values = true)]
     pub noise: Option<f64>,
 }
 

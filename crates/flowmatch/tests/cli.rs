@@ -231,6 +231,123 @@ fn train_reflow_sample_eval_and_plot_work_together() {
 }
 
 #[test]
+fn stochastic_samplers_repeat_with_their_seed_and_refuse_models_without_a_score() {
+    let scratch = Scratch::new("sde");
+    let model = train_small(&scratch, "fm", &[]);
+    let sample = |name: &str, extra: &[&str]| {
+        let out = scratch.path(name);
+        let args = ["sample", "--model", &model, "--n", "64", "--steps", "8", "--out", &out];
+        succeeds(&[&args[..], extra].concat());
+        std::fs::read(&out).expect("samples")
+    };
+    let first = sample("a.csv", &["--solver", "euler-maruyama", "--noise", "1.5", "--seed", "3"]);
+    let again = sample("b.csv", &["--solver", "euler-maruyama", "--noise", "1.5", "--seed", "3"]);
+    assert_eq!(first, again, "same seed");
+    let other = sample("c.csv", &["--solver", "euler-maruyama", "--noise", "1.5", "--seed", "4"]);
+    assert_ne!(first, other, "the seed draws the noise too");
+    let euler = sample("euler.csv", &["--solver", "euler", "--seed", "3"]);
+    assert_ne!(first, euler);
+    for solver in ["euler-maruyama", "overshoot"] {
+        let quiet = sample("quiet.csv", &["--solver", solver, "--noise", "0", "--seed", "3"]);
+        assert_eq!(quiet, euler, "{solver} at noise 0");
+    }
+    let path = scratch.path("path.csv");
+    succeeds(&[
+        "sample",
+        "--model",
+        &model,
+        "--n",
+        "7",
+        "--steps",
+        "10",
+        "--trajectory",
+        "5",
+        "--solver",
+        "overshoot",
+        "--out",
+        &path,
+    ]);
+    assert_eq!(lines(&path).len(), 1 + 3 * 7, "start, step 5, step 10");
+    let gif = scratch.path("sde.gif");
+    succeeds(&[
+        "plot",
+        "--model",
+        &model,
+        "--n",
+        "50",
+        "--steps",
+        "5",
+        "--solver",
+        "euler-maruyama",
+        "--out",
+        &gif,
+    ]);
+    assert!(image::open(&gif).is_ok());
+    let output =
+        succeeds(&["eval", "--model", &model, "--n", "50", "--solver", "euler-maruyama", "--steps", "4"]);
+    let quality: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
+    assert_eq!(
+        (&quality["solver"], &quality["noise"], &quality["nfe"]),
+        (&"euler-maruyama".into(), &1.0.into(), &4.into())
+    );
+
+    let out = scratch.path("x.csv");
+    let base = ["sample", "--model", &model, "--out", &out];
+    fails(&[&base[..], &["--noise", "1"]].concat(), 2, "rk4 is deterministic");
+    fails(&[&base[..], &["--solver", "overshoot", "--noise", "-1"]].concat(), 2, "--noise must be finite");
+    fails(
+        &[&base[..], &["--solver", "euler-maruyama", "--reverse", "--input", &path]].concat(),
+        2,
+        "the stochastic samplers run from the source to the data only",
+    );
+    fails(
+        &[
+            "logprob",
+            "--model",
+            &model,
+            "--input",
+            &out,
+            "--solver",
+            "euler-maruyama",
+            "--out",
+            &scratch.path("l.csv"),
+        ],
+        2,
+        "logprob follows the probability-flow ODE",
+    );
+    let planned = train_small(&scratch, "ot", &["--coupling", "ot"]);
+    let refused = ["sample", "--model", &planned, "--solver", "euler-maruyama", "--out", &out];
+    fails(&refused, 2, "trained with --coupling ot, not independent pairs");
+    let data = scratch.path("cloud.csv");
+    succeeds(&["data", "--name", "moons", "--n", "200", "--out", &data]);
+    let from_data = train_small(&scratch, "from-data", &["--source-data", &data]);
+    fails(
+        &["sample", "--model", &from_data, "--solver", "overshoot", "--out", &out],
+        2,
+        "not the standard Gaussian",
+    );
+    let reflowed = scratch.path("rf");
+    succeeds(&[
+        "reflow",
+        "--teacher",
+        &model,
+        "--pairs",
+        "pool:64",
+        "--steps",
+        "2",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        &reflowed,
+    ]);
+    let student = format!("{reflowed}/model.safetensors");
+    fails(&["sample", "--model", &student, "--solver", "euler-maruyama", "--out", &out], 2, "reflow model");
+    scratch.assert_no_temp_files();
+}
+
+#[test]
 fn user_data_of_any_dimension_trains_and_evaluates() {
     let scratch = Scratch::new("userdata");
     let data = scratch.path("cloud.csv");
@@ -772,6 +889,11 @@ fn conditional_models_train_sample_and_plot_and_bad_conditions_are_named() {
         &out,
     ]);
     assert_eq!(lines(&out).len(), 51);
+    // The stochastic samplers take conditions and guidance as the ODE solvers do.
+    let noisy = scratch.path("class3-sde.csv");
+    let sde = ["--solver", "euler-maruyama", "--noise", "1.5", "--n", "50", "--out", &noisy];
+    succeeds(&[&["sample", "--model", &model, "--condition", "3", "--guidance", "2"][..], &sde].concat());
+    assert_eq!(lines(&noisy).len(), 51);
     let panels = scratch.path("classes.png");
     succeeds(&["plot", "--model", &model, "--n", "100", "--out", &panels]);
     let image = image::open(&panels).expect("figure");
@@ -1315,6 +1437,7 @@ mod renderers {
     fn quality(solver: &str, steps: usize, nfe: usize, w2: f64) -> Quality {
         Quality {
             solver: solver.into(),
+            noise: None,
             steps,
             nfe,
             n: 2000,

@@ -32,6 +32,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let (device, runtime) = runtime(&args.runtime)?;
     let checkpoint = load_model(&args.model, device)?;
     let dim = checkpoint.net.config().dim;
+    let mut model = Integrator::new(&checkpoint.net, runtime)?;
+    if let Some(sampled) = args.path {
+        model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
+    }
+    let model = ready_for(model, solver, &checkpoint, args.runtime.seed)?;
     let start = match &args.input {
         Some(path) => {
             let points = files::read_points(path)?;
@@ -58,11 +63,6 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         check_points_budget("a trajectory of", start.nrows(), dim + 2, 2 * states)?;
     }
     let record = args.trajectory.map_or(Record::Nothing, Record::Every);
-    let mut model = Integrator::new(&checkpoint.net, runtime)?;
-    if let Some(sampled) = args.path {
-        model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
-    }
-    let model = ready_for(model, solver, &checkpoint, args.runtime.seed)?;
     let solved = match guide(&checkpoint, &args.guidance, start.nrows())? {
         Some(guide) => model.integrate_guided(&start, &guide, &grid, solver, record)?,
         None => model.integrate(&start, &grid, solver, record)?,
@@ -176,6 +176,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn logprob(args: LogprobArgs) -> Result<()> {
+    let solver = deterministic(
+        Solver::new(args.solver, args.rtol, args.atol)?,
+        "logprob follows the probability-flow ODE",
+    )?;
     files::check_output_path(&args.out)?;
     files::check_not_an_input(&args.out, &[&args.input, &args.model])?;
     let (device, runtime) = runtime(&args.runtime)?;
@@ -184,10 +188,6 @@ pub fn logprob(args: LogprobArgs) -> Result<()> {
     let points = files::read_points(&args.input)?;
     check_dimension(points.ncols(), dim, &args.input.display().to_string())?;
     let divergence = Divergence::for_dimension(dim, args.probes, args.runtime.seed);
-    let solver = deterministic(
-        Solver::new(args.solver, args.rtol, args.atol)?,
-        "logprob follows the probability-flow ODE",
-    )?;
     let model = Integrator::new(&checkpoint.net, runtime)?;
     let found = likelihood::log_density(
         &model,
