@@ -67,22 +67,35 @@ impl SolverKind {
     pub fn is_stochastic(self) -> bool {
         matches!(self, SolverKind::EulerMaruyama | SolverKind::Overshoot)
     }
+
+    /// A stochastic solver's default noise: Euler–Maruyama's G = 2, the best of 0.5 … 2.5 at
+    /// 4 to 32 steps on the spiral and Tong et al.'s sets (README, "Stochastic sampling"; above
+    /// G ≈ 2.8 its explicit steps go unstable near the data); overshoot's c = 1,
+    /// rectified-flow's default.
+    pub fn default_noise(self) -> Option<f64> {
+        match self {
+            SolverKind::EulerMaruyama => Some(EULER_MARUYAMA_NOISE),
+            SolverKind::Overshoot => Some(OVERSHOOT_NOISE),
+            _ => None,
+        }
+    }
 }
 
 flow_options::named_value!(SolverKind, "solver");
+
+/// The stochastic solvers' defaults (see [`SolverKind::default_noise`]).
+const EULER_MARUYAMA_NOISE: f64 = 2.0;
+const OVERSHOOT_NOISE: f64 = 1.0;
 
 impl Solver {
     /// dopri5's default tolerances (the command line's, and the reflow teacher's).
     pub const DEFAULT_RTOL: f64 = 1e-5;
     pub const DEFAULT_ATOL: f64 = 1e-5;
-    /// The stochastic samplers' default noise scale.
-    pub const DEFAULT_NOISE: f64 = 1.0;
-
     /// The smallest tolerance dopri5 takes.
     pub const MIN_TOLERANCE: f64 = 1e-12;
 
-    /// The solver of `kind`; Dopri5 gets the given tolerances, the stochastic ones
-    /// [`Solver::DEFAULT_NOISE`] (see [`Solver::with_noise`]).
+    /// The solver of `kind`; Dopri5 gets the given tolerances, the stochastic ones their
+    /// [`SolverKind::default_noise`] (see [`Solver::with_noise`]).
     pub fn new(kind: SolverKind, rtol: f64, atol: f64) -> Result<Solver> {
         Ok(match kind {
             SolverKind::Euler => Solver::Euler,
@@ -98,8 +111,8 @@ impl Solver {
                 }
                 Solver::Dopri5 { rtol, atol }
             }
-            SolverKind::EulerMaruyama => Solver::EulerMaruyama { noise: Solver::DEFAULT_NOISE },
-            SolverKind::Overshoot => Solver::Overshoot { noise: Solver::DEFAULT_NOISE },
+            SolverKind::EulerMaruyama => Solver::EulerMaruyama { noise: EULER_MARUYAMA_NOISE },
+            SolverKind::Overshoot => Solver::Overshoot { noise: OVERSHOOT_NOISE },
         })
     }
 

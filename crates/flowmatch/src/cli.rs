@@ -322,9 +322,9 @@ pub struct SolverArgs {
     #[arg(long, default_value_t = flow_ode::Solver::DEFAULT_ATOL, value_parser = positive_float)]
     pub atol: f64,
     /// The stochastic solvers' noise G (0: Euler exactly): euler-maruyama's diffusion
-    /// g(t)² = G²·σ_t (σ_t the path's noise scale at t), overshoot's overshoot factor c
-    /// [default: 1]. Needs a model from the Gaussian source with independent pairs; the
-    /// noise is drawn from --seed.
+    /// g(t)² = G²·σ_t (σ_t the path's noise scale at t), overshoot's overshoot factor c.
+    /// Needs a model from the Gaussian source with independent pairs; the
+    /// noise is drawn from --seed. [default: 2 for euler-maruyama, 1 for overshoot]
     #[arg(long, value_name = "G", allow_hyphen_values = true)]
     pub noise: Option<f64>,
 }

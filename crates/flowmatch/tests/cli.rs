@@ -288,7 +288,7 @@ fn stochastic_samplers_repeat_with_their_seed_and_refuse_models_without_a_score(
     let quality: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
     assert_eq!(
         (&quality["solver"], &quality["noise"], &quality["nfe"]),
-        (&"euler-maruyama".into(), &1.0.into(), &4.into())
+        (&"euler-maruyama".into(), &2.0.into(), &4.into())
     );
 
     let out = scratch.path("x.csv");
@@ -661,6 +661,7 @@ fn quick_reproduce_writes_every_figure_at_its_size() {
         ("09_loss_reflow.png", (640, 420)),
         ("12_trajectories.png", (2 * square.0, square.1)),
         ("13_quality_vs_steps.png", (640, 420)),
+        ("15_ode_sde_paths.png", (2 * square.0, square.1)),
     ];
     for (name, size) in expected_sizes {
         let image = image::open(format!("{out}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));

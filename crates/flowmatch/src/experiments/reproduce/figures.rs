@@ -27,6 +27,8 @@ pub struct Reproduction {
     pub untrained: Integrator,
     pub flow: Integrator,
     pub flow_losses: Vec<f32>,
+    /// The same network, ready for the stochastic samplers.
+    pub stochastic: Integrator,
     /// The reflow the figures show: pooled pairs.
     pub reflow: Integrator,
     pub reflow_losses: Vec<f32>,
@@ -54,7 +56,7 @@ pub struct Figure {
 }
 
 /// Every figure, in the order they are drawn and listed in the report.
-pub const FIGURES: [Figure; 14] = [
+pub const FIGURES: [Figure; 15] = [
     Figure { file: "01_source_target.png", draw: source_target },
     Figure { file: "02_initial_velocities.png", draw: initial_velocities },
     Figure {
@@ -81,6 +83,7 @@ pub const FIGURES: [Figure; 14] = [
         draw: |r| png(flow_viz::quality_chart(&r.sweep, r.sweep_floor, "sample quality against cost")?),
     },
     Figure { file: "14_density.png", draw: density },
+    Figure { file: "15_ode_sde_paths.png", draw: ode_and_sde_paths },
 ];
 
 impl Reproduction {
@@ -89,6 +92,7 @@ impl Reproduction {
         (source, target): (Array2<f32>, Array2<f32>),
         untrained: Integrator,
         (flow, flow_losses): (Integrator, Vec<f32>),
+        stochastic: Integrator,
         (reflow, reflow_losses): (Integrator, Vec<f32>),
         (sweep, sweep_floor): (Vec<flow_viz::QualitySeries>, f64),
         densities: (Vec<f64>, Vec<f64>),
@@ -99,6 +103,7 @@ impl Reproduction {
             untrained,
             flow,
             flow_losses,
+            stochastic,
             reflow,
             reflow_losses,
             sweep,
@@ -182,6 +187,20 @@ fn trajectories(r: &Reproduction) -> Result<Picture> {
     let sides = [
         &flow_viz::trajectories(&r.flow_path()?.trajectory, DRAWN_PATHS, "flow matching paths")?,
         &flow_viz::trajectories(&r.reflow_path()?.trajectory, DRAWN_PATHS, "reflow paths")?,
+    ];
+    png(flow_viz::side_by_side(&sides))
+}
+
+/// The flow-matching model's paths by its ODE (Euler × 100) and its SDE (Euler–Maruyama × 100
+/// at the default noise): the same marginals, jittered paths that end on the spiral.
+fn ode_and_sde_paths(r: &Reproduction) -> Result<Picture> {
+    let solver =
+        Solver::new(flow_ode::SolverKind::EulerMaruyama, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?;
+    let sde = r.stochastic.integrate(&r.source, &TimeGrid::uniform(100)?, solver, Record::Every(1))?;
+    let title = format!("SDE paths (Euler–Maruyama, noise {})", solver.noise().unwrap_or_default());
+    let sides = [
+        &flow_viz::trajectories(&r.flow_path()?.trajectory, DRAWN_PATHS, "ODE paths (Euler)")?,
+        &flow_viz::trajectories(&sde.trajectory, DRAWN_PATHS, &title)?,
     ];
     png(flow_viz::side_by_side(&sides))
 }

@@ -154,6 +154,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if let Some(online) = &online {
         models.push(("reflow (online)", Integrator::new(online, runtime)?));
     }
+    // The flow-matching model again, sampled by its SDE (the post's line from the Gaussian,
+    // independent pairs: its velocity gives the score).
+    let stochastic = Integrator::new(&flow, runtime)?.with_noise(flow_path::AffinePath::LINE, cx.seed + 3);
     let (sweep, sweep_floor) = cx.time("quality against cost", |cx| {
         let probe = QualityProbe::new(
             &PointSource::post_source(),
@@ -161,7 +164,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             scale.probe / 2,
             cx.seed + 2,
         )?;
-        Ok((quality_sweep(&probe, &models)?, probe.floor))
+        Ok((quality_sweep(&probe, &models, &stochastic)?, probe.floor))
     })?;
     let (table, floor, nll) = cx.time("metrics table", |cx| {
         let probe = QualityProbe::new(
@@ -203,6 +206,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         (source, target),
         untrained,
         (flow, flow_losses),
+        stochastic,
         (reflow, reflow_losses),
         (sweep, sweep_floor),
         densities,
@@ -308,28 +312,39 @@ fn trained_or_loaded(
     train(&dir)
 }
 
-/// W₂ at every step count of [`QUALITY_STEPS`], Euler and RK4, for each
-/// model; each point is placed at its cost in network evaluations.
-fn quality_sweep(probe: &QualityProbe, models: &[(&str, Integrator)]) -> Result<Vec<QualitySeries>> {
+/// W₂ at every step count of [`QUALITY_STEPS`], Euler and RK4, for each model, and
+/// Euler–Maruyama (at its default noise) for the flow-matching one, `stochastic`; each point
+/// is placed at its cost in network evaluations.
+fn quality_sweep(
+    probe: &QualityProbe,
+    models: &[(&str, Integrator)],
+    stochastic: &Integrator,
+) -> Result<Vec<QualitySeries>> {
     let colours = [(200, 30, 30), (30, 90, 200), (30, 150, 70)];
-    let mut series = Vec::new();
+    let euler_maruyama = Solver::new(SolverKind::EulerMaruyama, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?;
+    let mut runs: Vec<(&str, &Integrator, Solver, (u8, u8, u8), bool)> = Vec::new();
     for ((name, model), colour) in models.iter().zip(colours) {
         for (solver, dashed) in [(Solver::Euler, false), (Solver::Rk4, true)] {
-            let (samples, nfes): (Vec<_>, Vec<_>) = QUALITY_STEPS
-                .iter()
-                .map(|&steps| probe.samples(model, solver, steps))
-                .collect::<flow_eval::Result<Vec<_>>>()?
-                .into_iter()
-                .unzip();
-            // One model and solver at growing step counts: each assignment starts from the last's duals.
-            let w2s = probe.w2_of_alike(&samples)?;
-            series.push(QualitySeries {
-                label: format!("{name}, {}", solver.name()),
-                points: nfes.into_iter().zip(w2s).collect(),
-                colour,
-                dashed,
-            });
+            runs.push((name, model, solver, colour, dashed));
         }
+    }
+    runs.insert(2, ("flow matching", stochastic, euler_maruyama, (230, 140, 20), false));
+    let mut series = Vec::new();
+    for (name, model, solver, colour, dashed) in runs {
+        let (samples, nfes): (Vec<_>, Vec<_>) = QUALITY_STEPS
+            .iter()
+            .map(|&steps| probe.samples(model, solver, steps))
+            .collect::<flow_eval::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        // One model and solver at growing step counts: each assignment starts from the last's duals.
+        let w2s = probe.w2_of_alike(&samples)?;
+        series.push(QualitySeries {
+            label: format!("{name}, {}", solver.name()),
+            points: nfes.into_iter().zip(w2s).collect(),
+            colour,
+            dashed,
+        });
     }
     Ok(series)
 }
