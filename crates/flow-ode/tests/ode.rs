@@ -178,8 +178,17 @@ fn solver_names_parse_and_bad_ones_are_named() {
     assert_eq!(SolverKind::Rk4.to_string(), "rk4");
     assert_eq!(
         Solver::from_name("rk5", 1e-5, 1e-5).unwrap_err().to_string(),
-        "unknown solver `rk5` (valid: euler, midpoint, heun, rk4, dopri5)"
+        "unknown solver `rk5` (valid: euler, midpoint, heun, rk4, dopri5, euler-maruyama, overshoot)"
     );
+    // Noise belongs to the stochastic solvers only, and is finite and at least 0.
+    let rk4 = Solver::from_name("rk4", 1e-5, 1e-5).expect("valid");
+    assert_eq!(rk4.with_noise(1.0), Err(OdeError::NoiseForDeterministic { solver: "rk4" }));
+    let sde = Solver::from_name("euler-maruyama", 1e-5, 1e-5).expect("valid");
+    assert_eq!(sde.noise(), SolverKind::EulerMaruyama.default_noise());
+    assert_eq!(sde.with_noise(0.5), Ok(Solver::EulerMaruyama { noise: 0.5 }));
+    for bad in [-0.1, f64::NAN, f64::INFINITY] {
+        assert!(matches!(sde.with_noise(bad), Err(OdeError::Noise(_))), "{bad}");
+    }
     assert!(Solver::from_name("dopri5", 0.0, 1e-5).is_err());
     assert!(Solver::from_name("dopri5", 1e-5, f64::NAN).is_err());
     // Tolerances no floating-point state can meet are refused up front.

@@ -312,6 +312,15 @@ fn trained_or_loaded(
     train(&dir)
 }
 
+/// One curve of the sweep: a model, its solver, and how the curve is drawn.
+struct SweepRun<'a> {
+    name: &'a str,
+    model: &'a Integrator,
+    solver: Solver,
+    colour: (u8, u8, u8),
+    dashed: bool,
+}
+
 /// W₂ at every step count of [`QUALITY_STEPS`], Euler and RK4, for each model, and
 /// Euler–Maruyama (at its default noise) for the flow-matching one, `stochastic`; each point
 /// is placed at its cost in network evaluations.
@@ -322,15 +331,22 @@ fn quality_sweep(
 ) -> Result<Vec<QualitySeries>> {
     let colours = [(200, 30, 30), (30, 90, 200), (30, 150, 70)];
     let euler_maruyama = Solver::new(SolverKind::EulerMaruyama, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?;
-    let mut runs: Vec<(&str, &Integrator, Solver, (u8, u8, u8), bool)> = Vec::new();
+    let mut runs = Vec::new();
     for ((name, model), colour) in models.iter().zip(colours) {
         for (solver, dashed) in [(Solver::Euler, false), (Solver::Rk4, true)] {
-            runs.push((name, model, solver, colour, dashed));
+            runs.push(SweepRun { name, model, solver, colour, dashed });
         }
     }
-    runs.insert(2, ("flow matching", stochastic, euler_maruyama, (230, 140, 20), false));
+    let sde = SweepRun {
+        name: "flow matching",
+        model: stochastic,
+        solver: euler_maruyama,
+        colour: (230, 140, 20),
+        dashed: false,
+    };
+    runs.insert(2, sde);
     let mut series = Vec::new();
-    for (name, model, solver, colour, dashed) in runs {
+    for SweepRun { name, model, solver, colour, dashed } in runs {
         let (samples, nfes): (Vec<_>, Vec<_>) = QUALITY_STEPS
             .iter()
             .map(|&steps| probe.samples(model, solver, steps))
