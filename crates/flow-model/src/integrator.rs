@@ -37,7 +37,40 @@ pub struct Integrator {
 /// same noise; successive integrations continue the stream.
 struct SamplingNoise {
     path: AffinePath,
+    /// \[SF\]2M's learned score, when the SDE's drift adds it to the flow.
+    score: Option<LearnedScore>,
     rng: Mutex<flow_data::SeededRng>,
+}
+
+/// A network trained with the score objective (it predicts (σ²/2)·∇log p_t) on the flow's
+/// path of noise scale `sigma`, made ready as the flow is.
+struct LearnedScore {
+    net: VelocityNet,
+    native: Option<NativeField>,
+    sigma: f64,
+}
+
+/// The \[SF\]2M SDE's drift: the flow plus `weight` times the learned score.
+struct Drift<'a, A, B> {
+    flow: &'a A,
+    score: &'a B,
+    weight: f64,
+}
+
+impl<S, A, B> VelocityField<S> for Drift<'_, A, B>
+where
+    S: flow_ode::State,
+    A: VelocityField<S>,
+    B: VelocityField<S>,
+    ModelError: From<A::Error> + From<B::Error>,
+{
+    type Error = ModelError;
+
+    fn velocity(&self, x: &S, t: f64) -> Result<S> {
+        let v = self.flow.velocity(x, t)?;
+        let s = self.score.velocity(x, t)?;
+        Ok(v.combine(&[(self.weight, &s)]))
+    }
 }
 
 impl SamplingNoise {
@@ -86,8 +119,42 @@ impl Integrator {
     pub fn with_noise(self, path: AffinePath, seed: u64) -> Integrator {
         let mut rng = flow_data::seeded_rng(seed);
         rng.set_stream(5);
-        let noise = SamplingNoise { path, rng: Mutex::new(rng) };
+        let noise = SamplingNoise { path, score: None, rng: Mutex::new(rng) };
         Integrator { noise: Some(noise), ..self }
+    }
+
+    /// The same flow ready for \[SF\]2M's SDE dx = [v + G²·s] dt + G·σ dW (G the solver's
+    /// noise): `score` was trained with the score objective on the flow's path, whose noise
+    /// scale is `sigma`, and runs on the backend `runtime` resolves for it, which must be the
+    /// flow's; the noise is stream 5 of `seed`.
+    pub fn with_learned_score(
+        self,
+        score: &VelocityNet,
+        runtime: Runtime,
+        (path, seed): (AffinePath, u64),
+    ) -> Result<Integrator> {
+        let native = match runtime.resolve(score)? {
+            Backend::Native => Some(NativeField::with_kernel(score, runtime.kernel)?),
+            _ => None,
+        };
+        if native.is_some() != self.native.is_some() {
+            return Err(ModelError::Config(
+                "the flow and the score networks would run on different backends; give --backend".into(),
+            ));
+        }
+        if score.config().dim != self.net.config().dim {
+            return Err(ModelError::Config(format!(
+                "the score network is {}-dimensional, the flow {}-dimensional",
+                score.config().dim,
+                self.net.config().dim
+            )));
+        }
+        let learned = LearnedScore { net: score.try_clone()?, native, sigma: path.sigma };
+        let mut integrator = self.with_noise(path, seed);
+        if let Some(noise) = &mut integrator.noise {
+            noise.score = Some(learned);
+        }
+        Ok(integrator)
     }
 
     /// The same network followed along `change.sampled`'s paths (it was trained on
@@ -135,6 +202,9 @@ impl Integrator {
                 guide.shape.describe(),
                 shape.describe()
             )));
+        }
+        if solver.is_stochastic() && self.noise.as_ref().is_some_and(|n| n.score.is_some()) {
+            return Err(ModelError::Config("a learned score samples unconditional flows only".into()));
         }
         if guide.rows != start.nrows() {
             return Err(ModelError::Internal(format!(
@@ -191,15 +261,28 @@ impl Integrator {
             (None, Some(noise)) => noise.path,
             (_, None) => AffinePath::LINE,
         };
+        let learned = noise.and_then(|n| n.score.as_ref());
+        let strength = solver.noise().unwrap_or(0.0);
+        let diffusion = match learned {
+            Some(score) => flow_ode::Diffusion::Constant(strength * score.sigma),
+            None => flow_ode::Diffusion::FromPath(path),
+        };
         let solution = match native {
             // Points of another dimension go to libtorch, which names the mismatch.
             Some(field) if start.ncols() == self.net.config().dim => {
                 let field = &Rescheduled { field, change: self.schedule };
                 let mut draw =
                     |x: &Array2<f32>| noise.map_or_else(|| x.clone(), |n| n.draw(x.nrows(), x.ncols()));
-                let noise = flow_ode::Noise { path, draw: &mut draw };
-                let solution =
-                    flow_ode::integrate_with_noise(field, start.clone(), grid, solver, record, noise)?;
+                let noise = flow_ode::Noise { diffusion, draw: &mut draw };
+                let x0 = start.clone();
+                let solution = match learned.map(|score| score.native.as_ref()) {
+                    Some(Some(score)) => {
+                        let drift = Drift { flow: field, score, weight: strength * strength };
+                        flow_ode::integrate_with_noise(&drift, x0, grid, solver, record, noise)?
+                    }
+                    Some(None) => return Err(ModelError::Internal("the score network is not native".into())),
+                    None => flow_ode::integrate_with_noise(field, x0, grid, solver, record, noise)?,
+                };
                 PointsSolution { points: solution.state, nfe: solution.nfe, trajectory: solution.trajectory }
             }
             _ => {
@@ -213,8 +296,14 @@ impl Integrator {
                     }
                     None => x.clone(),
                 };
-                let noise = flow_ode::Noise { path, draw: &mut draw };
-                let solution = flow_ode::integrate_with_noise(torch, x0, grid, solver, record, noise)?;
+                let noise = flow_ode::Noise { diffusion, draw: &mut draw };
+                let solution = match learned {
+                    Some(score) => {
+                        let drift = Drift { flow: torch, score: &score.net, weight: strength * strength };
+                        flow_ode::integrate_with_noise(&drift, x0, grid, solver, record, noise)?
+                    }
+                    None => flow_ode::integrate_with_noise(torch, x0, grid, solver, record, noise)?,
+                };
                 let trajectory = solution
                     .trajectory
                     .iter()
@@ -222,6 +311,11 @@ impl Integrator {
                     .collect::<Result<_>>()?;
                 PointsSolution { points: tensor_to_array(&solution.state.0)?, nfe: solution.nfe, trajectory }
             }
+        };
+        // Each drift evaluation of [SF]2M's SDE runs two networks: count both.
+        let solution = match learned {
+            Some(_) if solver.is_stochastic() => PointsSolution { nfe: 2 * solution.nfe, ..solution },
+            _ => solution,
         };
         // NaN or infinite end points are never a sample: say so instead of writing them.
         let rows =

@@ -224,10 +224,26 @@ impl Workspace {
         targets: &[f32],
         meanwhile: impl FnOnce() -> T,
     ) -> Result<((f32, &[f32]), T)> {
+        self.weighted_loss_and_gradient_while(mlp, (inputs, targets, None), meanwhile)
+    }
+
+    /// As [`Workspace::loss_and_gradient_while`], each row's squared error times its weight
+    /// in `weights` (one per row; `None`: all 1, the same bits as the plain loss).
+    pub fn weighted_loss_and_gradient_while<T>(
+        &mut self,
+        mlp: &Mlp,
+        (inputs, targets, weights): (&[f32], &[f32], Option<&[f32]>),
+        meanwhile: impl FnOnce() -> T,
+    ) -> Result<((f32, &[f32]), T)> {
         let rows = check_rows(inputs.len(), mlp.inputs(), "inputs")?;
         let target_rows = check_rows(targets.len(), mlp.outputs(), "targets")?;
         if rows != target_rows || rows == 0 {
             return Err(NativeError::Shape(format!("{rows} input rows against {target_rows} target rows")));
+        }
+        if let Some(weights) = weights
+            && weights.len() != rows
+        {
+            return Err(NativeError::Shape(format!("{} weights for {rows} rows", weights.len())));
         }
         self.transpose_weights(mlp);
         let Workspace { kernel, threads, blocks, transposed, gradient } = self;
@@ -243,7 +259,7 @@ impl Workspace {
                     let count = size_blocks(blocks, mlp, start, WAVE_ROWS.min(rows - start));
                     blocks[..count].par_iter_mut().for_each(|block| {
                         forward_block(kernel, mlp, transposed, inputs, block, Pass::Training);
-                        backward_block(kernel, mlp, inputs, targets, scale, block);
+                        backward_block(kernel, mlp, (inputs, targets, weights), scale, block);
                     });
                     // Block by block in row order, whatever the wave and thread layout.
                     for block in &blocks[..count] {
@@ -408,8 +424,7 @@ fn jvp_block(
 fn backward_block(
     kernel: Supported,
     mlp: &Mlp,
-    inputs: &[f32],
-    targets: &[f32],
+    (inputs, targets, weights): (&[f32], &[f32], Option<&[f32]>),
     scale: f32,
     block: &mut Block,
 ) {
@@ -419,10 +434,26 @@ fn backward_block(
     let target = &targets[block.start * outputs..(block.start + rows) * outputs];
     let prediction = &block.activations[last][..rows * outputs];
     let mut squared_error = 0.0f64;
-    for ((e, &p), &t) in block.error.iter_mut().zip(prediction).zip(target) {
-        let difference = p - t;
-        squared_error += f64::from(difference * difference);
-        *e = difference * scale;
+    match weights {
+        None => {
+            for ((e, &p), &t) in block.error.iter_mut().zip(prediction).zip(target) {
+                let difference = p - t;
+                squared_error += f64::from(difference * difference);
+                *e = difference * scale;
+            }
+        }
+        Some(weights) => {
+            let errors = block.error[..rows * outputs].chunks_mut(outputs);
+            let rows_of = errors.zip(prediction.chunks(outputs)).zip(target.chunks(outputs));
+            for (r, ((row, predicted), wanted)) in rows_of.enumerate() {
+                let weight = weights[block.start + r];
+                for ((e, &p), &t) in row.iter_mut().zip(predicted).zip(wanted) {
+                    let difference = p - t;
+                    squared_error += f64::from(weight * difference * difference);
+                    *e = difference * scale * weight;
+                }
+            }
+        }
     }
     block.squared_error = squared_error;
 

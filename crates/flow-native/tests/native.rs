@@ -497,3 +497,35 @@ fn jacobian_vector_products_of_a_batch_spanning_waves_are_those_of_its_parts() {
     assert!(whole.0 == [first.0, second.0].concat(), "outputs differ");
     assert!(whole.1 == [first.1, second.1].concat(), "products differ");
 }
+
+/// A row-weighted loss: weights of 1 are the plain loss bit for bit; weights that keep the
+/// first rows and drop the rest give the first rows' own loss and gradient, scaled by their share.
+#[test]
+fn row_weights_scale_each_rows_error_and_gradient() {
+    let mlp = network(Activation::Gelu, 13);
+    let (inputs, targets) = batch(600, 14);
+    let mut workspace = Workspace::with_kernel(2, Kernel::requested().unwrap()).unwrap();
+    let (loss, gradient) = workspace.loss_and_gradient(&mlp, &inputs, &targets).unwrap();
+    let gradient = gradient.to_vec();
+    let ones = vec![1.0f32; 600];
+    let ((weighted, same), ()) =
+        workspace.weighted_loss_and_gradient_while(&mlp, (&inputs, &targets, Some(&ones)), || ()).unwrap();
+    assert_eq!((weighted, same.to_vec()), (loss, gradient));
+
+    let kept = 200;
+    let weights: Vec<f32> = (0..600).map(|i| if i < kept { 1.0 } else { 0.0 }).collect();
+    let ((masked, masked_gradient), ()) =
+        workspace.weighted_loss_and_gradient_while(&mlp, (&inputs, &targets, Some(&weights)), || ()).unwrap();
+    let masked_gradient = masked_gradient.to_vec();
+    let (head_loss, head) =
+        workspace.loss_and_gradient(&mlp, &inputs[..kept * 3], &targets[..kept * 2]).unwrap();
+    let share = kept as f32 / 600.0;
+    assert!((masked - share * head_loss).abs() < 1e-5 * masked, "{masked} vs {}", share * head_loss);
+    let scale = head.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    for (g, h) in masked_gradient.iter().zip(head) {
+        assert!((g - share * h).abs() < 1e-5 * scale, "{g} vs {}", share * h);
+    }
+    let short =
+        workspace.weighted_loss_and_gradient_while(&mlp, (&inputs, &targets, Some(&weights[..5])), || ());
+    assert!(matches!(short, Err(NativeError::Shape(_))));
+}

@@ -22,6 +22,10 @@ pub enum OdeError {
     NeedsNoise { solver: &'static str },
     #[error("{solver} samples from the source (t = 0) to the data (t = 1) only, not backwards")]
     StochasticBackward { solver: &'static str },
+    #[error(
+        "overshoot steps along the path's closed form; a learned score (--score) drives euler-maruyama only"
+    )]
+    OvershootWithoutPath,
     #[error("--noise must be finite and at least 0, not {0}")]
     Noise(f64),
     #[error(

@@ -21,7 +21,7 @@ pub use error::{OdeError, Result};
 pub use grid::{TimeGrid, check_warp, warp_time};
 pub use solver::{Record, Solution, Solver, SolverKind, integrate};
 pub use state::State;
-pub use stochastic::{Noise, integrate_with_noise};
+pub use stochastic::{Diffusion, Noise, integrate_with_noise};
 
 /// A time-dependent velocity field evaluated on a batch of states.
 pub trait VelocityField<S> {

@@ -13,10 +13,22 @@ use crate::{OdeError, Record, Solution, Solver, State, TimeGrid, VelocityField};
 
 /// What a stochastic solver needs besides the field.
 pub struct Noise<'a, S> {
-    /// The path the field was trained on.
-    pub path: AffinePath,
+    /// Where the score and the diffusion come from.
+    pub diffusion: Diffusion,
     /// Standard normal draws shaped like the state given (one call per noisy step).
     pub draw: &'a mut dyn FnMut(&S) -> S,
+}
+
+/// Where a stochastic solver's score and diffusion come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Diffusion {
+    /// The field is a velocity trained on this path from the standard Gaussian with
+    /// independent pairs: the score follows from it, and g(t)² = noise²·σ̄_t.
+    FromPath(AffinePath),
+    /// The field is already the SDE's whole drift (\[SF\]2M: the flow plus its learned
+    /// score) and the diffusion this constant g: Euler–Maruyama on every step, the last
+    /// included, as torchsde's Euler integrates it.
+    Constant(f64),
 }
 
 /// The diffusion g(t)² = noise²·σ̄_t of [`Solver::EulerMaruyama`], where σ̄_t is the blur of the
@@ -57,18 +69,29 @@ where
     if grid.end() < grid.start() {
         return Err(OdeError::StochasticBackward { solver: solver.name() }.into());
     }
-    let Noise { path, draw } = noise;
+    let Noise { diffusion, draw } = noise;
     let mut recorder = Recorder::new(record, grid.start(), &x0);
     let mut x = x0;
     let steps = grid.steps();
     for (step, pair) in grid.times().windows(2).enumerate() {
         let (t, next) = (pair[0], pair[1]);
-        x = if scale == 0.0 || step + 1 == steps {
-            explicit_step(field, &x, t, next - t, &EULER)?
-        } else if let Solver::EulerMaruyama { .. } = solver {
-            euler_maruyama_step(field, &x, (t, next), &path, scale, draw)?
-        } else {
-            overshoot_step(field, &x, (t, next), &path, scale, draw)?
+        x = match (diffusion, solver) {
+            (Diffusion::Constant(g), _) if g > 0.0 => {
+                if let Solver::Overshoot { .. } = solver {
+                    return Err(OdeError::OvershootWithoutPath.into());
+                }
+                let v = field.velocity(&x, t)?;
+                let xi = draw(&x);
+                let dt = next - t;
+                x.combine(&[(dt, &v), (g * dt.sqrt(), &xi)])
+            }
+            (Diffusion::FromPath(path), _) if scale > 0.0 && step + 1 < steps => match solver {
+                Solver::EulerMaruyama { .. } => {
+                    euler_maruyama_step(field, &x, (t, next), &path, scale, draw)?
+                }
+                _ => overshoot_step(field, &x, (t, next), &path, scale, draw)?,
+            },
+            _ => explicit_step(field, &x, t, next - t, &EULER)?,
         };
         recorder.after_step(step + 1, next, &x);
     }

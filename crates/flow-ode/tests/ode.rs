@@ -238,7 +238,7 @@ const PINNED_BACK_STEPS: usize = 12;
 /// (`AffinePath::gaussian_marginal`) and score are exact: any error is the sampler's.
 mod stochastic {
     use flow_data::samplers::{gaussian, seeded_rng};
-    use flow_ode::{Noise, Record, Solver, TimeGrid, integrate, integrate_with_noise};
+    use flow_ode::{Diffusion, Noise, Record, Solver, TimeGrid, integrate, integrate_with_noise};
     use flow_path::{AffinePath, Scheduler};
     use ndarray::Array2;
 
@@ -266,7 +266,7 @@ mod stochastic {
         let mut rng = seeded_rng(seed);
         let mut draw = |x: &Array2<f64>| gaussian(x.nrows(), x.ncols(), 1.0, &mut rng).mapv(f64::from);
         let grid = TimeGrid::uniform(steps).expect("grid");
-        let noise = Noise { path, draw: &mut draw };
+        let noise = Noise { diffusion: Diffusion::FromPath(path), draw: &mut draw };
         let x0 = normal_rows(n, 2, seed + 1);
         integrate_with_noise(&exact_velocity(path), x0, &grid, solver, Record::Nothing, noise)
             .expect("integrates")
@@ -292,7 +292,7 @@ mod stochastic {
                 draws += 1;
                 x.clone()
             };
-            let noise = Noise { path, draw: &mut draw };
+            let noise = Noise { diffusion: Diffusion::FromPath(path), draw: &mut draw };
             let solved = integrate_with_noise(&field, x0.clone(), &grid, solver, Record::Every(2), noise)
                 .expect("integrates");
             assert_eq!(solved.state, euler.state, "{solver:?}");
@@ -311,7 +311,7 @@ mod stochastic {
             &grid.reversed(),
             Solver::Overshoot { noise: 1.0 },
             Record::Nothing,
-            Noise { path, draw: &mut draw },
+            Noise { diffusion: Diffusion::FromPath(path), draw: &mut draw },
         );
         assert_eq!(
             backwards.unwrap_err().to_string(),

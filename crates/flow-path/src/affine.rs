@@ -89,9 +89,40 @@ impl GaussianMarginal {
 pub struct PathSample<R> {
     /// The points on the path at each row's time: the network's input positions.
     pub x_t: R,
-    /// The path's velocity there: the regression target.
+    /// The path's velocity there (or, for [`Objective::Score`], its score target): the
+    /// regression target.
     pub target: R,
+    /// Each row's weight in the mean squared error (`None`: all 1, plain MSE).
+    pub weights: Option<Vec<f32>>,
 }
+
+/// What a network regresses onto along a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// The path's velocity: a flow (every run before the objective existed).
+    #[default]
+    Velocity,
+    /// \[SF\]2M's score (Tong, Malkin, Fatras et al. 2024; torchcfm's `compute_lambda`):
+    /// ‖λ_t·s(x_t, t) + ε‖² with λ_t = 2s_t/σ², so s learns (σ²/2)·∇log p_t, the drift
+    /// the SDE dx = [v + s] dt + σ dW adds to the flow. Needs a noisy path (σ > 0), and holds
+    /// whatever the coupling.
+    Score,
+}
+
+impl Objective {
+    /// Both, in the order help lines list them.
+    pub const ALL: [Objective; 2] = [Objective::Velocity, Objective::Score];
+
+    /// How the header and `run.json` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Velocity => "velocity",
+            Objective::Score => "score",
+        }
+    }
+}
+
+flow_options::named_value!(Objective, "objective");
 
 impl AffinePath {
     /// The straight line x_t = x₀ + t(x₁ − x₀) with target x₁ − x₀.
@@ -157,11 +188,11 @@ impl AffinePath {
             } else {
                 difference.scaled(&column(|c| c.d_alpha))
             };
-            PathSample { x_t, target }
+            PathSample { x_t, target, weights: None }
         } else {
             let x_t = x0.scaled(&column(|c| c.sigma)).plus_scaled(&column(|c| c.alpha), x1);
             let target = x0.scaled(&column(|c| c.d_sigma)).plus_scaled(&column(|c| c.d_alpha), x1);
-            PathSample { x_t, target }
+            PathSample { x_t, target, weights: None }
         };
         if self.needs_noise() {
             let noise = noise.ok_or(PathError::MissingNoise(self.sigma))?;
@@ -181,6 +212,43 @@ impl AffinePath {
             }
         }
         Ok(sample)
+    }
+
+    /// [`AffinePath::sample`] for `objective`: the velocity's, or the score's — the same x_t,
+    /// the target −ε/λ_t and the row weight λ_t², so that the weighted error is \[SF\]2M's
+    /// ‖λ_t·s + ε‖² (rows where λ_t = 0, at the bridge's ends, get weight and target 0: the
+    /// score is not learned there, and the loss leaves out their constant ‖ε‖²).
+    pub fn sample_for<R: Rows>(
+        &self,
+        objective: Objective,
+        x0: &R,
+        x1: &R,
+        times: &[f32],
+        noise: Option<&R>,
+    ) -> Result<PathSample<R>> {
+        let sample = self.sample(x0, x1, times, noise)?;
+        if objective == Objective::Velocity {
+            return Ok(sample);
+        }
+        let noise = match noise {
+            Some(noise) if self.needs_noise() => noise,
+            _ => return Err(PathError::ScoreWithoutNoise),
+        };
+        let weights: Vec<f64> = times.iter().map(|&t| self.score_weight(f64::from(t))).collect();
+        let inverse: Vec<f32> =
+            weights.iter().map(|&w| if w > 0.0 { (-1.0 / w) as f32 } else { 0.0 }).collect();
+        let target = noise.scaled(&x0.column(&inverse));
+        Ok(PathSample {
+            x_t: sample.x_t,
+            target,
+            weights: Some(weights.iter().map(|w| (w * w) as f32).collect()),
+        })
+    }
+
+    /// \[SF\]2M's λ_t = 2s_t/σ² (torchcfm's `compute_lambda`, with its 10⁻⁸): the score
+    /// network's s times λ_t predicts −ε.
+    pub fn score_weight(&self, t: f64) -> f64 {
+        2.0 * self.noise_at(t).0 / (self.sigma * self.sigma + 1e-8)
     }
 
     /// The noise's scale s_t and its rate ṡ_t at `t` (ṡ = 0 for constant noise, which

@@ -27,6 +27,11 @@ pub enum PathError {
         "cannot change the schedule to or from `{0}`: its data end keeps the blur σ_min (use linear, cosine, vp or polynomial:N)"
     )]
     Reschedule(String),
+    /// A score objective on a path without noise, whose conditional score is not defined.
+    #[error(
+        "the score objective needs a noisy path (--path bridge, or --sigma > 0): without noise x_t has no score to learn"
+    )]
+    ScoreWithoutNoise,
     /// A conversion that divides by zero at `t` (the score where σ_t = 0).
     #[error("{what} is singular at t = {t} on the {path} path")]
     #[allow(missing_docs)]

@@ -28,7 +28,7 @@ mod rows;
 mod scheduler;
 mod transform;
 
-pub use affine::{AffinePath, GaussianMarginal, NoiseShape, PathName, PathSample};
+pub use affine::{AffinePath, GaussianMarginal, NoiseShape, Objective, PathName, PathSample};
 pub use error::{PathError, Result};
 pub use rows::Rows;
 pub use scheduler::{Coefficients, Conversion, Prediction, Scheduler};

@@ -493,3 +493,39 @@ fn a_changed_schedule_turns_one_paths_gaussian_velocity_into_the_others() {
     assert!(message.contains("target:0.01") && message.contains("σ_min"), "{message}");
     assert!(ScheduleChange::new(blurred, Scheduler::Cosine).is_err());
 }
+
+/// The score objective's batch: x_t as the velocity's, and a target and row weight that make the
+/// weighted error [SF]2M's ‖λ_t·s + ε‖² (so λ_t·target = −ε, weight λ_t², λ_t = 2s_t/σ²);
+/// refused without noise.
+#[test]
+fn the_score_objective_targets_minus_the_noise_over_lambda() {
+    use flow_path::Objective;
+
+    let (x0, x1, noise) = (rows(6, 2, 0.3), rows(6, 2, 1.7), rows(6, 2, -0.9));
+    let times = [0.0f32, 0.1, 0.35, 0.5, 0.8, 0.97];
+    for path in [AffinePath::bridge(0.7).expect("σ"), AffinePath::new(Scheduler::Cosine, 0.2).expect("σ")] {
+        let velocity = path.sample(&x0, &x1, &times, Some(&noise)).expect("batch");
+        let score = path.sample_for(Objective::Score, &x0, &x1, &times, Some(&noise)).expect("batch");
+        assert_eq!(score.x_t, velocity.x_t);
+        let weights = score.weights.expect("weighted");
+        for (i, &t) in times.iter().enumerate() {
+            let lambda = 2.0 * path.noise_at(f64::from(t)).0 / (path.sigma * path.sigma + 1e-8);
+            assert!((f64::from(weights[i]) - lambda * lambda).abs() < 1e-5 * (1.0 + lambda * lambda));
+            for j in 0..2 {
+                let residual = lambda * f64::from(score.target[[i, j]]) + f64::from(noise[[i, j]]);
+                // Where λ = 0 (the bridge at t = 0) the row is left out: target and weight 0.
+                let expected = if lambda > 0.0 { 0.0 } else { f64::from(noise[[i, j]]) };
+                assert!((residual - expected).abs() < 1e-5, "{} at t = {t}: {residual}", path.describe());
+            }
+        }
+        assert!(
+            path.sample_for(Objective::Velocity, &x0, &x1, &times, Some(&noise))
+                .expect("batch")
+                .weights
+                .is_none()
+        );
+    }
+    let line = AffinePath::LINE.sample_for(Objective::Score, &x0, &x1, &times, None);
+    assert!(matches!(line, Err(PathError::ScoreWithoutNoise)));
+    assert_eq!("score".parse::<Objective>(), Ok(Objective::Score));
+}

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use flow_model::VelocityNet;
-use flow_path::AffinePath;
+use flow_path::{AffinePath, Objective};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -133,6 +133,8 @@ pub struct TrainConfig {
     pub time_sampling: TimeSampling,
     /// Where xₜ and its target velocity come from (default: the straight line, σ = 0).
     pub path: AffinePath,
+    /// What the network regresses onto: the path's velocity (a flow) or \[SF\]2M's score.
+    pub objective: Objective,
     pub seed: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
@@ -152,6 +154,7 @@ impl Default for TrainConfig {
             ema: None,
             time_sampling: TimeSampling::Uniform,
             path: AffinePath::LINE,
+            objective: Objective::Velocity,
             seed: 0,
             checkpoint_every: 1000,
             condition_dropout: 0.0,
@@ -185,6 +188,9 @@ impl TrainConfig {
                 json["path_sigma"] = self.path.sigma.into();
             }
         }
+        if self.objective != Objective::Velocity {
+            json["objective"] = self.objective.name().into();
+        }
         json
     }
 
@@ -210,6 +216,10 @@ impl TrainConfig {
             },
             time_sampling: TimeSampling::parse(value["time_sampling"].as_str()?).ok()?,
             path: AffinePath::named(name, sigma).ok()?,
+            objective: match value.get("objective") {
+                Some(name) => name.as_str()?.parse().ok()?,
+                None => Objective::Velocity,
+            },
             seed: value["seed"].as_u64()?,
             checkpoint_every: count("checkpoint_every")?,
             condition_dropout: value.get("condition_dropout").map_or(Some(0.0), Value::as_f64)?,
@@ -239,6 +249,9 @@ impl TrainConfig {
             && !(decay > 0.0 && decay < 1.0)
         {
             return Err(TrainError::Config(format!("EMA decay must be in (0, 1), not {decay}")));
+        }
+        if self.objective == Objective::Score && !self.path.needs_noise() {
+            return Err(flow_path::PathError::ScoreWithoutNoise.into());
         }
         if !(0.0..1.0).contains(&self.condition_dropout) {
             return Err(TrainError::Config(format!(
@@ -394,7 +407,7 @@ fn train_in_dir(
         let lr = config.lr_schedule.rate(config.lr, step, config.steps);
         let last = step + 1 == config.steps;
         let inputs = (&batch, times.as_slice(), noise.as_ref());
-        upcoming = engine.step(net, inputs, &config.path, (lr, config.ema), || {
+        upcoming = engine.step(net, inputs, (&config.path, config.objective), (lr, config.ema), || {
             (!last).then(|| draw(&mut rng)).transpose()
         })??;
 

@@ -1347,6 +1347,109 @@ fn every_path_learns_the_closed_form_velocity_of_a_gaussian_flow() {
     assert_moments(middle, half.map(|m| m.mean), half.map(|m| m.variance), 0.1, "straight half-way");
 }
 
+/// \[SF\]2M: a network trained with the score objective on the bridge (and on I-CFM's noisy
+/// line) from the standard Gaussian onto a Gaussian learns (σ²/2)·∇log p_t, against the
+/// closed form −(σ²/2)(x − mean_t)/variance_t; both engines take the same weighted steps; and
+/// the flow with its learned score, integrated as the bridge's SDE, carries the source onto
+/// the target. A score objective without noise is refused.
+#[test]
+fn the_score_objective_learns_the_bridges_analytic_score_on_both_backends() {
+    use flow_ode::{Record, TimeGrid};
+    use flow_path::{AffinePath, Objective, Scheduler};
+    use tch::{Kind, Tensor};
+
+    let pairs = PairSource::independent(gaussian(), gaussian_target()).expect("2-D");
+    let bridge = AffinePath::bridge(0.5).expect("σ");
+    for path in [bridge, AffinePath::new(Scheduler::Linear, 0.3).expect("σ")] {
+        let mut net = fresh_net(7);
+        let config = TrainConfig {
+            path,
+            objective: Objective::Score,
+            lr: 8e-3,
+            lr_schedule: flow_train::LrSchedule::Cosine,
+            ..short(1500, 512)
+        };
+        train(&mut net, &pairs, &config, &in_memory()).expect("trains");
+        let half_variance = 0.5 * path.sigma * path.sigma;
+        let (mut error, mut size) = (0.0f64, 0.0f64);
+        for t in [0.2, 0.5, 0.8] {
+            let marginals = [0, 1].map(|j| path.gaussian_marginal(t, GAUSS_MEAN[j], GAUSS_VARIANCE[j]));
+            let mut points = Vec::new();
+            for a in 0..7 {
+                for b in 0..7 {
+                    for (j, offset) in [(0, a), (1, b)] {
+                        let m = marginals[j];
+                        points.push((m.mean + (offset as f64 - 3.0) / 1.5 * m.variance.sqrt()) as f32);
+                    }
+                }
+            }
+            let x = Tensor::from_slice(&points).view([49, 2]);
+            let times = Tensor::full([49, 1], t, (Kind::Float, Device::Cpu));
+            let s =
+                Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x, &times)).view([-1])).expect("floats");
+            for (i, &found) in s.iter().enumerate() {
+                let m = marginals[i % 2];
+                let expected = -half_variance * (f64::from(points[i]) - m.mean) / m.variance;
+                error += (f64::from(found) - expected).powi(2);
+                size += expected.powi(2);
+            }
+        }
+        let relative = (error / size).sqrt();
+        assert!(
+            relative < 0.15,
+            "{}: score off the closed form by {relative:.3} of its size",
+            path.describe()
+        );
+    }
+
+    // The weighted loss, step by step, on the native kernels and on libtorch.
+    let start = fresh_net(9);
+    let run = |backend| {
+        let mut net = start.try_clone().expect("a copy");
+        let config = TrainConfig { path: bridge, objective: Objective::Score, lr: 3e-3, ..short(100, 256) };
+        train(&mut net, &pairs, &config, &in_memory_on(backend)).expect("trains").losses
+    };
+    let (native, torch) = (run(Backend::Native), run(Backend::Libtorch));
+    for (step, (a, b)) in native.iter().zip(&torch).enumerate() {
+        assert!((a - b).abs() < 1e-3 * b.abs().max(1e-3), "step {}: native {a}, libtorch {b}", step + 1);
+    }
+
+    // The flow and its score on the same batches (the same seed), sampled as the bridge's SDE.
+    let mut flow = fresh_net(11);
+    let flow_config = TrainConfig {
+        path: bridge,
+        lr: 8e-3,
+        lr_schedule: flow_train::LrSchedule::Cosine,
+        ..short(1500, 512)
+    };
+    train(&mut flow, &pairs, &flow_config, &in_memory()).expect("trains");
+    let mut score = fresh_net(12);
+    train(
+        &mut score,
+        &pairs,
+        &TrainConfig { objective: Objective::Score, ..flow_config.clone() },
+        &in_memory(),
+    )
+    .expect("trains");
+    let sde = Integrator::new(&flow, runtime())
+        .expect("integrates")
+        .with_learned_score(&score, runtime(), (bridge, 3))
+        .expect("the same backend");
+    let start = gaussian().draw(4000, &mut flow_data::seeded_rng(43)).expect("points");
+    let grid = TimeGrid::uniform(100).expect("steps");
+    let solved =
+        sde.integrate(&start, &grid, Solver::EulerMaruyama { noise: 1.0 }, Record::Nothing).expect("samples");
+    assert_eq!(solved.nfe, 200, "a flow and a score evaluation per step");
+    assert_moments(&solved.points, GAUSS_MEAN, GAUSS_VARIANCE, 0.1, "[SF]2M's SDE");
+
+    let noiseless = TrainConfig { objective: Objective::Score, ..short(5, 8) };
+    assert!(noiseless.validate().unwrap_err().to_string().contains("needs a noisy path"));
+    let json = TrainConfig { path: bridge, objective: Objective::Score, ..short(5, 8) }.to_json();
+    assert_eq!(json["objective"], "score");
+    assert_eq!(TrainConfig::from_json(&json).expect("reads back").objective, Objective::Score);
+    assert!(short(5, 8).to_json().get("objective").is_none());
+}
+
 /// torchcfm's benchmark network and optimiser: SELU and AdamW's decoupled weight decay train
 /// alike on both engines step by step, and the decay shrinks the weights against plain Adam.
 #[test]

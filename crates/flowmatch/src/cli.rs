@@ -211,6 +211,12 @@ pub struct TrainArgs {
     /// Noise scale σ of the path: x_t gains σ·ε, ε ~ N(0, I) fresh every step (torchcfm's I-CFM σ; 0: none); for --path bridge, the bridge's σ.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative_float)]
     pub sigma: f64,
+    /// Learn SF2M's score instead of the velocity: the network s regresses ‖λ_t·s + ε‖²
+    /// (λ_t = 2σ_t/σ²), so s = (σ²/2)·∇log p_t. Needs a noisy path (--path bridge, or
+    /// --sigma > 0). Train it with the flow's settings and seed (the same batches), then
+    /// `sample --model FLOW --score SCORE` integrates the SDE dx = [v + s] dt + σ dW.
+    #[arg(long)]
+    pub score: bool,
     /// Units per hidden layer of the velocity MLP.
     #[arg(long, default_value_t = 64, value_parser = positive())]
     pub hidden: usize,
@@ -356,6 +362,11 @@ pub struct SampleArgs {
     /// the model's own path must be one of them, without noise [default: the model's own].
     #[arg(long, value_name = "SCHEDULER")]
     pub path: Option<flow_path::Scheduler>,
+    /// SF2M: a score network trained with `train --score` on the model's path (and its
+    /// settings and seed); with --solver euler-maruyama, integrates dx = [v + G²·s] dt + G·σ dW
+    /// (--noise G, 1 by default: the Schrödinger bridge's SDE), every step noisy.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["path", "reverse"])]
+    pub score: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Output file, .csv or .npy.

@@ -116,7 +116,8 @@ impl From<flow_path::PathError> for CliError {
             flow_path::PathError::UnknownName(_)
             | flow_path::PathError::Sigma(_)
             | flow_path::PathError::BridgeSigma(_)
-            | flow_path::PathError::Reschedule(_) => CliError::Usage(error.to_string()),
+            | flow_path::PathError::Reschedule(_)
+            | flow_path::PathError::ScoreWithoutNoise => CliError::Usage(error.to_string()),
             _ => CliError::Runtime(error.to_string()),
         }
     }

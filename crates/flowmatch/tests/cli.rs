@@ -344,6 +344,46 @@ fn stochastic_samplers_repeat_with_their_seed_and_refuse_models_without_a_score(
     ]);
     let student = format!("{reflowed}/model.safetensors");
     fails(&["sample", "--model", &student, "--solver", "euler-maruyama", "--out", &out], 2, "reflow model");
+
+    // [SF]2M: a flow and a score network on the bridge, sampled together as its SDE.
+    let bridge = ["--path", "bridge", "--sigma", "1"];
+    let flow = train_small(&scratch, "sb-flow", &bridge);
+    let score = train_small(&scratch, "sb-score", &[&bridge[..], &["--score"]].concat());
+    let header = std::fs::read(&score).expect("checkpoint");
+    assert!(String::from_utf8_lossy(&header[..2048.min(header.len())]).contains(r#""objective":"score""#));
+    let sde = scratch.path("sf2m.csv");
+    let args = ["sample", "--model", &flow, "--score", &score, "--n", "30", "--steps", "10"];
+    let output = succeeds(&[&args[..], &["--solver", "euler-maruyama", "--out", &sde]].concat());
+    assert!(stderr(&output).contains("20 velocity evaluations"), "{}", stderr(&output));
+    assert_eq!(lines(&sde).len(), 31);
+    fails(
+        &[&args[..], &["--out", &out]].concat(),
+        2,
+        "--score drives the SDE, which --solver euler-maruyama",
+    );
+    fails(&["sample", "--model", &score, "--out", &out], 2, "is a score network (train --score), not a flow");
+    let swapped = ["sample", "--model", &flow, "--score", &flow, "--solver", "euler-maruyama", "--out", &out];
+    fails(&swapped, 2, "is a flow, not a score network");
+    let other = train_small(&scratch, "sb-other", &["--path", "bridge", "--sigma", "0.5", "--score"]);
+    let mismatched =
+        ["sample", "--model", &flow, "--score", &other, "--solver", "euler-maruyama", "--out", &out];
+    fails(&mismatched, 1, "was trained on the path `bridge, σ = 0.5`, the flow on `bridge, σ = 1`");
+    fails(
+        &[
+            "train",
+            "--score",
+            "--target",
+            "moons",
+            "--steps",
+            "5",
+            "--device",
+            "cpu",
+            "--out",
+            &scratch.path("no-noise"),
+        ],
+        2,
+        "the score objective needs a noisy path",
+    );
     scratch.assert_no_temp_files();
 }
 

@@ -2,7 +2,7 @@
 //! flow-native's fused CPU kernels (f32, raw time, CPU), behind one interface,
 //! and the batches each wants.
 
-use flow_path::AffinePath;
+use flow_path::{AffinePath, Objective};
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
@@ -105,15 +105,15 @@ impl Engine {
         }
     }
 
-    /// One regression step of v(xₜ, t) onto the path's target velocity at
-    /// rate `lr` (xₜ and the target from `path`, with `noise` rows when its
-    /// σ > 0); `meanwhile` runs on this thread while the native kernels
+    /// One regression step of v(xₜ, t) onto the path's target velocity (or, for the score
+    /// objective, its weighted score target) at rate `lr` (xₜ and the target from `path`, with
+    /// `noise` rows when its σ > 0); `meanwhile` runs on this thread while the native kernels
     /// compute (after the step on libtorch), and its result is returned.
     pub fn step<T>(
         &mut self,
         net: &mut VelocityNet,
         (batch, times, noise): (&Batch, &[f32], Option<&Array2<f32>>),
-        path: &AffinePath,
+        (path, objective): (&AffinePath, Objective),
         (lr, ema): (f64, Option<f64>),
         meanwhile: impl FnOnce() -> T,
     ) -> Result<T> {
@@ -123,14 +123,21 @@ impl Engine {
                 let t = Tensor::from_slice(times).view([-1, 1]).to_kind(kind).to_device(net.device());
                 let noise = noise.map(|noise| TensorState(crate::array_to_tensor(noise, kind, net.device())));
                 let (x0, x1) = (TensorState(x0.shallow_clone()), TensorState(x1.shallow_clone()));
-                let sample = path.sample(&x0, &x1, times, noise.as_ref())?;
+                let sample = path.sample_for(objective, &x0, &x1, times, noise.as_ref())?;
                 let (position, velocity) = (sample.x_t.0, sample.target.0);
-                // One fused operation (and one backward node), as `nn.functional.mse_loss`.
                 let predicted = match features {
                     Some(features) => net.forward_conditioned(&position, &t, features),
                     None => net.forward(&position, &t),
                 };
-                let loss = predicted.mse_loss(&velocity, tch::Reduction::Mean);
+                let loss = match &sample.weights {
+                    // One fused operation (and one backward node), as `nn.functional.mse_loss`.
+                    None => predicted.mse_loss(&velocity, tch::Reduction::Mean),
+                    Some(weights) => {
+                        let weights =
+                            Tensor::from_slice(weights).view([-1, 1]).to_kind(kind).to_device(net.device());
+                        ((predicted - velocity).square() * weights).mean(kind)
+                    }
+                };
                 loss.backward();
                 adam.lr = lr;
                 let mut parameters = net.flat_parameters().shallow_clone();
@@ -147,15 +154,16 @@ impl Engine {
                 State::Native { mlp, workspace, adam, average, pending, inputs },
                 Batch::Rows { x0, x1, features },
             ) => {
-                let sample = path.sample(x0, x1, times, noise)?;
+                let sample = path.sample_for(objective, x0, x1, times, noise)?;
                 VelocityNet::host_inputs(&sample.x_t, |i| times[i], features, inputs);
                 // Arrays the path computes are in standard layout: the targets as they lie.
                 let targets = sample
                     .target
                     .as_slice()
                     .ok_or_else(|| ModelError::Internal("path targets out of row order".into()))?;
+                let weights = sample.weights.as_deref();
                 let ((loss, gradient), side) =
-                    workspace.loss_and_gradient_while(mlp, inputs, targets, meanwhile)?;
+                    workspace.weighted_loss_and_gradient_while(mlp, (inputs, targets, weights), meanwhile)?;
                 adam.lr = lr;
                 adam.update(mlp.parameters_mut(), gradient);
                 if let (Some(average), Some(decay)) = (average, ema) {

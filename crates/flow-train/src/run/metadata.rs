@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_data::{ConditionSpec, Dataset, PointSource};
-use flow_path::{AffinePath, PathName, Scheduler};
+use flow_path::{AffinePath, Objective, PathName, Scheduler};
 
 use crate::{Coupling, Result, TrainError};
 
@@ -91,6 +91,9 @@ pub struct RunMetadata {
     /// How a flow-matching run paired its sources and targets (absent from the header:
     /// independent, as every checkpoint before the entry existed reads).
     pub coupling: Coupling,
+    /// What the network predicts: the velocity (a flow) or \[SF\]2M's score (absent from the
+    /// header: the velocity, as every checkpoint before the entry).
+    pub objective: Objective,
 }
 
 impl Default for RunMetadata {
@@ -106,6 +109,7 @@ impl Default for RunMetadata {
             path: AffinePath::LINE,
             condition_dropout: None,
             coupling: Coupling::Independent,
+            objective: Objective::Velocity,
         }
     }
 }
@@ -168,6 +172,9 @@ impl RunMetadata {
         if let Some(dropout) = self.condition_dropout {
             header.insert("condition_dropout".to_owned(), dropout.to_string());
         }
+        if self.objective != Objective::Velocity {
+            header.insert("objective".to_owned(), self.objective.name().to_owned());
+        }
         // Only when planned, so independent runs' checkpoints keep the bytes they always had.
         if self.coupling != Coupling::Independent {
             header.insert("coupling".to_owned(), self.coupling.to_string());
@@ -221,12 +228,17 @@ impl RunMetadata {
             Some(text) => text.parse().map_err(|e| bad_entry("coupling", e))?,
             None => Coupling::Independent,
         };
+        let objective = match header.get("objective") {
+            Some(text) => text.parse().map_err(|e| bad_entry("objective", e))?,
+            None => Objective::Velocity,
+        };
         Ok(RunMetadata {
             kind,
             source,
             target,
             path,
             coupling,
+            objective,
             teacher: header.get("teacher").map(PathBuf::from),
             step: number(header, "step")?,
             reflow_round: number(header, "reflow_round")?,

@@ -126,6 +126,29 @@ pub fn target_ref(args: &TargetArgs) -> Option<PointsRef> {
 }
 
 pub fn load_model(path: &Path, device: Device) -> Result<TrainedModel> {
+    let checkpoint = load_checkpoint(path, device)?;
+    if checkpoint.metadata.objective == flow_path::Objective::Score {
+        return Err(CliError::usage(format!(
+            "{} is a score network (train --score), not a flow: give it as sample --score beside its flow model",
+            path.display()
+        )));
+    }
+    Ok(checkpoint)
+}
+
+/// A network trained with `--score`, for `sample --score`.
+pub fn load_score_model(path: &Path, device: Device) -> Result<TrainedModel> {
+    let checkpoint = load_checkpoint(path, device)?;
+    if checkpoint.metadata.objective != flow_path::Objective::Score {
+        return Err(CliError::usage(format!(
+            "{} is a flow, not a score network: train one with --score on the flow's path, settings and seed",
+            path.display()
+        )));
+    }
+    Ok(checkpoint)
+}
+
+fn load_checkpoint(path: &Path, device: Device) -> Result<TrainedModel> {
     // A FIFO or a device would block the read or never end it.
     if let Ok(metadata) = std::fs::metadata(path)
         && !metadata.is_file()

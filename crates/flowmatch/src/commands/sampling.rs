@@ -9,7 +9,10 @@ use flow_model::{Integrator, PointsSolution};
 use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 
-use super::{check_dimension, check_points_budget, guide, load_model, ready_for, runtime, solver, target};
+use super::{
+    check_dimension, check_points_budget, guide, load_model, load_score_model, ready_for, runtime, solver,
+    target,
+};
 use crate::cli::{EvalArgs, LogprobArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
 
@@ -19,10 +22,27 @@ fn extension(path: &Path) -> String {
 
 pub fn sample(args: SampleArgs) -> Result<()> {
     files::check_output_path(&args.out)?;
-    let inputs: Vec<&Path> =
-        [Some(args.model.as_path()), args.input.as_deref()].into_iter().flatten().collect();
+    let inputs: Vec<&Path> = [Some(args.model.as_path()), args.input.as_deref(), args.score.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
     files::check_not_an_input(&args.out, &inputs)?;
-    let solver = solver(&args.solver)?;
+    let mut solver = solver(&args.solver)?;
+    if args.score.is_some() {
+        if solver.kind() != flow_ode::SolverKind::EulerMaruyama {
+            return Err(CliError::usage(format!(
+                "--score drives the SDE, which --solver euler-maruyama integrates (not {})",
+                solver.name()
+            )));
+        }
+        if args.guidance.condition.is_some() {
+            return Err(CliError::usage("--score samples unconditional flows only; drop --condition"));
+        }
+        if args.solver.noise.is_none() {
+            // The Schrödinger bridge's own SDE: g = σ.
+            solver = solver.with_noise(1.0)?;
+        }
+    }
     if args.reverse && solver.is_stochastic() {
         return Err(CliError::usage(format!(
             "--reverse with --solver {}: the stochastic samplers run from the source to the data only",
@@ -36,7 +56,21 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if let Some(sampled) = args.path {
         model = model.with_schedule(schedule_change(&checkpoint.metadata.path, sampled)?);
     }
-    let model = ready_for(model, solver, &checkpoint, args.runtime.seed)?;
+    let model = match &args.score {
+        Some(path) => {
+            let score = load_score_model(path, device)?;
+            if score.metadata.path != checkpoint.metadata.path {
+                return Err(CliError::runtime(format!(
+                    "{} was trained on the path `{}`, the flow on `{}`",
+                    path.display(),
+                    score.metadata.path.describe(),
+                    checkpoint.metadata.path.describe()
+                )));
+            }
+            model.with_learned_score(&score.net, runtime, (checkpoint.metadata.path, args.runtime.seed))?
+        }
+        None => ready_for(model, solver, &checkpoint, args.runtime.seed)?,
+    };
     let start = match &args.input {
         Some(path) => {
             let points = files::read_points(path)?;

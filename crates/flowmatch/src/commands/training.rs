@@ -6,6 +6,7 @@ use flow_data::Dataset;
 use flow_data::PointSource;
 use flow_model::{ModelConfig, Precision, VelocityNet};
 use flow_ode::Solver;
+use flow_path::Objective;
 use flow_train::{
     Pairs, PointsRef, RUN_RECORD_FILE, ReflowSettings, RunMetadata, RunOptions, RunRecord, RunSpec,
     TeacherSettings, TrainConfig, TrainReport,
@@ -129,6 +130,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
             args.path
         )));
     }
+    let objective = if args.score { Objective::Score } else { Objective::Velocity };
+    if args.score && !path.needs_noise() {
+        return Err(flow_path::PathError::ScoreWithoutNoise.into());
+    }
+    if args.score && conditional {
+        return Err(CliError::usage("--score learns unconditional scores only; drop --condition"));
+    }
     let config = TrainConfig {
         steps: args.steps,
         batch_size: args.batch_size,
@@ -138,6 +146,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         ema: optimiser.ema,
         time_sampling: args.time_sampling,
         path,
+        objective,
         seed: args.runtime.seed,
         checkpoint_every: args.checkpoint_every,
         condition_dropout: if conditional {
@@ -151,6 +160,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         condition_dropout: conditional.then_some(config.condition_dropout),
         path,
         coupling: args.coupling,
+        objective,
         ..RunMetadata::flow_matching(source_ref, target_ref(&args.target))
     };
     let target_label = metadata.target.as_ref().map(flow_train::PointsRef::label).unwrap_or_default();
@@ -222,6 +232,7 @@ pub fn reflow(args: ReflowArgs) -> Result<()> {
             ema: optimiser.ema,
             time_sampling: args.time_sampling,
             path: flow_path::AffinePath::LINE,
+            objective: Objective::Velocity,
             seed: args.runtime.seed,
             checkpoint_every: args.checkpoint_every,
             condition_dropout: 0.0,
