@@ -1267,6 +1267,28 @@ fn assert_moments(points: &ndarray::Array2<f32>, mean: [f64; 2], variance: [f64;
     }
 }
 
+/// A 7 × 7 grid spanning ±2 standard deviations of x_t's two coordinates, row-major.
+fn marginal_grid(marginals: &[flow_path::GaussianMarginal; 2]) -> Vec<f32> {
+    let mut points = Vec::new();
+    for a in 0..7 {
+        for b in 0..7 {
+            for (j, offset) in [(0, a), (1, b)] {
+                let m = marginals[j];
+                points.push((m.mean + (offset as f64 - 3.0) / 1.5 * m.variance.sqrt()) as f32);
+            }
+        }
+    }
+    points
+}
+
+/// The network's output at 2-D `points` (row-major) and time `t`, flat.
+fn network_at(net: &VelocityNet, points: &[f32], t: f64) -> Vec<f32> {
+    let rows = (points.len() / 2) as i64;
+    let x = tch::Tensor::from_slice(points).view([rows, 2]);
+    let times = tch::Tensor::full([rows, 1], t, (tch::Kind::Float, Device::Cpu));
+    Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x, &times)).view([-1])).expect("floats")
+}
+
 /// Every path trained from the standard Gaussian onto a Gaussian learns the closed-form marginal
 /// velocity on a grid around the marginal, and carries the source onto the target; a model
 /// trained on the cosine path and followed along straight lines (flow_matching's
@@ -1276,7 +1298,6 @@ fn assert_moments(points: &ndarray::Array2<f32>, mean: [f64; 2], variance: [f64;
 fn every_path_learns_the_closed_form_velocity_of_a_gaussian_flow() {
     use flow_ode::{Record, TimeGrid};
     use flow_path::{AffinePath, ScheduleChange, Scheduler};
-    use tch::{Kind, Tensor};
 
     let pairs = PairSource::independent(gaussian(), gaussian_target()).expect("2-D");
     let start = gaussian().draw(4000, &mut flow_data::seeded_rng(43)).expect("points");
@@ -1301,19 +1322,8 @@ fn every_path_learns_the_closed_form_velocity_of_a_gaussian_flow() {
         let (mut error, mut size) = (0.0f64, 0.0f64);
         for t in [0.2, 0.5, 0.8] {
             let marginals = [0, 1].map(|j| path.gaussian_marginal(t, GAUSS_MEAN[j], GAUSS_VARIANCE[j]));
-            let mut points = Vec::new();
-            for a in 0..7 {
-                for b in 0..7 {
-                    for (j, offset) in [(0, a), (1, b)] {
-                        let m = marginals[j];
-                        points.push((m.mean + (offset as f64 - 3.0) / 1.5 * m.variance.sqrt()) as f32);
-                    }
-                }
-            }
-            let x = Tensor::from_slice(&points).view([49, 2]);
-            let times = Tensor::full([49, 1], t, (Kind::Float, Device::Cpu));
-            let v =
-                Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x, &times)).view([-1])).expect("floats");
+            let points = marginal_grid(&marginals);
+            let v = network_at(&net, &points, t);
             for (i, &found) in v.iter().enumerate() {
                 let expected = marginals[i % 2].velocity(f64::from(points[i]));
                 error += (f64::from(found) - expected).powi(2);
@@ -1356,7 +1366,6 @@ fn every_path_learns_the_closed_form_velocity_of_a_gaussian_flow() {
 fn the_score_objective_learns_the_bridges_analytic_score_on_both_backends() {
     use flow_ode::{Record, TimeGrid};
     use flow_path::{AffinePath, Objective, Scheduler};
-    use tch::{Kind, Tensor};
 
     let pairs = PairSource::independent(gaussian(), gaussian_target()).expect("2-D");
     let bridge = AffinePath::bridge(0.5).expect("σ");
@@ -1374,19 +1383,8 @@ fn the_score_objective_learns_the_bridges_analytic_score_on_both_backends() {
         let (mut error, mut size) = (0.0f64, 0.0f64);
         for t in [0.2, 0.5, 0.8] {
             let marginals = [0, 1].map(|j| path.gaussian_marginal(t, GAUSS_MEAN[j], GAUSS_VARIANCE[j]));
-            let mut points = Vec::new();
-            for a in 0..7 {
-                for b in 0..7 {
-                    for (j, offset) in [(0, a), (1, b)] {
-                        let m = marginals[j];
-                        points.push((m.mean + (offset as f64 - 3.0) / 1.5 * m.variance.sqrt()) as f32);
-                    }
-                }
-            }
-            let x = Tensor::from_slice(&points).view([49, 2]);
-            let times = Tensor::full([49, 1], t, (Kind::Float, Device::Cpu));
-            let s =
-                Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x, &times)).view([-1])).expect("floats");
+            let points = marginal_grid(&marginals);
+            let s = network_at(&net, &points, t);
             for (i, &found) in s.iter().enumerate() {
                 let m = marginals[i % 2];
                 let expected = -half_variance * (f64::from(points[i]) - m.mean) / m.variance;
