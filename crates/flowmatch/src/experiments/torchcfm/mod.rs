@@ -23,7 +23,7 @@ use std::time::Instant;
 use flow_data::{Dataset, PointSource};
 use flow_model::{Architecture, Integrator, Mlp, ModelConfig, VelocityNet};
 use flow_ode::{Record, Solver, TimeGrid};
-use flow_path::{AffinePath, Scheduler};
+use flow_path::{AffinePath, Objective, Scheduler};
 use flow_train::{Coupling, PairMode, PairSource, ReflowSettings, RunMetadata, RunOptions, TrainConfig};
 use ndarray::Array2;
 
@@ -105,10 +105,15 @@ pub enum Method {
     Cosine,
     /// Ours: reflow of [`Method::OtLine`].
     ReflowOt,
+    /// \[SF\]2M with independent pairs: the bridge's flow and its learned score, sampled by
+    /// the SDE.
+    Sf2mI,
+    /// \[SF\]2M on exact OT pairs.
+    Sf2mExact,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 11] = [
         Method::OtCfm,
         Method::ICfm,
         Method::Fm,
@@ -118,6 +123,8 @@ impl Method {
         Method::OtLine,
         Method::Cosine,
         Method::ReflowOt,
+        Method::Sf2mI,
+        Method::Sf2mExact,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +138,8 @@ impl Method {
             Method::OtLine => "ours: OT line, σ = 0",
             Method::Cosine => "ours: cosine, σ = 0",
             Method::ReflowOt => "ours: reflow of OT line",
+            Method::Sf2mI => "[SF]2M-I (σ = 1, SDE)",
+            Method::Sf2mExact => "[SF]2M-Exact (σ = 1, SDE)",
         }
     }
 
@@ -145,6 +154,8 @@ impl Method {
             Method::OtLine => "otline",
             Method::Cosine => "cosine",
             Method::ReflowOt => "reflow-otline",
+            Method::Sf2mI => "sf2m-i",
+            Method::Sf2mExact => "sf2m-exact",
         }
     }
 
@@ -155,7 +166,7 @@ impl Method {
             Method::OtCfm | Method::ICfm => line(0.1),
             Method::Fm => AffinePath { scheduler: Scheduler::Target { sigma_min: 0.1 }, ..AffinePath::LINE },
             // sbcfm.yaml: sigma_min 1.0, the bridge's σ.
-            Method::SbCfm => {
+            Method::SbCfm | Method::Sf2mI | Method::Sf2mExact => {
                 AffinePath { sigma: 1.0, noise: flow_path::NoiseShape::Bridge, ..AffinePath::LINE }
             }
             Method::Cosine => AffinePath { scheduler: Scheduler::Cosine, ..AffinePath::LINE },
@@ -165,7 +176,7 @@ impl Method {
 
     fn coupling(self) -> Coupling {
         match self {
-            Method::OtCfm | Method::OtLine => Coupling::Ot,
+            Method::OtCfm | Method::OtLine | Method::Sf2mExact => Coupling::Ot,
             // cfm_module.py: OTPlanSampler(method = "sinkhorn", reg = 2σ²) on squared distances.
             Method::SbCfm => Coupling::SinkhornAbsolute(2.0),
             _ => Coupling::Independent,
@@ -179,6 +190,11 @@ impl Method {
             Method::ReflowOt => Some(Method::OtLine),
             _ => None,
         }
+    }
+
+    /// Whether it learns a score beside its flow and is sampled by the SDE.
+    fn learns_score(self) -> bool {
+        matches!(self, Method::Sf2mI | Method::Sf2mExact)
     }
 
     /// FM starts from the Gaussian's own samples: two-dim-cfm.sh leaves it out of moons → 8gaussians.
@@ -215,6 +231,13 @@ impl Method {
                 (Some(0.283), Some(0.130)),
                 (Some(0.345), Some(0.099)),
             ],
+            // \[SF\]2M Table 2 (W2 means).
+            Method::Sf2mI => {
+                [(Some(0.393), None), (Some(1.482), None), (Some(0.185), None), (Some(0.201), None)]
+            }
+            Method::Sf2mExact => {
+                [(Some(0.275), None), (Some(0.726), None), (Some(0.124), None), (Some(0.128), None)]
+            }
             _ => [(None, None); 4],
         }
     }
@@ -346,9 +369,16 @@ fn unless_busy<T>(result: flow_train::Result<T>) -> Result<std::result::Result<T
 
 impl Runs {
     fn dir(&self, task: Task, method: Method, seed: u64) -> PathBuf {
+        self.dir_of(task, method, seed, Objective::Velocity)
+    }
+
+    /// The run directory of a method's flow, or (`Objective::Score`) of its score network.
+    fn dir_of(&self, task: Task, method: Method, seed: u64, objective: Objective) -> PathBuf {
         let p = self.protocol;
         let quick = if self.quick { "-quick" } else { "" };
-        let name = format!("{}-{}-{}x{}-seed{seed}{quick}", task.slug(), method.slug(), p.steps, p.batch);
+        let part = if objective == Objective::Score { "-score" } else { "" };
+        let slug = method.slug();
+        let name = format!("{}-{slug}{part}-{}x{}-seed{seed}{quick}", task.slug(), p.steps, p.batch);
         self.out.join("checkpoints").join("torchcfm-2d").join(name)
     }
 
@@ -369,9 +399,23 @@ impl Runs {
         seed: u64,
         split: &Split,
     ) -> Result<std::result::Result<VelocityNet, Unfinished>> {
-        let dir = self.dir(task, method, seed);
+        self.network(task, (method, Objective::Velocity), seed, split)
+    }
+
+    /// A method's flow or (`Objective::Score`) its score network, trained on the same batches
+    /// (the same seed): finished before, resumed, or trained now.
+    fn network(
+        &self,
+        task: Task,
+        (method, objective): (Method, Objective),
+        seed: u64,
+        split: &Split,
+    ) -> Result<std::result::Result<VelocityNet, Unfinished>> {
+        let dir = self.dir_of(task, method, seed, objective);
         let model_file = dir.join(flow_train::MODEL_FILE);
-        let finished = dir.join(SCORES_FILE).is_file() && model_file.is_file() && !self.retrain;
+        // A score network is finished with its model; a flow once scored.
+        let scored = objective == Objective::Score || dir.join(SCORES_FILE).is_file();
+        let finished = scored && model_file.is_file() && !self.retrain;
         if finished {
             return Ok(Ok(flow_model::checkpoint::load(&model_file, self.device)?.net));
         }
@@ -382,8 +426,9 @@ impl Runs {
         if self.retrain {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let label = format!("{} {}, seed {seed}", task.slug(), method.slug());
-        let metadata = RunMetadata { path: method.path(), ..RunMetadata::default() };
+        let part = if objective == Objective::Score { " score" } else { "" };
+        let label = format!("{} {}{part}, seed {seed}", task.slug(), method.slug());
+        let metadata = RunMetadata { path: method.path(), objective, ..RunMetadata::default() };
         let options = RunOptions {
             out_dir: Some(dir.clone()),
             resume: dir.join(flow_train::STATE_FILE).is_file(),
@@ -426,9 +471,11 @@ impl Runs {
             method.coupling(),
             self.protocol.batch,
         )?;
-        tch::manual_seed(seed as i64);
+        // The score network starts from other weights, and trains on the flow's batches.
+        let init = if objective == Objective::Score { seed + 1_000 } else { seed };
+        tch::manual_seed(init as i64);
         let mut net = VelocityNet::new(model_config(), self.device)?;
-        let config = train_config(&self.protocol, method, seed, false);
+        let config = TrainConfig { objective, ..train_config(&self.protocol, method, seed, false) };
         let report = match unless_busy(flow_train::train(&mut net, &pairs, &config, &options))? {
             Ok(report) => report,
             Err(busy) => return Ok(Err(busy)),
@@ -438,17 +485,23 @@ impl Runs {
 
     fn scores(
         &self,
-        task: Task,
-        method: Method,
-        seed: u64,
+        (task, method, seed): (Task, Method, u64),
         model: &Integrator,
+        sde: Option<&Integrator>,
         split: &Split,
     ) -> Result<Scores> {
         let dir = self.dir(task, method, seed);
         if let Some(kept) = self.kept_scores(&dir) {
             return Ok(kept);
         }
-        let scores = score(model, split, self.protocol.euler_steps)?;
+        let mut scores = score(model, split, self.protocol.euler_steps)?;
+        if let Some(sde) = sde {
+            // [SF]2M's W2 is the SDE's (torchsde's Euler, dt = 1/steps); NPE stays the ODE's.
+            let grid = TimeGrid::uniform(self.protocol.euler_steps)?;
+            let solver = Solver::EulerMaruyama { noise: 1.0 };
+            let samples = sde.integrate(&split.test_source, &grid, solver, Record::Nothing)?.points;
+            scores.w2 = flow_metrics::wasserstein2(&samples, &split.test_target)?;
+        }
         let text = serde_json::to_string_pretty(&scores).map_err(|e| CliError::runtime(e.to_string()))?;
         flow_data::files::write_atomically(&dir.join(SCORES_FILE), |out| out.write_all(text.as_bytes()))?;
         Ok(scores)
@@ -541,7 +594,26 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             }
         };
         let model = Integrator::new(&net, runtime)?;
-        let scores = runs.scores(task, method, seed, &model, &split)?;
+        let sde = if method.learns_score() {
+            match runs.network(task, (method, Objective::Score), seed, &split)? {
+                Ok(score) => Some(Integrator::new(&net, runtime)?.with_learned_score(
+                    &score,
+                    runtime,
+                    (method.path(), seed),
+                )?),
+                Err(Unfinished::Stopped) => {
+                    stopped = true;
+                    continue;
+                }
+                Err(Unfinished::Busy) => {
+                    incomplete = true;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let scores = runs.scores((task, method, seed), &model, sde.as_ref(), &split)?;
         eprintln!(
             "torchcfm-2d: {} {} seed {seed}: W2 {:.3}, NPE {:.3} ({:.1} s)",
             task.name(),

@@ -127,6 +127,14 @@ pub fn render(table: &Table) -> String {
     );
     let _ = writeln!(
         out,
+        "- \\[SF\\]2M: a flow and a score network (`train --score`: their ‖λ_t·s + ε‖², λ_t = 2σ_t/σ²) trained \
+         on the same batches of the bridge (σ = 1, our assumption: their σ is not in the runner's configs), \
+         independent (-I) or exact OT (-Exact) pairs; W2 of the SDE dx = [v + s] dt + σ dW by Euler–Maruyama \
+         in {} steps (their torchsde Euler at dt = 0.01), NPE of the flow's ODE, as theirs.",
+        p.euler_steps
+    );
+    let _ = writeln!(
+        out,
         "- The floor row: W2 between two independent {}-point draws of the target, what even the exact \
          distribution scores at this sample size (the published W2 include it too).",
         p.test_points
