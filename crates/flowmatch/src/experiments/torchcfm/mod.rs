@@ -413,11 +413,17 @@ impl Runs {
     ) -> Result<std::result::Result<VelocityNet, Unfinished>> {
         let dir = self.dir_of(task, method, seed, objective);
         let model_file = dir.join(flow_train::MODEL_FILE);
-        // A score network is finished with its model; a flow once scored.
-        let scored = objective == Objective::Score || dir.join(SCORES_FILE).is_file();
-        let finished = scored && model_file.is_file() && !self.retrain;
-        if finished {
-            return Ok(Ok(flow_model::checkpoint::load(&model_file, self.device)?.net));
+        // A flow is finished once scored; a score network once its checkpoint has every step
+        // (its intermediate checkpoints, another process's included, are not).
+        if model_file.is_file() && !self.retrain {
+            let checkpoint = flow_train::TrainedModel::load(&model_file, self.device)?;
+            let finished = match objective {
+                Objective::Score => checkpoint.metadata.step == Some(self.protocol.steps),
+                Objective::Velocity => dir.join(SCORES_FILE).is_file(),
+            };
+            if finished {
+                return Ok(Ok(checkpoint.net));
+            }
         }
         // Once stopped, the rest of the run only gathers what is finished.
         if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
