@@ -70,6 +70,9 @@ where
         return Err(OdeError::StochasticBackward { solver: solver.name() }.into());
     }
     let Noise { diffusion, draw } = noise;
+    if let (Diffusion::Constant(_), Solver::Overshoot { .. }) = (diffusion, solver) {
+        return Err(OdeError::OvershootWithoutPath.into());
+    }
     let mut recorder = Recorder::new(record, grid.start(), &x0);
     let mut x = x0;
     let steps = grid.steps();
@@ -77,9 +80,6 @@ where
         let (t, next) = (pair[0], pair[1]);
         x = match (diffusion, solver) {
             (Diffusion::Constant(g), _) if g > 0.0 => {
-                if let Solver::Overshoot { .. } = solver {
-                    return Err(OdeError::OvershootWithoutPath.into());
-                }
                 let v = field.velocity(&x, t)?;
                 let xi = draw(&x);
                 let dt = next - t;

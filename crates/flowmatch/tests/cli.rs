@@ -251,22 +251,10 @@ fn stochastic_samplers_repeat_with_their_seed_and_refuse_models_without_a_score(
         let quiet = sample("quiet.csv", &["--solver", solver, "--noise", "0", "--seed", "3"]);
         assert_eq!(quiet, euler, "{solver} at noise 0");
     }
+    // The pipeline test's trajectory, by a stochastic solver.
     let path = scratch.path("path.csv");
-    succeeds(&[
-        "sample",
-        "--model",
-        &model,
-        "--n",
-        "7",
-        "--steps",
-        "10",
-        "--trajectory",
-        "5",
-        "--solver",
-        "overshoot",
-        "--out",
-        &path,
-    ]);
+    let recorded = ["--n", "7", "--steps", "10", "--trajectory", "5", "--solver", "overshoot"];
+    succeeds(&[&["sample", "--model", &model][..], &recorded, &["--out", &path]].concat());
     assert_eq!(lines(&path).len(), 1 + 3 * 7, "start, step 5, step 10");
     let gif = scratch.path("sde.gif");
     succeeds(&[

@@ -57,6 +57,17 @@ pub fn solver(args: &SolverArgs) -> Result<Solver> {
     })
 }
 
+/// `solver`, unless it is stochastic: `why` the command needs an ODE solver.
+pub fn deterministic(solver: Solver, why: &str) -> Result<Solver> {
+    if solver.is_stochastic() {
+        return Err(CliError::usage(format!(
+            "{why}: --solver {} draws noise; choose an ODE solver",
+            solver.name()
+        )));
+    }
+    Ok(solver)
+}
+
 /// `model` ready for `solver`: a stochastic one gets the path the run trained on (refused,
 /// in one line, for a model whose velocity does not give the score) and the noise of `seed`.
 pub fn ready_for(

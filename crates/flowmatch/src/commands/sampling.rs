@@ -10,8 +10,8 @@ use flow_ode::{Record, Solver, TimeGrid};
 use ndarray::Array2;
 
 use super::{
-    check_dimension, check_points_budget, guide, load_model, load_score_model, ready_for, runtime, solver,
-    target,
+    check_dimension, check_points_budget, deterministic, guide, load_model, load_score_model, ready_for,
+    runtime, solver, target,
 };
 use crate::cli::{EvalArgs, LogprobArgs, PlotArgs, SampleArgs};
 use crate::error::{CliError, Result};
@@ -132,17 +132,6 @@ fn schedule_change(
         )));
     }
     Ok(flow_path::ScheduleChange::new(trained.scheduler, sampled)?)
-}
-
-/// `solver`, unless it is stochastic: `why` the command needs an ODE solver.
-pub fn deterministic(solver: Solver, why: &str) -> Result<Solver> {
-    if solver.is_stochastic() {
-        return Err(CliError::usage(format!(
-            "{why}: --solver {} draws noise; choose an ODE solver",
-            solver.name()
-        )));
-    }
-    Ok(solver)
 }
 
 /// Fewer points than this make the noise floor and MMD meaningless (MMD's

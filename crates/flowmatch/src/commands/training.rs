@@ -207,7 +207,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 pub fn reflow(args: ReflowArgs) -> Result<()> {
-    let teacher_solver = super::sampling::deterministic(
+    let teacher_solver = super::deterministic(
         Solver::new(args.teacher_solver, Solver::DEFAULT_RTOL, Solver::DEFAULT_ATOL)?,
         "reflow's pairs follow the teacher's ODE",
     )?;

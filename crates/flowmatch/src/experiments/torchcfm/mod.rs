@@ -500,14 +500,7 @@ impl Runs {
         if let Some(kept) = self.kept_scores(&dir) {
             return Ok(kept);
         }
-        let mut scores = score(model, split, self.protocol.euler_steps)?;
-        if let Some(sde) = sde {
-            // [SF]2M's W2 is the SDE's (torchsde's Euler, dt = 1/steps); NPE stays the ODE's.
-            let grid = TimeGrid::uniform(self.protocol.euler_steps)?;
-            let solver = Solver::EulerMaruyama { noise: 1.0 };
-            let samples = sde.integrate(&split.test_source, &grid, solver, Record::Nothing)?.points;
-            scores.w2 = flow_metrics::wasserstein2(&samples, &split.test_target)?;
-        }
+        let scores = score(model, sde, split, self.protocol.euler_steps)?;
         let text = serde_json::to_string_pretty(&scores).map_err(|e| CliError::runtime(e.to_string()))?;
         flow_data::files::write_atomically(&dir.join(SCORES_FILE), |out| out.write_all(text.as_bytes()))?;
         Ok(scores)
@@ -516,11 +509,21 @@ impl Runs {
 
 /// Their evaluation: the test sources by Euler in `steps`, W2 against the test targets, and the
 /// path energy Σₖ h‖vₖ‖² (each step's ‖Δx‖²/h) against W2² between the test sources and targets.
-fn score(model: &Integrator, split: &Split, steps: usize) -> Result<Scores> {
+/// With `sde` (\[SF\]2M), W2 is of the SDE's samples (torchsde's Euler, dt = 1/steps) and the
+/// energy stays the flow's ODE's.
+fn score(model: &Integrator, sde: Option<&Integrator>, split: &Split, steps: usize) -> Result<Scores> {
     let grid = TimeGrid::uniform(steps)?;
     let solved = model.integrate(&split.test_source, &grid, Solver::Euler, Record::Every(1))?;
+    let stochastic = match sde {
+        Some(sde) => {
+            let solver = Solver::EulerMaruyama { noise: 1.0 };
+            Some(sde.integrate(&split.test_source, &grid, solver, Record::Nothing)?.points)
+        }
+        None => None,
+    };
+    let samples = stochastic.as_ref().unwrap_or(&solved.points);
     let w2 = flow_metrics::wasserstein2_many(&[
-        (&solved.points, &split.test_target),
+        (samples, &split.test_target),
         (&split.test_source, &split.test_target),
     ])?;
     let h = 1.0 / steps as f64;
